@@ -1,0 +1,1 @@
+//! sparq: an on-device inference runtime for pruned and quantized neural networks.
