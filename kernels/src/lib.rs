@@ -1,2 +1,5 @@
 //! sparq's compute kernels: pure functions on slices. They know nothing of models or files.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
+pub mod isa;
+pub use isa::Isa;
