@@ -131,7 +131,11 @@ fn same_family(a: Isa, b: Isa) -> bool {
 /// The highest tier ≤ `cap` that `best` provides (a cap of another architecture means scalar).
 fn cap_to(best: Isa, cap: Isa) -> Isa {
     if cap == Isa::Scalar || !same_family(best, cap) {
-        return if same_family(best, cap) { cap } else { Isa::Scalar };
+        return if same_family(best, cap) {
+            cap
+        } else {
+            Isa::Scalar
+        };
     }
     best.min(cap)
 }

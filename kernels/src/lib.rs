@@ -1,5 +1,10 @@
 //! sparq's compute kernels: pure functions on slices. They know nothing of models or files.
-#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+#![deny(
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc
+)]
 
 pub mod isa;
+pub mod pool;
 pub use isa::Isa;

@@ -1,0 +1,341 @@
+//! A small persistent thread pool for splitting one kernel call across cores.
+//!
+//! [`ThreadPool::run`] calls `f(0..tasks)` on the caller and the pool's workers and returns when
+//! every call has finished, so `f` may borrow from the caller's stack. Posting a job allocates
+//! nothing. Workers spin briefly after a job (a network runs many short ops back to back), then
+//! sleep on a condition variable, so an idle pool costs no CPU.
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a worker spins for the next job before sleeping.
+const SPIN: Duration = Duration::from_micros(100);
+
+type Job = dyn Fn(usize) + Sync;
+
+/// A job pointer whose lifetime has been erased; see the SAFETY note in [`ThreadPool::run`].
+#[derive(Clone, Copy)]
+struct JobPtr(*const Job);
+
+// SAFETY: the pointee is `Sync` (shared calls from several threads are allowed), and `run` keeps
+// it alive until every worker has stopped using the pointer.
+unsafe impl Send for JobPtr {}
+
+struct State {
+    epoch: u64,
+    job: Option<JobPtr>,
+    tasks: usize,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    /// Mirrors `state.epoch` for spinning without the lock.
+    epoch: AtomicU64,
+    /// Next task index to hand out.
+    next: AtomicUsize,
+    /// Workers that have not yet finished the current job.
+    active: AtomicUsize,
+    done_lock: Mutex<()>,
+    done: Condvar,
+    panicked: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a task panicked; the state itself stays consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+thread_local! {
+    static IN_POOL_TASK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A pool of `threads - 1` workers; the thread calling [`ThreadPool::run`] is the last one.
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    run_lock: Mutex<()>,
+}
+
+impl ThreadPool {
+    /// A pool that runs jobs on `threads` threads in total (the caller included); `threads <= 1`
+    /// spawns nothing and runs every job inline.
+    pub fn new(threads: usize) -> std::io::Result<ThreadPool> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                epoch: 0,
+                job: None,
+                tasks: 0,
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+            epoch: AtomicU64::new(0),
+            next: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            done_lock: Mutex::new(()),
+            done: Condvar::new(),
+            panicked: AtomicBool::new(false),
+        });
+        let mut pool = ThreadPool {
+            shared,
+            workers: Vec::new(),
+            run_lock: Mutex::new(()),
+        };
+        for i in 1..threads.max(1) {
+            let shared = Arc::clone(&pool.shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("sparq-worker-{i}"))
+                .spawn(move || worker(&shared))?;
+            pool.workers.push(handle);
+        }
+        Ok(pool)
+    }
+
+    /// Threads that run a job, the caller included.
+    pub fn threads(&self) -> usize {
+        self.workers.len() + 1
+    }
+
+    /// Calls `f(i)` once for every `i` in `0..tasks`, spread over the pool, and returns when all
+    /// calls have returned. Called from inside a task of this or another pool, it runs inline.
+    /// If a call panics, the panic is re-raised here after every other call has finished.
+    pub fn run<'a>(&self, tasks: usize, f: &'a (dyn Fn(usize) + Sync + 'a)) {
+        if tasks == 0 {
+            return;
+        }
+        if self.workers.is_empty() || tasks == 1 || IN_POOL_TASK.with(|c| c.get()) {
+            (0..tasks).for_each(f);
+            return;
+        }
+        let _serial = lock(&self.run_lock);
+        let shared = &*self.shared;
+        // SAFETY: only the lifetime is erased. Workers use the pointer only between reading it
+        // from `state` (below, under the lock) and decrementing `active`; this function does not
+        // return (nor unwind: the caller's own calls are wrapped in `catch_unwind`) until
+        // `active` is back to 0, and it clears `state.job` before returning, so the pointer
+        // never outlives `f`.
+        let job: *const Job =
+            unsafe { std::mem::transmute::<&'a (dyn Fn(usize) + Sync + 'a), &'static Job>(f) };
+        shared.next.store(0, Ordering::Relaxed);
+        shared.active.store(self.workers.len(), Ordering::Relaxed);
+        shared.panicked.store(false, Ordering::Relaxed);
+        {
+            let mut st = lock(&shared.state);
+            st.job = Some(JobPtr(job));
+            st.tasks = tasks;
+            st.epoch += 1;
+            shared.epoch.store(st.epoch, Ordering::Release);
+        }
+        shared.wake.notify_all();
+        let mine = catch_unwind(AssertUnwindSafe(|| run_tasks(shared, f, tasks)));
+        // Wait for the workers: spin first, then sleep.
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while shared.active.load(Ordering::Acquire) != 0 {
+            spins += 1;
+            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+                let mut g = lock(&shared.done_lock);
+                while shared.active.load(Ordering::Acquire) != 0 {
+                    g = shared.done.wait(g).unwrap_or_else(|e| e.into_inner());
+                }
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        lock(&shared.state).job = None;
+        if let Err(p) = mine {
+            resume_unwind(p);
+        }
+        if shared.panicked.load(Ordering::Relaxed) {
+            panic!("a thread-pool task panicked");
+        }
+    }
+}
+
+fn run_tasks(shared: &Shared, f: &(dyn Fn(usize) + Sync + '_), tasks: usize) {
+    IN_POOL_TASK.with(|c| c.set(true));
+    loop {
+        let i = shared.next.fetch_add(1, Ordering::Relaxed);
+        if i >= tasks {
+            break;
+        }
+        f(i);
+    }
+    IN_POOL_TASK.with(|c| c.set(false));
+}
+
+fn worker(shared: &Shared) {
+    let mut seen = 0u64;
+    loop {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while shared.epoch.load(Ordering::Acquire) == seen {
+            spins += 1;
+            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let (job, tasks) = {
+            let mut st = lock(&shared.state);
+            while st.epoch == seen && !st.shutdown {
+                st = shared.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if st.shutdown {
+                return;
+            }
+            seen = st.epoch;
+            (st.job, st.tasks)
+        };
+        if let Some(JobPtr(ptr)) = job {
+            // SAFETY: `run` keeps the job alive until `active` reaches 0, which happens only
+            // after this worker's decrement below.
+            let f: &Job = unsafe { &*ptr };
+            if catch_unwind(AssertUnwindSafe(|| run_tasks(shared, f, tasks))).is_err() {
+                IN_POOL_TASK.with(|c| c.set(false));
+                shared.panicked.store(true, Ordering::Relaxed);
+            }
+        }
+        if shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _g = lock(&shared.done_lock);
+            shared.done.notify_one();
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        lock(&self.shared.state).shutdown = true;
+        self.shared.wake.notify_all();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("threads", &self.threads())
+            .finish()
+    }
+}
+
+/// Splits `0..n` into `parts` contiguous ranges whose lengths differ by at most `align`-sized
+/// steps: part `i` of `parts`, with boundaries on multiples of `align` (except the end).
+pub fn split_range(n: usize, parts: usize, i: usize, align: usize) -> std::ops::Range<usize> {
+    let align = align.max(1);
+    let parts = parts.max(1);
+    let blocks = n.div_ceil(align);
+    let lo = blocks * i / parts;
+    let hi = blocks * (i + 1) / parts;
+    (lo * align).min(n)..(hi * align).min(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_runs_once() {
+        for threads in [1, 2, 3, 5] {
+            let pool = ThreadPool::new(threads).unwrap();
+            assert_eq!(pool.threads(), threads);
+            for tasks in [0usize, 1, 2, 3, 7, 64, 1000] {
+                for _ in 0..20 {
+                    let hits: Vec<AtomicUsize> = (0..tasks).map(|_| AtomicUsize::new(0)).collect();
+                    pool.run(tasks, &|i| {
+                        hits[i].fetch_add(1, Ordering::Relaxed);
+                    });
+                    for (i, h) in hits.iter().enumerate() {
+                        assert_eq!(
+                            h.load(Ordering::Relaxed),
+                            1,
+                            "threads {threads} task {i}/{tasks}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn borrows_and_writes_disjoint_parts() {
+        let pool = ThreadPool::new(3).unwrap();
+        let out: Vec<Mutex<Vec<u32>>> = (0..4).map(|_| Mutex::new(Vec::new())).collect();
+        let input: Vec<u32> = (0..1001).collect();
+        pool.run(4, &|i| {
+            let r = split_range(input.len(), 4, i, 16);
+            out[i]
+                .lock()
+                .unwrap()
+                .extend(input[r].iter().map(|v| v * 2));
+        });
+        let all: Vec<u32> = out
+            .into_iter()
+            .flat_map(|m| m.into_inner().unwrap())
+            .collect();
+        assert_eq!(all, input.iter().map(|v| v * 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn nested_run_is_inline_and_sleeping_workers_wake() {
+        let pool = ThreadPool::new(2).unwrap();
+        let count = AtomicUsize::new(0);
+        pool.run(2, &|_| {
+            pool.run(3, &|_| {
+                count.fetch_add(1, Ordering::Relaxed);
+            })
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 6);
+        std::thread::sleep(SPIN * 5);
+        pool.run(8, &|_| {
+            count.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(count.load(Ordering::Relaxed), 14);
+    }
+
+    #[test]
+    fn panic_propagates_after_all_tasks() {
+        let pool = ThreadPool::new(2).unwrap();
+        let count = AtomicUsize::new(0);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            pool.run(10, &|i| {
+                count.fetch_add(1, Ordering::Relaxed);
+                if i == 3 {
+                    panic!("task 3");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        // The pool still works afterwards.
+        let again = AtomicUsize::new(0);
+        pool.run(5, &|_| {
+            again.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!(again.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn split_range_covers_exactly() {
+        for n in [0usize, 1, 5, 16, 17, 100, 1001] {
+            for parts in 1..6 {
+                for align in [1usize, 4, 16] {
+                    let mut next = 0;
+                    for i in 0..parts {
+                        let r = split_range(n, parts, i, align);
+                        assert_eq!(r.start, next, "n {n} parts {parts} align {align} part {i}");
+                        assert!(r.start == n || r.start.is_multiple_of(align));
+                        next = r.end;
+                    }
+                    assert_eq!(next, n, "n {n} parts {parts} align {align}");
+                }
+            }
+        }
+    }
+}

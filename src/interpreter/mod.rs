@@ -1,0 +1,3 @@
+//! The interpreter: prepare (shapes, one arena, kernel choice, packing) and invoke.
+
+pub mod arena;
