@@ -8,3 +8,5 @@
 pub mod isa;
 pub mod pool;
 pub use isa::Isa;
+pub mod prune;
+pub mod sparse;
