@@ -10,3 +10,7 @@ pub mod pool;
 pub use isa::Isa;
 pub mod prune;
 pub mod sparse;
+pub mod dispatch;
+pub mod gemm;
+pub mod reference;
+pub mod requant;

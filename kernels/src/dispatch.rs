@@ -1,0 +1,108 @@
+//! The one dispatch table: a struct of kernel slots per family, built once (in a `OnceLock`).
+//!
+//! Building starts from the scalar floor, which always exists; then each ISA tier that is
+//! [`Isa::enabled`] (the CPU has it and `SPARQ_ISA` does not cap it away), from lowest to highest,
+//! overwrites the slots it does better. To add a family: add a field holding its table, give the
+//! table a `scalar()` constructor, and plug the per-ISA kernels in [`Kernels::build`].
+
+use std::sync::OnceLock;
+
+use crate::gemm::{F32Kernel, I8Kernel};
+use crate::isa::Isa;
+use crate::requant::Requant;
+
+/// Dense GEMM kernels.
+#[derive(Clone, Copy, Debug)]
+pub struct GemmTable {
+    /// int8 × int8 → int32 → requantized 8-bit.
+    pub i8: &'static I8Kernel,
+    /// f32 with bias and clamp.
+    pub f32: &'static F32Kernel,
+}
+
+/// Requantization of a row of int32 accumulators into 8-bit outputs (see [`Requant::apply_row`]).
+///
+/// The function's contract: `out` is valid for `acc.len()` byte writes and the `Requant` has the
+/// channels `first..first + acc.len()` (or is per-tensor).
+pub type RequantRowFn = unsafe fn(acc: &[i32], first: usize, rq: &Requant, out: *mut u8);
+
+/// Requantization kernels.
+#[derive(Clone, Copy)]
+pub struct RequantTable {
+    /// A row of accumulators to 8-bit.
+    pub row: RequantRowFn,
+    /// The name of the `row` kernel (naming grammar of NAMING.md).
+    pub row_name: &'static str,
+}
+
+impl std::fmt::Debug for RequantTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequantTable")
+            .field("row", &self.row_name)
+            .finish()
+    }
+}
+
+/// Every kernel family's table.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernels {
+    /// The tier the table was built for ([`Isa::active`]).
+    pub isa: Isa,
+    /// Dense GEMM.
+    pub gemm: GemmTable,
+    /// Requantization.
+    pub requant: RequantTable,
+}
+
+impl Kernels {
+    /// The scalar floor: every slot holds the portable kernel.
+    pub fn scalar() -> Kernels {
+        Kernels {
+            isa: Isa::Scalar,
+            gemm: GemmTable {
+                i8: &crate::gemm::generic::GEMM_I8,
+                f32: &crate::gemm::generic::GEMM_F32,
+            },
+            requant: RequantTable {
+                row: crate::requant::requant_row_scalar,
+                row_name: "generic::requant_i32_q8",
+            },
+        }
+    }
+
+    /// The table for the active tier: the scalar floor overwritten tier by tier.
+    fn build() -> Kernels {
+        #[allow(unused_mut)]
+        let mut k = Kernels::scalar();
+        k.isa = Isa::active();
+        k
+    }
+}
+
+/// The table for this process (built on first use, then shared).
+pub fn kernels() -> &'static Kernels {
+    static TABLE: OnceLock<Kernels> = OnceLock::new();
+    TABLE.get_or_init(Kernels::build)
+}
+
+/// Every int8 GEMM kernel that may run here (the scalar floor and each enabled tier's), for tests
+/// and benchmarks that compare paths.
+pub fn i8_gemm_candidates() -> Vec<&'static I8Kernel> {
+    #[allow(unused_mut)]
+    let mut v: Vec<&'static I8Kernel> = vec![&crate::gemm::generic::GEMM_I8];
+    v
+}
+
+/// Every f32 GEMM kernel that may run here.
+pub fn f32_gemm_candidates() -> Vec<&'static F32Kernel> {
+    #[allow(unused_mut)]
+    let mut v: Vec<&'static F32Kernel> = vec![&crate::gemm::generic::GEMM_F32];
+    v
+}
+
+/// Every requant-row kernel that may run here, with its name.
+pub fn requant_row_candidates() -> Vec<RequantTable> {
+    #[allow(unused_mut)]
+    let mut v = vec![Kernels::scalar().requant];
+    v
+}

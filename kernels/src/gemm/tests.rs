@@ -1,0 +1,434 @@
+//! Every GEMM kernel that can run here against the reference, on hard shapes.
+
+use super::*;
+use crate::dispatch::{f32_gemm_candidates, i8_gemm_candidates};
+use crate::reference;
+
+/// splitmix64: a tiny deterministic generator (no dependencies, reproducible failures).
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    pub(crate) fn range(&mut self, lo: i32, hi: i32) -> i32 {
+        lo + (self.next() % (hi - lo + 1) as u64) as i32
+    }
+    pub(crate) fn f32(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+const DIMS: &[usize] = &[
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 255,
+    1000,
+];
+
+/// A random shape with M·N·K bounded so the reference stays fast in the test profile.
+fn shape(rng: &mut Rng) -> (usize, usize, usize) {
+    loop {
+        let (m, n, k) = (
+            DIMS[rng.below(DIMS.len())],
+            DIMS[rng.below(DIMS.len())],
+            DIMS[rng.below(DIMS.len())],
+        );
+        if m * n * k <= 300_000 {
+            return (m, n, k);
+        }
+    }
+}
+
+fn bytes<T: Q8>(rng: &mut Rng, len: usize) -> Vec<T> {
+    (0..len)
+        .map(|_| T::from_i32(rng.range(T::MIN, T::MAX)))
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    m: usize,
+    n: usize,
+    k: usize,
+    a_stride: usize,
+    c_stride: usize,
+    a_zp: i32,
+    w_zp: i32,
+    per_channel: bool,
+    bias: bool,
+    rows: (usize, usize),
+    cols: (usize, usize),
+}
+
+fn random_case(rng: &mut Rng, a_unsigned: bool, w_unsigned: bool) -> Case {
+    let (m, n, k) = shape(rng);
+    let pad = |rng: &mut Rng| if rng.below(2) == 0 { 0 } else { rng.below(9) };
+    let a_zp = if a_unsigned {
+        rng.range(0, 255)
+    } else {
+        rng.range(-128, 127)
+    };
+    let a_zp = match rng.below(4) {
+        0 if a_unsigned => 0,
+        0 => -128,
+        1 if a_unsigned => 128,
+        1 => 0,
+        _ => a_zp,
+    };
+    let w_zp = if w_unsigned { rng.range(0, 255) } else { 0 };
+    let (rows, cols) = if rng.below(3) == 0 {
+        let r0 = rng.below(m);
+        let r1 = r0 + 1 + rng.below(m - r0);
+        let c0 = rng.below(n);
+        let c1 = c0 + 1 + rng.below(n - c0);
+        ((r0, r1), (c0, c1))
+    } else {
+        ((0, m), (0, n))
+    };
+    Case {
+        m,
+        n,
+        k,
+        a_stride: k + pad(rng),
+        c_stride: n + pad(rng),
+        a_zp,
+        w_zp,
+        per_channel: rng.below(2) == 0,
+        bias: rng.below(4) != 0,
+        rows,
+        cols,
+    }
+}
+
+/// Runs one int8 case on `kernel` and on the reference; panics naming the first difference.
+fn check_i8_case<A: Q8, W: Q8, O: Q8>(kernel: &'static I8Kernel, case: Case, rng: &mut Rng) {
+    let Case {
+        m,
+        n,
+        k,
+        a_stride,
+        c_stride,
+        a_zp,
+        w_zp,
+        ..
+    } = case;
+    let a: Vec<A> = bytes(rng, (m - 1) * a_stride + k);
+    let w: Vec<W> = bytes(rng, n * k);
+    let bias: Vec<i32> = (0..n).map(|_| rng.range(-20_000, 20_000)).collect();
+    let bias = case.bias.then_some(&bias[..]);
+    let scale = |rng: &mut Rng| {
+        // Multipliers from tiny to above 1: exercises right and left shifts.
+        let e = rng.range(-14, 1) as f64;
+        2f64.powf(e) * (0.5 + rng.f32().abs() as f64)
+    };
+    let reals: Vec<f64> = if case.per_channel {
+        (0..n).map(|_| scale(rng)).collect()
+    } else {
+        vec![scale(rng)]
+    };
+    let out_zp = rng.range(O::MIN, O::MAX);
+    let (lo, hi) = match rng.below(3) {
+        0 => (O::MIN, O::MAX),
+        1 => (out_zp.max(O::MIN), O::MAX),
+        _ => {
+            let a = rng.range(O::MIN, O::MAX);
+            let b = rng.range(O::MIN, O::MAX);
+            (a.min(b), a.max(b))
+        }
+    };
+    let rq = Requant::from_real(&reals, out_zp, lo, hi).unwrap();
+    let act = ActQuant {
+        unsigned: A::UNSIGNED,
+        zero_point: a_zp,
+    };
+    let packed = if W::UNSIGNED {
+        let wu: Vec<u8> = w.iter().map(|x| x.to_bits()).collect();
+        PackedI8::with_kernel_u8(kernel, &wu, w_zp, n, k, bias, act).unwrap()
+    } else {
+        let wi: Vec<i8> = w.iter().map(|x| x.to_bits() as i8).collect();
+        PackedI8::with_kernel(kernel, &wi, n, k, bias, act).unwrap()
+    };
+    let sentinel = O::from_i32(0x5a);
+    let len = (m - 1) * c_stride + n;
+    let mut want = vec![sentinel; len];
+    reference::gemm::gemm_q8(
+        m, n, k, &a, a_stride, a_zp, &w, w_zp, bias, &rq, &mut want, c_stride,
+    );
+    for r in 0..m {
+        for j in 0..n {
+            if !(case.rows.0..case.rows.1).contains(&r) || !(case.cols.0..case.cols.1).contains(&j)
+            {
+                want[r * c_stride + j] = sentinel;
+            }
+        }
+    }
+    let mut got = vec![sentinel; len];
+    gemm_i8(
+        &a,
+        a_stride,
+        &packed,
+        &rq,
+        &mut got,
+        c_stride,
+        case.rows.0..case.rows.1,
+        case.cols.0..case.cols.1,
+    );
+    if let Some(i) = (0..len).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+        panic!(
+            "{}: M×N×K = {m}×{n}×{k} ({}{}{} {case:?}): first difference at row {} col {}: got {}, want {}",
+            kernel.name,
+            if A::UNSIGNED { "u8" } else { "i8" },
+            if W::UNSIGNED { "u8" } else { "i8" },
+            if O::UNSIGNED { "u8" } else { "i8" },
+            i / c_stride,
+            i % c_stride,
+            got[i].to_i32(),
+            want[i].to_i32()
+        );
+    }
+}
+
+#[test]
+fn i8_kernels_match_reference() {
+    for kernel in i8_gemm_candidates() {
+        let mut rng = Rng::new(0x5eed_0001);
+        for i in 0..320 {
+            match i % 6 {
+                0 => check_i8_case::<i8, i8, i8>(
+                    kernel,
+                    random_case(&mut rng, false, false),
+                    &mut rng,
+                ),
+                1 => {
+                    check_i8_case::<u8, u8, u8>(kernel, random_case(&mut rng, true, true), &mut rng)
+                }
+                2 => check_i8_case::<i8, i8, u8>(
+                    kernel,
+                    random_case(&mut rng, false, false),
+                    &mut rng,
+                ),
+                3 => check_i8_case::<u8, i8, i8>(
+                    kernel,
+                    random_case(&mut rng, true, false),
+                    &mut rng,
+                ),
+                4 => check_i8_case::<i8, u8, i8>(
+                    kernel,
+                    random_case(&mut rng, false, true),
+                    &mut rng,
+                ),
+                _ => {
+                    check_i8_case::<u8, u8, i8>(kernel, random_case(&mut rng, true, true), &mut rng)
+                }
+            }
+        }
+    }
+}
+
+/// Every dimension of the list, each as M, N and K with the others small, and extreme values.
+#[test]
+fn i8_kernels_edge_shapes() {
+    for kernel in i8_gemm_candidates() {
+        let mut rng = Rng::new(0x5eed_0002);
+        for &d in DIMS {
+            for (m, n, k) in [
+                (d, 3, 5),
+                (2, d, 7),
+                (3, 5, d),
+                (1, d, d.min(300)),
+                (d, 1, 1),
+            ] {
+                let case = Case {
+                    m,
+                    n,
+                    k,
+                    a_stride: k,
+                    c_stride: n,
+                    a_zp: -128,
+                    w_zp: 0,
+                    per_channel: true,
+                    bias: true,
+                    rows: (0, m),
+                    cols: (0, n),
+                };
+                check_i8_case::<i8, i8, i8>(kernel, case, &mut rng);
+                let case = Case {
+                    a_zp: 255,
+                    w_zp: 255,
+                    ..case
+                };
+                check_i8_case::<u8, u8, u8>(kernel, case, &mut rng);
+            }
+        }
+    }
+}
+
+#[test]
+fn f32_kernels_match_reference() {
+    for kernel in f32_gemm_candidates() {
+        let mut rng = Rng::new(0x5eed_0003);
+        for _ in 0..300 {
+            let case = random_case(&mut rng, false, false);
+            let Case {
+                m,
+                n,
+                k,
+                a_stride,
+                c_stride,
+                ..
+            } = case;
+            let a: Vec<f32> = (0..(m - 1) * a_stride + k).map(|_| rng.f32()).collect();
+            let w: Vec<f32> = (0..n * k).map(|_| rng.f32()).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+            let bias = case.bias.then_some(&bias[..]);
+            let (min, max) = match rng.below(3) {
+                0 => (f32::NEG_INFINITY, f32::INFINITY),
+                1 => (0.0, 6.0),
+                _ => (-0.5, 0.7),
+            };
+            let packed = PackedF32::with_kernel(kernel, &w, n, k, bias).unwrap();
+            let len = (m - 1) * c_stride + n;
+            let mut want = vec![f32::NAN; len];
+            reference::gemm::gemm_f32(
+                m, n, k, &a, a_stride, &w, bias, min, max, &mut want, c_stride,
+            );
+            let mut got = vec![f32::NAN; len];
+            let (rows, cols) = (case.rows.0..case.rows.1, case.cols.0..case.cols.1);
+            gemm_f32(
+                &a,
+                a_stride,
+                &packed,
+                min,
+                max,
+                &mut got,
+                c_stride,
+                rows.clone(),
+                cols.clone(),
+            );
+            let tol = 1e-5 * (k as f32).sqrt() * 4.0 + 1e-6;
+            for r in 0..m {
+                for j in 0..n {
+                    let (g, w) = (got[r * c_stride + j], want[r * c_stride + j]);
+                    let inside = rows.contains(&r) && cols.contains(&j);
+                    let ok = if inside {
+                        (g - w).abs() <= tol * (1.0 + w.abs())
+                    } else {
+                        g.is_nan()
+                    };
+                    assert!(
+                        ok,
+                        "{}: M×N×K = {m}×{n}×{k} ({case:?}): first difference at row {r} col {j}: \
+                         got {g}, want {}",
+                        kernel.name,
+                        if inside { w } else { f32::NAN }
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn pack_errors_are_typed() {
+    let k = crate::dispatch::kernels().gemm.i8;
+    assert_eq!(
+        PackedI8::with_kernel(k, &[0; 5], 2, 3, None, ActQuant::i8(0)).unwrap_err(),
+        PackError::Length {
+            what: "weights",
+            needed: 6,
+            found: 5
+        }
+    );
+    assert_eq!(
+        PackedI8::with_kernel(k, &[0; 6], 2, 3, Some(&[1]), ActQuant::i8(0)).unwrap_err(),
+        PackError::Length {
+            what: "bias",
+            needed: 2,
+            found: 1
+        }
+    );
+    assert!(matches!(
+        PackedI8::with_kernel(k, &[0; 6], 2, 3, None, ActQuant::i8(200)),
+        Err(PackError::ZeroPoint {
+            what: "activation",
+            value: 200
+        })
+    ));
+    assert!(matches!(
+        PackedI8::with_kernel_u8(k, &[0; 6], 256, 2, 3, None, ActQuant::u8(0)),
+        Err(PackError::ZeroPoint {
+            what: "weight",
+            value: 256
+        })
+    ));
+    assert!(matches!(
+        PackedF32::new(&[], 0, 3, None),
+        Err(PackError::Shape { n: 0, k: 3 })
+    ));
+}
+
+#[test]
+fn requant_rows_match_scalar() {
+    let mut rng = Rng::new(0x5eed_0004);
+    let specials = [
+        i32::MIN,
+        i32::MIN + 1,
+        -1,
+        0,
+        1,
+        i32::MAX - 1,
+        i32::MAX,
+        1 << 30,
+        -(1 << 30),
+    ];
+    for row in crate::dispatch::requant_row_candidates() {
+        for len in [1usize, 3, 15, 16, 17, 31, 64, 100] {
+            for per_channel in [false, true] {
+                let first = rng.below(5);
+                let chans = if per_channel { first + len } else { 1 };
+                let mut mult = Vec::new();
+                let mut shift = Vec::new();
+                for _ in 0..chans {
+                    let (m, s) = crate::requant::quantize_multiplier(
+                        2f64.powi(rng.range(-33, 7)) * (0.5 + rng.f32().abs() as f64),
+                    );
+                    mult.push(if rng.below(8) == 0 { i32::MIN } else { m });
+                    shift.push(s.clamp(-31, 30));
+                }
+                let rq = Requant::new(mult, shift, rng.range(-128, 127), -128, 127).unwrap();
+                let acc: Vec<i32> = (0..len)
+                    .map(|_| {
+                        if rng.below(4) == 0 {
+                            specials[rng.below(specials.len())]
+                        } else {
+                            rng.next() as i32 >> rng.below(31)
+                        }
+                    })
+                    .collect();
+                let mut got = vec![0u8; len];
+                // SAFETY: `got` holds len bytes; the Requant has channels first..first+len.
+                unsafe { (row.row)(&acc, first, &rq, got.as_mut_ptr()) };
+                for i in 0..len {
+                    let want = rq.apply(acc[i], first + i) as i8;
+                    assert_eq!(
+                        got[i] as i8,
+                        want,
+                        "{}: len {len} per_channel {per_channel}: element {i} acc {} channel {}",
+                        row.row_name,
+                        acc[i],
+                        first + i
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Scalar reference implementations: obviously correct, slow, the oracle of the kernel tests.
+
+pub mod gemm;
