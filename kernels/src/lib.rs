@@ -8,9 +8,9 @@
 pub mod isa;
 pub mod pool;
 pub use isa::Isa;
-pub mod prune;
-pub mod sparse;
 pub mod dispatch;
 pub mod gemm;
+pub mod prune;
 pub mod reference;
 pub mod requant;
+pub mod sparse;
