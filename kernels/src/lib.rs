@@ -10,7 +10,11 @@ pub mod pool;
 pub use isa::Isa;
 pub mod dispatch;
 pub mod gemm;
+pub mod pooling;
 pub mod prune;
 pub mod reference;
 pub mod requant;
 pub mod sparse;
+#[cfg(test)]
+mod testutil;
+pub mod window;
