@@ -1,4 +1,13 @@
 //! sparq: an on-device inference runtime for pruned and quantized neural networks.
 
+pub mod error;
 pub mod interpreter;
+pub mod model;
 pub mod npy;
+
+pub use error::{Error, Result};
+pub use model::{Model, OpInfo, SparseView, TensorInfo};
+pub use sparq_schema::{
+    Activation, DType, Metadata, ModelDef, OpDef, OpKind, OpOptions, Padding, Quantization,
+    SparseDef, SparseFormat, TensorDef,
+};
