@@ -52,6 +52,8 @@ pub struct Kernels {
     pub gemm: GemmTable,
     /// Requantization.
     pub requant: RequantTable,
+    /// Element-wise binary ops (see `elementwise::ElementwiseKernels`).
+    pub elementwise: crate::elementwise::ElementwiseKernels,
 }
 
 impl Kernels {
@@ -67,6 +69,7 @@ impl Kernels {
                 row: crate::requant::requant_row_scalar,
                 row_name: "generic::requant_i32_q8",
             },
+            elementwise: crate::elementwise::ElementwiseKernels::for_isa(Isa::Scalar),
         }
     }
 
@@ -75,6 +78,7 @@ impl Kernels {
         #[allow(unused_mut)]
         let mut k = Kernels::scalar();
         k.isa = Isa::active();
+        k.elementwise = crate::elementwise::ElementwiseKernels::for_isa(k.isa);
         k
     }
 }

@@ -9,6 +9,7 @@ pub mod isa;
 pub mod pool;
 pub use isa::Isa;
 pub mod dispatch;
+pub mod elementwise;
 pub mod gemm;
 pub mod pooling;
 pub mod prune;

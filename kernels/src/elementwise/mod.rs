@@ -1,0 +1,734 @@
+//! Binary element-wise ops with numpy/TFLite broadcasting up to 6-D: ADD, SUB, MUL, DIV,
+//! MAXIMUM, MINIMUM, SQUARED_DIFFERENCE in f32, and in int8/uint8 with TFLite's integer
+//! semantics (ADD/SUB: inputs rescaled with `left_shift` 20 and per-input multipliers; MUL: one
+//! output multiplier; MAXIMUM/MINIMUM on raw values).
+//!
+//! Use: `BroadcastPlan::new` and `prepare_binary_q` once at prepare, then `binary_f32` /
+//! `binary_q` per invoke on any sub-range of the output (for threading). No allocation per call.
+
+mod broadcast;
+
+pub(crate) use broadcast::apply_run;
+pub use broadcast::{reference_offsets, BroadcastPlan, MAX_RANK};
+
+pub use crate::requant::Activation;
+use crate::requant::{activation_range, multiply_by_quantized_multiplier, quantize_multiplier};
+use crate::Isa;
+use std::fmt;
+
+/// A parameter problem found while preparing one of the element-wise, activation, shape,
+/// resize or quantize kernels. Each variant names the op and what was wrong.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ParamError {
+    /// A shape has more dimensions than the kernel supports.
+    Rank {
+        op: &'static str,
+        what: &'static str,
+        rank: usize,
+        max: usize,
+    },
+    /// Shapes that must match or broadcast do not (or their sizes overflow).
+    Shape { op: &'static str, detail: String },
+    /// A quantization parameter is unusable (scale not finite and positive, zero point out of
+    /// the type's range, a multiplier out of the supported range).
+    Quant {
+        op: &'static str,
+        what: &'static str,
+        value: f64,
+    },
+    /// An integer parameter (axis, index, block size, stride…) is out of range.
+    Param {
+        op: &'static str,
+        what: &'static str,
+        value: i64,
+    },
+    /// TFLite defines no semantics for this combination of op and types.
+    Unsupported {
+        op: &'static str,
+        detail: &'static str,
+    },
+}
+
+impl fmt::Display for ParamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamError::Rank {
+                op,
+                what,
+                rank,
+                max,
+            } => {
+                write!(
+                    f,
+                    "{op}: {what} has rank {rank}, at most {max} is supported"
+                )
+            }
+            ParamError::Shape { op, detail } => write!(f, "{op}: {detail}"),
+            ParamError::Quant { op, what, value } => write!(f, "{op}: unusable {what} {value}"),
+            ParamError::Param { op, what, value } => {
+                write!(f, "{op}: {what} = {value} is out of range")
+            }
+            ParamError::Unsupported { op, detail } => write!(f, "{op}: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for ParamError {}
+
+/// The f32 clamp `[min, max]` of a fused activation (TFLite `CalculateActivationRange`).
+pub fn activation_range_f32(act: Activation) -> (f32, f32) {
+    match act {
+        Activation::None => (f32::NEG_INFINITY, f32::INFINITY),
+        Activation::Relu => (0.0, f32::INFINITY),
+        Activation::ReluN1To1 => (-1.0, 1.0),
+        Activation::Relu6 => (0.0, 6.0),
+    }
+}
+
+/// Per-tensor quantization: `real = scale · (q − zero_point)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QParams {
+    pub scale: f32,
+    pub zero_point: i32,
+}
+
+impl QParams {
+    pub fn new(scale: f32, zero_point: i32) -> Self {
+        QParams { scale, zero_point }
+    }
+
+    /// Checks the scale is finite and positive and the zero point fits `T`.
+    pub fn validate<T: QInt>(
+        self,
+        op: &'static str,
+        what: &'static str,
+    ) -> Result<Self, ParamError> {
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return Err(ParamError::Quant {
+                op,
+                what,
+                value: self.scale as f64,
+            });
+        }
+        if self.zero_point < T::MIN || self.zero_point > T::MAX {
+            return Err(ParamError::Quant {
+                op,
+                what,
+                value: self.zero_point as f64,
+            });
+        }
+        Ok(self)
+    }
+}
+
+/// An 8-bit quantized element type (int8 or uint8).
+pub trait QInt: Copy + Send + Sync + 'static + fmt::Debug + PartialEq {
+    const MIN: i32;
+    const MAX: i32;
+    fn to_i32(self) -> i32;
+    /// Saturating conversion.
+    fn from_i32(v: i32) -> Self;
+    /// The table index of this value (`value as u8`).
+    fn index(self) -> usize;
+}
+
+impl QInt for i8 {
+    const MIN: i32 = -128;
+    const MAX: i32 = 127;
+    #[inline(always)]
+    fn to_i32(self) -> i32 {
+        self as i32
+    }
+    #[inline(always)]
+    fn from_i32(v: i32) -> Self {
+        v.clamp(-128, 127) as i8
+    }
+    #[inline(always)]
+    fn index(self) -> usize {
+        self as u8 as usize
+    }
+}
+
+impl QInt for u8 {
+    const MIN: i32 = 0;
+    const MAX: i32 = 255;
+    #[inline(always)]
+    fn to_i32(self) -> i32 {
+        self as i32
+    }
+    #[inline(always)]
+    fn from_i32(v: i32) -> Self {
+        v.clamp(0, 255) as u8
+    }
+    #[inline(always)]
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The binary element-wise operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Maximum,
+    Minimum,
+    SquaredDifference,
+}
+
+impl BinaryOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "ADD",
+            BinaryOp::Sub => "SUB",
+            BinaryOp::Mul => "MUL",
+            BinaryOp::Div => "DIV",
+            BinaryOp::Maximum => "MAXIMUM",
+            BinaryOp::Minimum => "MINIMUM",
+            BinaryOp::SquaredDifference => "SQUARED_DIFFERENCE",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// f32
+
+/// `min(max(x, lo), hi)` with C++ `std::min`/`std::max` semantics (TFLite
+/// `ActivationFunctionWithMinMax`).
+#[inline(always)]
+fn clamp_f32(x: f32, lo: f32, hi: f32) -> f32 {
+    let x = if x < lo { lo } else { x };
+    if hi < x {
+        hi
+    } else {
+        x
+    }
+}
+
+/// The scalar definition of each f32 op (before the activation clamp).
+#[inline(always)]
+pub fn apply_f32(op: BinaryOp, x: f32, y: f32) -> f32 {
+    match op {
+        BinaryOp::Add => x + y,
+        BinaryOp::Sub => x - y,
+        BinaryOp::Mul => x * y,
+        BinaryOp::Div => x / y,
+        BinaryOp::Maximum => {
+            if x < y {
+                y
+            } else {
+                x
+            }
+        }
+        BinaryOp::Minimum => {
+            if y < x {
+                y
+            } else {
+                x
+            }
+        }
+        BinaryOp::SquaredDifference => (x - y) * (x - y),
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn binary_f32_body(
+    op: BinaryOp,
+    lo: f32,
+    hi: f32,
+    plan: &BroadcastPlan,
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    start: usize,
+) {
+    macro_rules! go {
+        ($f:expr) => {
+            plan.for_each_run(start, start + out.len(), |ao, sa, bo, sb, o, n| {
+                apply_run(a, ao, sa, b, bo, sb, &mut out[o..o + n], $f)
+            })
+        };
+    }
+    match op {
+        BinaryOp::Add => go!(|x: f32, y: f32| clamp_f32(x + y, lo, hi)),
+        BinaryOp::Sub => go!(|x: f32, y: f32| clamp_f32(x - y, lo, hi)),
+        BinaryOp::Mul => go!(|x: f32, y: f32| clamp_f32(x * y, lo, hi)),
+        BinaryOp::Div => go!(|x: f32, y: f32| clamp_f32(x / y, lo, hi)),
+        BinaryOp::Maximum => {
+            go!(|x: f32, y: f32| clamp_f32(apply_f32(BinaryOp::Maximum, x, y), lo, hi))
+        }
+        BinaryOp::Minimum => {
+            go!(|x: f32, y: f32| clamp_f32(apply_f32(BinaryOp::Minimum, x, y), lo, hi))
+        }
+        BinaryOp::SquaredDifference => go!(|x: f32, y: f32| clamp_f32((x - y) * (x - y), lo, hi)),
+    }
+}
+
+/// Signature of the f32 binary kernels in the dispatch table.
+pub type BinaryF32Fn = fn(BinaryOp, (f32, f32), &BroadcastPlan, &[f32], &[f32], &mut [f32], usize);
+
+/// Signature of the quantized binary kernels in the dispatch table.
+pub type BinaryQFn<T> = fn(&QBinary, &BroadcastPlan, &[T], &[T], &mut [T], usize);
+
+fn binary_f32_scalar(
+    op: BinaryOp,
+    act: (f32, f32),
+    plan: &BroadcastPlan,
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    start: usize,
+) {
+    binary_f32_body(op, act.0, act.1, plan, a, b, out, start)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn binary_f32_avx2_tf(
+        op: BinaryOp,
+        act: (f32, f32),
+        plan: &BroadcastPlan,
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        start: usize,
+    ) {
+        binary_f32_body(op, act.0, act.1, plan, a, b, out, start)
+    }
+
+    pub fn binary_f32_avx2(
+        op: BinaryOp,
+        act: (f32, f32),
+        plan: &BroadcastPlan,
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        start: usize,
+    ) {
+        // SAFETY: only installed in the dispatch table when `Isa::Avx2` is enabled, which
+        // `Isa::detected` grants only after runtime detection of AVX2 and FMA.
+        unsafe { binary_f32_avx2_tf(op, act, plan, a, b, out, start) }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F/BW.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+    unsafe fn binary_f32_avx512_tf(
+        op: BinaryOp,
+        act: (f32, f32),
+        plan: &BroadcastPlan,
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        start: usize,
+    ) {
+        binary_f32_body(op, act.0, act.1, plan, a, b, out, start)
+    }
+
+    pub fn binary_f32_avx512(
+        op: BinaryOp,
+        act: (f32, f32),
+        plan: &BroadcastPlan,
+        a: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        start: usize,
+    ) {
+        // SAFETY: only installed when `Isa::Avx512Vnni` is enabled, which requires runtime
+        // detection of AVX-512 F/BW/DQ/VL/VNNI, AVX2 and FMA.
+        unsafe { binary_f32_avx512_tf(op, act, plan, a, b, out, start) }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn binary_q_avx2_tf<T: QInt>(
+        p: &QBinary,
+        plan: &BroadcastPlan,
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
+        start: usize,
+    ) {
+        binary_q_body(p, plan, a, b, out, start)
+    }
+
+    pub fn binary_q_avx2<T: QInt>(
+        p: &QBinary,
+        plan: &BroadcastPlan,
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
+        start: usize,
+    ) {
+        // SAFETY: only installed when `Isa::Avx2` is enabled (AVX2 detected at run time).
+        unsafe { binary_q_avx2_tf(p, plan, a, b, out, start) }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F/BW.
+    #[target_feature(enable = "avx512f,avx512bw,avx2")]
+    unsafe fn binary_q_avx512_tf<T: QInt>(
+        p: &QBinary,
+        plan: &BroadcastPlan,
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
+        start: usize,
+    ) {
+        binary_q_body(p, plan, a, b, out, start)
+    }
+
+    pub fn binary_q_avx512<T: QInt>(
+        p: &QBinary,
+        plan: &BroadcastPlan,
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
+        start: usize,
+    ) {
+        // SAFETY: only installed when `Isa::Avx512Vnni` is enabled (AVX-512 F/BW detected).
+        unsafe { binary_q_avx512_tf(p, plan, a, b, out, start) }
+    }
+}
+
+/// The element-wise slots of the dispatch table (`dispatch::Kernels::elementwise`): the scalar
+/// floor, overwritten per ISA tier. Each slot holds (kernel name, kernel).
+#[derive(Clone, Copy)]
+pub struct ElementwiseKernels {
+    pub binary_f32: (&'static str, BinaryF32Fn),
+    pub binary_i8: (&'static str, BinaryQFn<i8>),
+    pub binary_u8: (&'static str, BinaryQFn<u8>),
+}
+
+impl ElementwiseKernels {
+    /// The table for `isa` (each slot: the best kernel at or below that tier).
+    pub fn for_isa(isa: Isa) -> Self {
+        let mut k = ElementwiseKernels {
+            binary_f32: ("generic::binary_f32_x1", binary_f32_scalar),
+            binary_i8: ("generic::binary_qs8_x1", binary_q_scalar::<i8>),
+            binary_u8: ("generic::binary_qu8_x1", binary_q_scalar::<u8>),
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            let x86 = (Isa::Avx2..=Isa::Avx512Vnni).contains(&isa);
+            let enabled = |t: Isa| x86 && t <= isa && Isa::detected() >= t;
+            if enabled(Isa::Avx2) {
+                k.binary_f32 = ("avx2::binary_f32_x8", x86::binary_f32_avx2);
+                k.binary_i8 = ("avx2::binary_qs8_x8", x86::binary_q_avx2::<i8>);
+                k.binary_u8 = ("avx2::binary_qu8_x8", x86::binary_q_avx2::<u8>);
+            }
+            if enabled(Isa::Avx512Vnni) {
+                k.binary_f32 = ("avx512::binary_f32_x16", x86::binary_f32_avx512);
+                k.binary_i8 = ("avx512::binary_qs8_x16", x86::binary_q_avx512::<i8>);
+                k.binary_u8 = ("avx512::binary_qu8_x16", x86::binary_q_avx512::<u8>);
+            }
+        }
+        let _ = isa;
+        k
+    }
+
+    /// The table in use: the process-wide dispatch table's slots.
+    pub fn get() -> &'static ElementwiseKernels {
+        &crate::dispatch::kernels().elementwise
+    }
+}
+
+impl fmt::Debug for ElementwiseKernels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ElementwiseKernels")
+            .field("binary_f32", &self.binary_f32.0)
+            .field("binary_i8", &self.binary_i8.0)
+            .field("binary_u8", &self.binary_u8.0)
+            .finish()
+    }
+}
+
+/// `out[i] = act(a[i'] ∘ b[i''])` for output elements `start .. start + out.len()` of `plan`;
+/// `act` is the f32 clamp (see [`activation_range_f32`]). `a`/`b` hold the whole operands.
+pub fn binary_f32(
+    op: BinaryOp,
+    act: (f32, f32),
+    plan: &BroadcastPlan,
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    start: usize,
+) {
+    debug_assert_eq!(plan.operand_lens(), (a.len(), b.len()));
+    (ElementwiseKernels::get().binary_f32.1)(op, act, plan, a, b, out, start)
+}
+
+/// Plain reference loop for f32 (obviously correct, no plan): used by tests.
+pub fn reference_binary_f32(
+    op: BinaryOp,
+    act: (f32, f32),
+    a_shape: &[usize],
+    a: &[f32],
+    b_shape: &[usize],
+    b: &[f32],
+    out: &mut [f32],
+) {
+    for (i, o) in out.iter_mut().enumerate() {
+        let (ia, ib) = reference_offsets(a_shape, b_shape, i);
+        *o = clamp_f32(apply_f32(op, a[ia], b[ib]), act.0, act.1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// int8 / uint8
+
+/// Quantized parameters of one binary op, computed once by [`prepare_binary_q`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QBinary {
+    pub op: BinaryOp,
+    pub input1_offset: i32,
+    pub input2_offset: i32,
+    pub output_offset: i32,
+    pub left_shift: i32,
+    pub input1_multiplier: i32,
+    pub input1_shift: i32,
+    pub input2_multiplier: i32,
+    pub input2_shift: i32,
+    pub output_multiplier: i32,
+    pub output_shift: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+/// TFLite `QuantizeMultiplierSmallerThanOneExp`: the real multiplier must be in (0, 1).
+fn multiplier_below_one(
+    op: &'static str,
+    what: &'static str,
+    m: f64,
+) -> Result<(i32, i32), ParamError> {
+    if !(m > 0.0 && m < 1.0) {
+        return Err(ParamError::Quant { op, what, value: m });
+    }
+    Ok(quantize_multiplier(m))
+}
+
+/// Computes TFLite's integer parameters for `op` on `T` (int8 or uint8) from the tensors'
+/// quantization, with the fused activation folded into the output clamp.
+pub fn prepare_binary_q<T: QInt>(
+    op: BinaryOp,
+    in1: QParams,
+    in2: QParams,
+    out: QParams,
+    act: Activation,
+) -> Result<QBinary, ParamError> {
+    let name = op.name();
+    let in1 = in1.validate::<T>(name, "input 0 quantization")?;
+    let in2 = in2.validate::<T>(name, "input 1 quantization")?;
+    let out = out.validate::<T>(name, "output quantization")?;
+    let (act_min, act_max) = activation_range(act, out.scale, out.zero_point, T::MIN, T::MAX);
+    let mut p = QBinary {
+        op,
+        input1_offset: -in1.zero_point,
+        input2_offset: -in2.zero_point,
+        output_offset: out.zero_point,
+        left_shift: 0,
+        input1_multiplier: 0,
+        input1_shift: 0,
+        input2_multiplier: 0,
+        input2_shift: 0,
+        output_multiplier: 0,
+        output_shift: 0,
+        act_min,
+        act_max,
+    };
+    match op {
+        BinaryOp::Add | BinaryOp::Sub => {
+            // add.cc / sub.cc Prepare (doubles throughout).
+            p.left_shift = 20;
+            let twice_max = 2.0 * in1.scale.max(in2.scale) as f64;
+            let r1 = in1.scale as f64 / twice_max;
+            let r2 = in2.scale as f64 / twice_max;
+            let ro = twice_max / ((1i64 << p.left_shift) as f64 * out.scale as f64);
+            (p.input1_multiplier, p.input1_shift) =
+                multiplier_below_one(name, "input 0 multiplier", r1)?;
+            (p.input2_multiplier, p.input2_shift) =
+                multiplier_below_one(name, "input 1 multiplier", r2)?;
+            (p.output_multiplier, p.output_shift) =
+                multiplier_below_one(name, "output multiplier", ro)?;
+        }
+        BinaryOp::Mul => {
+            // mul.cc Prepare: the product is formed in f32, then widened.
+            let r = (in1.scale * in2.scale / out.scale) as f64;
+            if !(r.is_finite() && r > 0.0) {
+                return Err(ParamError::Quant {
+                    op: name,
+                    what: "output multiplier",
+                    value: r,
+                });
+            }
+            (p.output_multiplier, p.output_shift) = quantize_multiplier(r);
+        }
+        BinaryOp::SquaredDifference => {
+            // squared_difference.cc Prepare: left_shift 7, squared on the twice-max scale.
+            p.left_shift = 7;
+            let twice_max = 2.0 * in1.scale.max(in2.scale) as f64;
+            let r1 = in1.scale as f64 / twice_max;
+            let r2 = in2.scale as f64 / twice_max;
+            let ro =
+                twice_max * twice_max / ((1i64 << (2 * p.left_shift)) as f64 * out.scale as f64);
+            (p.input1_multiplier, p.input1_shift) =
+                multiplier_below_one(name, "input 0 multiplier", r1)?;
+            (p.input2_multiplier, p.input2_shift) =
+                multiplier_below_one(name, "input 1 multiplier", r2)?;
+            if !(ro.is_finite() && ro > 0.0) {
+                return Err(ParamError::Quant {
+                    op: name,
+                    what: "output multiplier",
+                    value: ro,
+                });
+            }
+            (p.output_multiplier, p.output_shift) = quantize_multiplier(ro);
+        }
+        BinaryOp::Maximum | BinaryOp::Minimum => {
+            // maximum_minimum.cc compares raw values: TFLite requires equal quantization.
+            if in1 != out || in2 != out {
+                return Err(ParamError::Unsupported {
+                    op: name,
+                    detail: "quantized inputs and output must share scale and zero point",
+                });
+            }
+            p.act_min = T::MIN;
+            p.act_max = T::MAX;
+        }
+        BinaryOp::Div => {
+            return Err(ParamError::Unsupported {
+                op: name,
+                detail: "quantized DIV is not supported",
+            });
+        }
+    }
+    Ok(p)
+}
+
+/// The scalar definition of one quantized binary op on raw values (TFLite's reference
+/// `AddElementwise`, `SubElementwise`, `MulElementwise`, squared difference, max/min).
+#[inline(always)]
+pub fn apply_q(p: &QBinary, x: i32, y: i32) -> i32 {
+    let raw = match p.op {
+        BinaryOp::Add | BinaryOp::Sub | BinaryOp::SquaredDifference => {
+            let sx = (x + p.input1_offset) * (1 << p.left_shift);
+            let sy = (y + p.input2_offset) * (1 << p.left_shift);
+            let sx = multiply_by_quantized_multiplier(sx, p.input1_multiplier, p.input1_shift);
+            let sy = multiply_by_quantized_multiplier(sy, p.input2_multiplier, p.input2_shift);
+            let r = match p.op {
+                BinaryOp::Add => sx + sy,
+                BinaryOp::Sub => sx - sy,
+                _ => (sx - sy).wrapping_mul(sx - sy),
+            };
+            multiply_by_quantized_multiplier(r, p.output_multiplier, p.output_shift)
+                + p.output_offset
+        }
+        BinaryOp::Mul => {
+            let prod = (x + p.input1_offset) * (y + p.input2_offset);
+            multiply_by_quantized_multiplier(prod, p.output_multiplier, p.output_shift)
+                + p.output_offset
+        }
+        BinaryOp::Maximum => x.max(y),
+        BinaryOp::Minimum => x.min(y),
+        BinaryOp::Div => x, // rejected by prepare_binary_q
+    };
+    raw.clamp(p.act_min, p.act_max)
+}
+
+#[inline(always)]
+fn binary_q_body<T: QInt>(
+    p: &QBinary,
+    plan: &BroadcastPlan,
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
+    start: usize,
+) {
+    let p = *p;
+    macro_rules! go {
+        ($f:expr) => {
+            plan.for_each_run(start, start + out.len(), |ao, sa, bo, sb, o, n| {
+                apply_run(a, ao, sa, b, bo, sb, &mut out[o..o + n], $f)
+            })
+        };
+    }
+    // One closure per op so each inner loop is specialised.
+    match p.op {
+        BinaryOp::Add => go!(|x: T, y: T| T::from_i32(apply_add(&p, x.to_i32(), y.to_i32()))),
+        BinaryOp::Mul => go!(|x: T, y: T| T::from_i32(apply_mul(&p, x.to_i32(), y.to_i32()))),
+        _ => go!(|x: T, y: T| T::from_i32(apply_q(&p, x.to_i32(), y.to_i32()))),
+    }
+}
+
+#[inline(always)]
+fn apply_add(p: &QBinary, x: i32, y: i32) -> i32 {
+    let sx = multiply_by_quantized_multiplier(
+        (x + p.input1_offset) << 20,
+        p.input1_multiplier,
+        p.input1_shift,
+    );
+    let sy = multiply_by_quantized_multiplier(
+        (y + p.input2_offset) << 20,
+        p.input2_multiplier,
+        p.input2_shift,
+    );
+    (multiply_by_quantized_multiplier(sx + sy, p.output_multiplier, p.output_shift)
+        + p.output_offset)
+        .clamp(p.act_min, p.act_max)
+}
+
+#[inline(always)]
+fn apply_mul(p: &QBinary, x: i32, y: i32) -> i32 {
+    let prod = (x + p.input1_offset) * (y + p.input2_offset);
+    (multiply_by_quantized_multiplier(prod, p.output_multiplier, p.output_shift) + p.output_offset)
+        .clamp(p.act_min, p.act_max)
+}
+
+fn binary_q_scalar<T: QInt>(
+    p: &QBinary,
+    plan: &BroadcastPlan,
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
+    start: usize,
+) {
+    binary_q_body(p, plan, a, b, out, start)
+}
+
+/// Quantized counterpart of [`binary_f32`] for int8.
+pub fn binary_i8(
+    p: &QBinary,
+    plan: &BroadcastPlan,
+    a: &[i8],
+    b: &[i8],
+    out: &mut [i8],
+    start: usize,
+) {
+    debug_assert_eq!(plan.operand_lens(), (a.len(), b.len()));
+    (ElementwiseKernels::get().binary_i8.1)(p, plan, a, b, out, start)
+}
+
+/// Quantized counterpart of [`binary_f32`] for uint8.
+pub fn binary_u8(
+    p: &QBinary,
+    plan: &BroadcastPlan,
+    a: &[u8],
+    b: &[u8],
+    out: &mut [u8],
+    start: usize,
+) {
+    debug_assert_eq!(plan.operand_lens(), (a.len(), b.len()));
+    (ElementwiseKernels::get().binary_u8.1)(p, plan, a, b, out, start)
+}
+
+#[cfg(test)]
+mod tests;
