@@ -79,6 +79,15 @@ impl Kernels {
         let mut k = Kernels::scalar();
         k.isa = Isa::active();
         k.elementwise = crate::elementwise::ElementwiseKernels::for_isa(k.isa);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Isa::Avx2.enabled() {
+                crate::arch::x86_64::avx2::plug(&mut k);
+            }
+            if Isa::Avx512Vnni.enabled() {
+                crate::arch::x86_64::avx512vnni::plug(&mut k);
+            }
+        }
         k
     }
 }
@@ -94,6 +103,10 @@ pub fn kernels() -> &'static Kernels {
 pub fn i8_gemm_candidates() -> Vec<&'static I8Kernel> {
     #[allow(unused_mut)]
     let mut v: Vec<&'static I8Kernel> = vec![&crate::gemm::generic::GEMM_I8];
+    #[cfg(target_arch = "x86_64")]
+    {
+        v.extend(crate::arch::x86_64::i8_gemm_kernels());
+    }
     v
 }
 
@@ -101,6 +114,10 @@ pub fn i8_gemm_candidates() -> Vec<&'static I8Kernel> {
 pub fn f32_gemm_candidates() -> Vec<&'static F32Kernel> {
     #[allow(unused_mut)]
     let mut v: Vec<&'static F32Kernel> = vec![&crate::gemm::generic::GEMM_F32];
+    #[cfg(target_arch = "x86_64")]
+    {
+        v.extend(crate::arch::x86_64::f32_gemm_kernels());
+    }
     v
 }
 
@@ -108,5 +125,52 @@ pub fn f32_gemm_candidates() -> Vec<&'static F32Kernel> {
 pub fn requant_row_candidates() -> Vec<RequantTable> {
     #[allow(unused_mut)]
     let mut v = vec![Kernels::scalar().requant];
+    #[cfg(target_arch = "x86_64")]
+    {
+        v.extend(crate::arch::x86_64::requant_kernels());
+    }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a capable host (and without a cap), the hot slots must not be the scalar ones: a fast
+    /// kernel that is never plugged in would otherwise go unnoticed.
+    #[test]
+    fn hot_slots_are_not_scalar_on_capable_hosts() {
+        let k = kernels();
+        eprintln!(
+            "dispatch: isa {} gemm.i8 {} gemm.f32 {} requant.row {}",
+            k.isa.name(),
+            k.gemm.i8.name,
+            k.gemm.f32.name,
+            k.requant.row_name
+        );
+        if k.isa != Isa::Scalar {
+            assert_ne!(
+                k.gemm.i8.isa,
+                Isa::Scalar,
+                "gemm.i8 slot is scalar under {:?}",
+                k.isa
+            );
+            assert_ne!(
+                k.gemm.f32.isa,
+                Isa::Scalar,
+                "gemm.f32 slot is scalar under {:?}",
+                k.isa
+            );
+        }
+        if k.isa == Isa::Avx512Vnni || k.isa == Isa::Dotprod || k.isa == Isa::I8mm {
+            assert_eq!(
+                k.gemm.i8.isa, k.isa,
+                "gemm.i8 is not the {:?} kernel",
+                k.isa
+            );
+        }
+        if std::env::var_os("SPARQ_ISA").is_none() {
+            assert_eq!(k.isa, Isa::detected());
+        }
+    }
 }

@@ -255,6 +255,11 @@ impl Requant {
         }
     }
 
+    /// The Q31 multipliers and shifts (one each when per-tensor).
+    pub fn parts(&self) -> (&[i32], &[i32]) {
+        (&self.multipliers, &self.shifts)
+    }
+
     /// Output zero point.
     pub fn zero_point(&self) -> i32 {
         self.zero_point

@@ -126,9 +126,11 @@ fn check_i8_case<A: Q8, W: Q8, O: Q8>(kernel: &'static I8Kernel, case: Case, rng
     let bias: Vec<i32> = (0..n).map(|_| rng.range(-20_000, 20_000)).collect();
     let bias = case.bias.then_some(&bias[..]);
     let scale = |rng: &mut Rng| {
-        // Multipliers from tiny to above 1: exercises right and left shifts.
+        // Multipliers from tiny to above 1: exercises right and left shifts; powers of two (as
+        // real models often have) put products exactly on rounding ties.
         let e = rng.range(-14, 1) as f64;
-        2f64.powf(e) * (0.5 + rng.f32().abs() as f64)
+        let frac = if rng.below(3) == 0 { 0.5 } else { 0.5 + rng.f32().abs() as f64 / 2.0 };
+        2f64.powf(e) * frac
     };
     let reals: Vec<f64> = if case.per_channel {
         (0..n).map(|_| scale(rng)).collect()
@@ -398,9 +400,14 @@ fn requant_rows_match_scalar() {
                 let mut mult = Vec::new();
                 let mut shift = Vec::new();
                 for _ in 0..chans {
-                    let (m, s) = crate::requant::quantize_multiplier(
-                        2f64.powi(rng.range(-33, 7)) * (0.5 + rng.f32().abs() as f64),
-                    );
+                    let e = 2f64.powi(rng.range(-33, 7));
+                    // Powers of two (and 1.5×) make x·m land exactly on rounding ties.
+                    let frac = match rng.below(3) {
+                        0 => 0.5,
+                        1 => 0.75,
+                        _ => 0.5 + rng.f32().abs() as f64 / 2.0,
+                    };
+                    let (m, s) = crate::requant::quantize_multiplier(e * frac);
                     mult.push(if rng.below(8) == 0 { i32::MIN } else { m });
                     shift.push(s.clamp(-31, 30));
                 }

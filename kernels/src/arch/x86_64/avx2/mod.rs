@@ -1,0 +1,14 @@
+//! AVX2 + FMA: int8 GEMM through `vpmaddwd` (exact: no `vpmaddubsw` i16 saturation), 8-lane f32
+//! FMA GEMM, 8-lane requantization.
+
+pub mod gemm;
+pub mod requant;
+
+use crate::dispatch::Kernels;
+
+/// Overwrites the slots this tier does better.
+pub fn plug(k: &mut Kernels) {
+    k.gemm.i8 = &gemm::GEMM_I8;
+    k.gemm.f32 = &gemm::GEMM_F32;
+    k.requant = requant::TABLE;
+}

@@ -1,0 +1,110 @@
+//! 8-lane requantization, bit for bit [`crate::requant::Requant::apply`].
+
+use core::arch::x86_64::*;
+
+use crate::dispatch::RequantTable;
+use crate::requant::Requant;
+
+/// `avx2::requant_i32_q8_x8`.
+pub const TABLE: RequantTable = RequantTable {
+    row: requant_row,
+    row_name: "avx2::requant_i32_q8_x8",
+};
+
+/// `MultiplyByQuantizedMultiplier` on 8 lanes, then `+ zp`, clamp to `[lo, hi]`.
+/// `lsh = max(shift, 0)`, `rsh = max(−shift, 0)` per lane.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn requant8(
+    x: __m256i,
+    mult: __m256i,
+    lsh: __m256i,
+    rsh: __m256i,
+    zp: __m256i,
+    lo: __m256i,
+    hi: __m256i,
+) -> __m256i {
+    let x = _mm256_sllv_epi32(x, lsh);
+    // SaturatingRoundingDoublingHighMul: bits 31..62 of x·m + 2^30 (the result fits 32 bits,
+    // so a logical 64-bit shift gives the same low dword as an arithmetic one).
+    let nudge = _mm256_set1_epi64x(1 << 30);
+    let even = _mm256_mul_epi32(x, mult);
+    let odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(mult, 32));
+    let even = _mm256_srli_epi64(_mm256_add_epi64(even, nudge), 31);
+    let odd = _mm256_slli_epi64(_mm256_add_epi64(odd, nudge), 1);
+    let high = _mm256_blend_epi32(even, odd, 0b1010_1010);
+    let min = _mm256_set1_epi32(i32::MIN);
+    let sat = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(mult, min));
+    let high = _mm256_blendv_epi8(high, _mm256_set1_epi32(i32::MAX), sat);
+    // RoundingDivideByPOT.
+    let one = _mm256_set1_epi32(1);
+    let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, rsh), one);
+    let rem = _mm256_and_si256(high, mask);
+    let thr = _mm256_sub_epi32(_mm256_srli_epi32(mask, 1), _mm256_srai_epi32(high, 31));
+    let q = _mm256_srav_epi32(high, rsh);
+    let q = _mm256_sub_epi32(q, _mm256_cmpgt_epi32(rem, thr));
+    _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(q, zp), lo), hi)
+}
+
+/// The low byte of each of the 8 lanes, in order, as a u64.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn low_bytes8(y: __m256i) -> u64 {
+    let idx = _mm256_setr_epi8(
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1,
+        -1, -1, -1, -1, -1, -1, -1, -1,
+    );
+    let b = _mm256_shuffle_epi8(y, idx);
+    let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0));
+    _mm_cvtsi128_si64(_mm256_castsi256_si128(b)) as u64
+}
+
+/// # Safety
+/// As [`crate::dispatch::RequantRowFn`]; the CPU has AVX2.
+unsafe fn requant_row(acc: &[i32], first: usize, rq: &Requant, out: *mut u8) {
+    // SAFETY: the dispatch table holds this kernel only when the CPU has AVX2.
+    unsafe { requant_row_avx2(acc, first, rq, out) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn requant_row_avx2(acc: &[i32], first: usize, rq: &Requant, out: *mut u8) {
+    let zp = _mm256_set1_epi32(rq.zero_point());
+    let lo = _mm256_set1_epi32(rq.min());
+    let hi = _mm256_set1_epi32(rq.max());
+    let zero = _mm256_setzero_si256();
+    let (mults, shifts) = rq.parts();
+    let per_tensor = rq.is_per_tensor();
+    let s = _mm256_set1_epi32(shifts[0]);
+    let mut mult = _mm256_set1_epi32(mults[0]);
+    let mut lsh = _mm256_max_epi32(s, zero);
+    let mut rsh = _mm256_max_epi32(_mm256_sub_epi32(zero, s), zero);
+    let mut i = 0;
+    while i < acc.len() {
+        let n = (acc.len() - i).min(8);
+        let mut xa = [0i32; 8];
+        xa[..n].copy_from_slice(&acc[i..i + n]);
+        // SAFETY: xa holds 8 i32.
+        let x = unsafe { _mm256_loadu_si256(xa.as_ptr() as *const __m256i) };
+        if !per_tensor {
+            let mut ma = [0i32; 8];
+            let mut sa = [0i32; 8];
+            ma[..n].copy_from_slice(&mults[first + i..first + i + n]);
+            sa[..n].copy_from_slice(&shifts[first + i..first + i + n]);
+            // SAFETY: ma, sa hold 8 i32 each.
+            let (mv, sv) = unsafe {
+                (
+                    _mm256_loadu_si256(ma.as_ptr() as *const __m256i),
+                    _mm256_loadu_si256(sa.as_ptr() as *const __m256i),
+                )
+            };
+            mult = mv;
+            lsh = _mm256_max_epi32(sv, zero);
+            rsh = _mm256_max_epi32(_mm256_sub_epi32(zero, sv), zero);
+        }
+        let bytes = low_bytes8(requant8(x, mult, lsh, rsh, zp, lo, hi)).to_le_bytes();
+        // SAFETY: `out` is valid for acc.len() bytes; bytes i..i+n are written.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.add(i), n) };
+        i += n;
+    }
+}
