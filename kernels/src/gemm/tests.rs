@@ -129,7 +129,11 @@ fn check_i8_case<A: Q8, W: Q8, O: Q8>(kernel: &'static I8Kernel, case: Case, rng
         // Multipliers from tiny to above 1: exercises right and left shifts; powers of two (as
         // real models often have) put products exactly on rounding ties.
         let e = rng.range(-14, 1) as f64;
-        let frac = if rng.below(3) == 0 { 0.5 } else { 0.5 + rng.f32().abs() as f64 / 2.0 };
+        let frac = if rng.below(3) == 0 {
+            0.5
+        } else {
+            0.5 + rng.f32().abs() as f64 / 2.0
+        };
         2f64.powf(e) * frac
     };
     let reals: Vec<f64> = if case.per_channel {
