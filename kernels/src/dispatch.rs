@@ -54,6 +54,8 @@ pub struct Kernels {
     pub requant: RequantTable,
     /// Element-wise binary ops (see `elementwise::ElementwiseKernels`).
     pub elementwise: crate::elementwise::ElementwiseKernels,
+    /// Sparse × dense.
+    pub spmm: crate::spmm::SpmmTable,
 }
 
 impl Kernels {
@@ -70,6 +72,7 @@ impl Kernels {
                 row_name: "generic::requant_i32_q8",
             },
             elementwise: crate::elementwise::ElementwiseKernels::for_isa(Isa::Scalar),
+            spmm: crate::spmm::SpmmTable::scalar(),
         }
     }
 
@@ -88,6 +91,7 @@ impl Kernels {
                 crate::arch::x86_64::avx512vnni::plug(&mut k);
             }
         }
+        k.spmm.plug();
         k
     }
 }

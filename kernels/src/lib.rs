@@ -17,6 +17,7 @@ pub mod prune;
 pub mod reference;
 pub mod requant;
 pub mod sparse;
+pub mod spmm;
 #[cfg(test)]
 mod testutil;
 pub mod window;

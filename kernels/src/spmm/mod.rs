@@ -1,0 +1,666 @@
+//! Sparse weights × dense activations: 1×1 convolutions and fully-connected layers.
+//!
+//! `out[m][n] = epilogue(bias[n] + Σ_k W[n][k] · a[m][k])` for pixels `m` (rows of the NHWC
+//! activation matrix, row stride given) and output channels `n`, with `W` sparse (a validated
+//! [`SparseWeights`]). The epilogue is the dense GEMM's: f32 bias + clamp; int8 bias (int32),
+//! TFLite requantization ([`Requant`]) + clamp, with asymmetric int8 activations (zero point) and
+//! symmetric int8 weights.
+//!
+//! Weights are packed once ([`PackedF32::new`], [`PackedI8::new`]) into a kernel layout, which also
+//! picks the kernel for the active ISA; `run` then computes any sub-range of output rows (pixels,
+//! for threads), allocates nothing, and uses a caller-provided scratch of `scratch_len()`
+//! elements. Any source format is accepted by any layout (blocks are re-cut at packing); the
+//! speed comes from a layout that matches the sparsity structure:
+//!
+//! - f32 `1x1` (CSR): XNNPACK-style, lanes over pixels: activations of a tile of pixels are
+//!   transposed to `[K][pixels]`, each nonzero is one broadcast weight × one vector FMA per
+//!   vector of pixels, then the tile is transposed back to NHWC.
+//! - f32 `4x1`: as `1x1`, 4 output channels share the column pattern (4 accumulators per load).
+//! - int8 `1x4`: 4 consecutive input channels per block (one `vpdpbusd` / `sdot` lane group):
+//!   activations packed per tile as `[K/4][pixels][4]`, one broadcast i32 of weights per block;
+//!   the tile is requantized to bytes, then transposed back to NHWC.
+//! - int8 `16x4` (coarse): lanes over 16 output channels, one 64-byte block = one `vpdpbusd`
+//!   per pixel, written straight to NHWC (no transposes). The only layout that helps `M = 1`.
+//!
+//! [`prefer_sparse`] says when a layout beats the dense kernel on this CPU.
+
+mod reference;
+#[cfg(test)]
+mod tests;
+
+#[cfg(target_arch = "x86_64")]
+#[path = "../arch/x86_64/spmm_avx512.rs"]
+mod avx512;
+
+use crate::isa::Isa;
+use crate::requant::Requant;
+use crate::sparse::SparseWeights;
+use std::fmt;
+use std::ops::Range;
+
+/// Why weights could not be packed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpmmError {
+    /// Bias of the wrong length.
+    Bias { expected: usize, found: usize },
+    /// A per-channel requantization with the wrong number of channels.
+    RequantChannels { expected: usize, found: usize },
+    /// Requantization clamp outside int8.
+    RequantRange { min: i32, max: i32 },
+    /// Input zero point outside int8.
+    ZeroPoint(i32),
+    /// More stored blocks than a `u32` index can address.
+    TooLarge,
+}
+
+impl fmt::Display for SpmmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SpmmError::Bias { expected, found } => {
+                write!(f, "bias: expected {expected} values, found {found}")
+            }
+            SpmmError::RequantChannels { expected, found } => write!(
+                f,
+                "requantization: expected 1 or {expected} channels, found {found}"
+            ),
+            SpmmError::RequantRange { min, max } => {
+                write!(f, "requantization clamp {min}..={max} is not within int8")
+            }
+            SpmmError::ZeroPoint(z) => write!(f, "input zero point {z} is not an int8 value"),
+            SpmmError::TooLarge => write!(f, "sparse weights too large to pack"),
+        }
+    }
+}
+
+impl std::error::Error for SpmmError {}
+
+/// f32 kernel layouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum F32Layout {
+    /// One output channel per row of nonzeros (CSR).
+    B1x1,
+    /// Four output channels share each nonzero column.
+    B4x1,
+}
+
+impl F32Layout {
+    /// Output channels per group.
+    pub const fn rows(self) -> usize {
+        match self {
+            F32Layout::B1x1 => 1,
+            F32Layout::B4x1 => 4,
+        }
+    }
+}
+
+/// int8 kernel layouts (blocks always span 4 input channels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum I8Layout {
+    /// 1 output channel × 4 input channels.
+    B1x4,
+    /// 16 output channels × 4 input channels.
+    B16x4,
+}
+
+impl I8Layout {
+    /// Output channels per block.
+    pub const fn rows(self) -> usize {
+        match self {
+            I8Layout::B1x4 => 1,
+            I8Layout::B16x4 => 16,
+        }
+    }
+}
+
+/// A kernel entry: runs rows `0..m` of `a`/`out` (already offset to the first row). Safe to
+/// call with arguments `run` checked, on a CPU that has the kernel's ISA (dispatch ensures it).
+pub(crate) type F32Fn =
+    fn(&PackedF32, &[f32], usize, usize, &mut [f32], usize, f32, f32, &mut [f32]);
+pub(crate) type I8Fn = fn(&PackedI8, &[i8], usize, usize, &mut [i8], usize, &Requant, &mut [u32]);
+
+/// An f32 sparse kernel: its name (`kernels/NAMING.md`), tile and entry.
+#[derive(Clone, Copy)]
+pub struct SpmmF32Kernel {
+    /// Full name, e.g. `avx512::spmm_f32_32x4`.
+    pub name: &'static str,
+    /// The tier it needs.
+    pub isa: Isa,
+    /// Pixels per tile (0: works in place, needs no scratch).
+    pub(crate) tile: usize,
+    pub(crate) run: F32Fn,
+}
+
+/// An int8 sparse kernel.
+#[derive(Clone, Copy)]
+pub struct SpmmI8Kernel {
+    /// Full name, e.g. `avx512vnni::spmm_qu8s8_64x1c4`.
+    pub name: &'static str,
+    /// The tier it needs.
+    pub isa: Isa,
+    /// Pixels per tile (0: works in place, needs no scratch).
+    pub(crate) tile: usize,
+    /// What the kernel adds to every activation (128 when it feeds `a ^ 0x80` as unsigned).
+    pub(crate) offset: i32,
+    pub(crate) run: I8Fn,
+}
+
+impl fmt::Debug for SpmmF32Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl fmt::Debug for SpmmI8Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The sparse slots of the dispatch table ([`crate::dispatch::Kernels::spmm`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SpmmTable {
+    pub f32_1x1: &'static SpmmF32Kernel,
+    pub f32_4x1: &'static SpmmF32Kernel,
+    pub i8_1x4: &'static SpmmI8Kernel,
+    pub i8_16x4: &'static SpmmI8Kernel,
+}
+
+impl SpmmTable {
+    /// The portable kernels.
+    pub fn scalar() -> SpmmTable {
+        SpmmTable {
+            f32_1x1: &reference::SPMM_F32_1X1,
+            f32_4x1: &reference::SPMM_F32_4X1,
+            i8_1x4: &reference::SPMM_I8_1X4,
+            i8_16x4: &reference::SPMM_I8_16X4,
+        }
+    }
+
+    /// Overwrites the slots of every enabled tier that has sparse kernels.
+    pub(crate) fn plug(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        if Isa::Avx512Vnni.enabled() {
+            *self = avx512::TABLE;
+        }
+    }
+
+    /// The kernel for an f32 layout.
+    pub fn f32(&self, layout: F32Layout) -> &'static SpmmF32Kernel {
+        match layout {
+            F32Layout::B1x1 => self.f32_1x1,
+            F32Layout::B4x1 => self.f32_4x1,
+        }
+    }
+
+    /// The kernel for an int8 layout.
+    pub fn i8(&self, layout: I8Layout) -> &'static SpmmI8Kernel {
+        match layout {
+            I8Layout::B1x4 => self.i8_1x4,
+            I8Layout::B16x4 => self.i8_16x4,
+        }
+    }
+}
+
+/// Every f32 kernel of `layout` that may run here (scalar first), for tests and benchmarks.
+pub fn f32_candidates(layout: F32Layout) -> Vec<&'static SpmmF32Kernel> {
+    let mut v = vec![SpmmTable::scalar().f32(layout)];
+    let mut t = SpmmTable::scalar();
+    t.plug();
+    if t.f32(layout).name != v[0].name {
+        v.push(t.f32(layout));
+    }
+    v
+}
+
+/// Every int8 kernel of `layout` that may run here (scalar first).
+pub fn i8_candidates(layout: I8Layout) -> Vec<&'static SpmmI8Kernel> {
+    let mut v = vec![SpmmTable::scalar().i8(layout)];
+    let mut t = SpmmTable::scalar();
+    t.plug();
+    if t.i8(layout).name != v[0].name {
+        v.push(t.i8(layout));
+    }
+    v
+}
+
+/// f32 sparse weights packed for one kernel.
+pub struct PackedF32 {
+    pub(crate) n: usize,
+    pub(crate) k: usize,
+    pub(crate) layout: F32Layout,
+    /// Groups of `layout.rows()` channels: entries `group_ptr[g]..group_ptr[g + 1]`.
+    pub(crate) group_ptr: Vec<u32>,
+    /// Input channel of each entry.
+    pub(crate) kidx: Vec<u32>,
+    /// `layout.rows()` weights per entry (channels of the group; zero past `n`).
+    pub(crate) vals: Vec<f32>,
+    /// Bias, padded with zeros to whole groups.
+    pub(crate) bias: Vec<f32>,
+    kernel: &'static SpmmF32Kernel,
+}
+
+impl fmt::Debug for PackedF32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PackedF32({}x{} {:?} nnz={} {})",
+            self.n,
+            self.k,
+            self.layout,
+            self.kidx.len(),
+            self.kernel.name
+        )
+    }
+}
+
+impl PackedF32 {
+    /// Packs `w` (N × K) and an optional bias for the best kernel of `layout` on this CPU.
+    pub fn new(
+        w: &SparseWeights<'_, f32>,
+        bias: Option<&[f32]>,
+        layout: F32Layout,
+    ) -> Result<Self, SpmmError> {
+        Self::with_kernel(w, bias, layout, crate::dispatch::kernels().spmm.f32(layout))
+    }
+
+    /// As [`PackedF32::new`] for a given kernel (one of [`f32_candidates`]).
+    pub fn with_kernel(
+        w: &SparseWeights<'_, f32>,
+        bias: Option<&[f32]>,
+        layout: F32Layout,
+        kernel: &'static SpmmF32Kernel,
+    ) -> Result<Self, SpmmError> {
+        assert!(
+            kernel.isa.enabled(),
+            "spmm: kernel {} not enabled here",
+            kernel.name
+        );
+        let (n, k) = (w.rows(), w.cols());
+        let g = layout.rows();
+        let ngroups = n.div_ceil(g);
+        let mut bias_p = vec![0.0f32; ngroups * g];
+        if let Some(b) = bias {
+            if b.len() != n {
+                return Err(SpmmError::Bias {
+                    expected: n,
+                    found: b.len(),
+                });
+            }
+            bias_p[..n].copy_from_slice(b);
+        }
+        let mut group_ptr = Vec::with_capacity(ngroups + 1);
+        let (mut kidx, mut vals) = (Vec::new(), Vec::new());
+        group_ptr.push(0u32);
+        // Dense scratch of one group's rows, to merge the column patterns of its channels.
+        let mut rowbuf = vec![0.0f32; g * k];
+        let mut used = vec![false; k];
+        for grp in 0..ngroups {
+            rowbuf.fill(0.0);
+            used.fill(false);
+            for r in 0..g {
+                let row = grp * g + r;
+                if row < n {
+                    w.for_each_in_row(row, |c, v| {
+                        if v != 0.0 {
+                            rowbuf[r * k + c] = v;
+                            used[c] = true;
+                        }
+                    });
+                }
+            }
+            for c in 0..k {
+                if used[c] {
+                    kidx.push(c as u32);
+                    vals.extend((0..g).map(|r| rowbuf[r * k + c]));
+                }
+            }
+            group_ptr.push(u32::try_from(kidx.len()).map_err(|_| SpmmError::TooLarge)?);
+        }
+        Ok(PackedF32 {
+            n,
+            k,
+            layout,
+            group_ptr,
+            kidx,
+            vals,
+            bias: bias_p,
+            kernel,
+        })
+    }
+
+    /// Output channels.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// Input channels.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// Stored entries (nonzero columns × group rows).
+    pub fn stored(&self) -> usize {
+        self.vals.len()
+    }
+    /// The kernel's name (naming grammar of `kernels/NAMING.md`).
+    pub fn kernel_name(&self) -> &'static str {
+        self.kernel.name
+    }
+    /// The scratch `run` needs, in f32 elements.
+    pub fn scratch_len(&self) -> usize {
+        self.kernel.tile * (self.k + self.n.div_ceil(4) * 4 + 4)
+    }
+
+    /// Computes output rows `rows` (pixels): `out[m·out_stride + n] = clamp(bias[n] +
+    /// Σ_k W[n][k]·a[m·a_stride + k], lo, hi)`.
+    ///
+    /// Panics if a slice is too short for `rows`, a stride is below K (for `a`) or N (for `out`),
+    /// or `scratch` is shorter than [`PackedF32::scratch_len`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        a: &[f32],
+        a_stride: usize,
+        rows: Range<usize>,
+        out: &mut [f32],
+        out_stride: usize,
+        lo: f32,
+        hi: f32,
+        scratch: &mut [f32],
+    ) {
+        if rows.is_empty() {
+            return;
+        }
+        check_args(
+            a.len(),
+            a_stride,
+            self.k,
+            &rows,
+            out.len(),
+            out_stride,
+            self.n,
+        );
+        assert!(
+            scratch.len() >= self.scratch_len(),
+            "spmm: scratch too short"
+        );
+        let m = rows.end - rows.start;
+        (self.kernel.run)(
+            self,
+            &a[rows.start * a_stride..],
+            a_stride,
+            m,
+            &mut out[rows.start * out_stride..],
+            out_stride,
+            lo,
+            hi,
+            scratch,
+        );
+    }
+}
+
+fn check_args(
+    a_len: usize,
+    a_stride: usize,
+    k: usize,
+    rows: &Range<usize>,
+    out_len: usize,
+    out_stride: usize,
+    n: usize,
+) {
+    assert!(
+        a_stride >= k && out_stride >= n,
+        "spmm: stride below the row length"
+    );
+    let need = |stride: usize, len: usize| {
+        (rows.end - 1)
+            .checked_mul(stride)
+            .and_then(|x| x.checked_add(len))
+    };
+    assert!(
+        need(a_stride, k).is_some_and(|x| x <= a_len),
+        "spmm: activations too short for rows {rows:?}"
+    );
+    assert!(
+        need(out_stride, n).is_some_and(|x| x <= out_len),
+        "spmm: output too short for rows {rows:?}"
+    );
+}
+
+/// int8 sparse weights packed for one kernel, with the bias and input zero point folded in.
+pub struct PackedI8 {
+    pub(crate) n: usize,
+    pub(crate) k: usize,
+    pub(crate) layout: I8Layout,
+    /// Block rows: blocks `block_ptr[g]..block_ptr[g + 1]`.
+    pub(crate) block_ptr: Vec<u32>,
+    /// Input-channel group (`k / 4`) of each block.
+    pub(crate) k4: Vec<u32>,
+    /// `layout.rows()` little-endian words per block: the 4 weights of each channel.
+    pub(crate) w: Vec<i32>,
+    /// Per channel (padded to whole blocks): `bias − (zero_point + offset) · Σ_k W[n][k]`,
+    /// wrapping, where `offset` is what the kernel adds to each activation (128 when it feeds
+    /// `a ^ 0x80` as unsigned bytes to `vpdpbusd`, 0 when it uses signed products).
+    pub(crate) c: Vec<i32>,
+    kernel: &'static SpmmI8Kernel,
+}
+
+impl fmt::Debug for PackedI8 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PackedI8({}x{} {:?} blocks={} {})",
+            self.n,
+            self.k,
+            self.layout,
+            self.k4.len(),
+            self.kernel.name
+        )
+    }
+}
+
+impl PackedI8 {
+    /// Packs `w` (N × K, symmetric int8), int32 bias and the input zero point for the best
+    /// kernel of `layout` on this CPU.
+    pub fn new(
+        w: &SparseWeights<'_, i8>,
+        bias: Option<&[i32]>,
+        input_zero_point: i32,
+        layout: I8Layout,
+    ) -> Result<Self, SpmmError> {
+        let kernel = crate::dispatch::kernels().spmm.i8(layout);
+        Self::with_kernel(w, bias, input_zero_point, layout, kernel)
+    }
+
+    /// As [`PackedI8::new`] for a given kernel (one of [`i8_candidates`]).
+    pub fn with_kernel(
+        w: &SparseWeights<'_, i8>,
+        bias: Option<&[i32]>,
+        input_zero_point: i32,
+        layout: I8Layout,
+        kernel: &'static SpmmI8Kernel,
+    ) -> Result<Self, SpmmError> {
+        assert!(
+            kernel.isa.enabled(),
+            "spmm: kernel {} not enabled here",
+            kernel.name
+        );
+        if !(-128..=127).contains(&input_zero_point) {
+            return Err(SpmmError::ZeroPoint(input_zero_point));
+        }
+        let (n, k) = (w.rows(), w.cols());
+        let r = layout.rows();
+        let nb = n.div_ceil(r);
+        let k4n = k.div_ceil(4);
+        if let Some(b) = bias {
+            if b.len() != n {
+                return Err(SpmmError::Bias {
+                    expected: n,
+                    found: b.len(),
+                });
+            }
+        }
+        let mut block_ptr = Vec::with_capacity(nb + 1);
+        let (mut k4, mut wv) = (Vec::new(), Vec::new());
+        let mut rowsum = vec![0i32; nb * r];
+        block_ptr.push(0u32);
+        let mut rowbuf = vec![0i8; r * k4n * 4];
+        let mut used = vec![false; k4n];
+        for g in 0..nb {
+            rowbuf.fill(0);
+            used.fill(false);
+            for rr in 0..r {
+                let row = g * r + rr;
+                if row < n {
+                    w.for_each_in_row(row, |c, v| {
+                        if v != 0 {
+                            rowbuf[rr * k4n * 4 + c] = v;
+                            used[c / 4] = true;
+                            rowsum[row] = rowsum[row].wrapping_add(v as i32);
+                        }
+                    });
+                }
+            }
+            for q in 0..k4n {
+                if used[q] {
+                    k4.push(q as u32);
+                    for rr in 0..r {
+                        let b = &rowbuf[rr * k4n * 4 + q * 4..][..4];
+                        wv.push(i32::from_le_bytes([
+                            b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8,
+                        ]));
+                    }
+                }
+            }
+            block_ptr.push(u32::try_from(k4.len()).map_err(|_| SpmmError::TooLarge)?);
+        }
+        let offset = kernel.offset;
+        let c = (0..nb * r)
+            .map(|ch| {
+                let b = bias.and_then(|b| b.get(ch)).copied().unwrap_or(0);
+                b.wrapping_sub((input_zero_point + offset).wrapping_mul(rowsum[ch]))
+            })
+            .collect();
+        Ok(PackedI8 {
+            n,
+            k,
+            layout,
+            block_ptr,
+            k4,
+            w: wv,
+            c,
+            kernel,
+        })
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// Stored blocks.
+    pub fn blocks(&self) -> usize {
+        self.k4.len()
+    }
+    pub fn kernel_name(&self) -> &'static str {
+        self.kernel.name
+    }
+    /// The scratch `run` needs, in u32 elements.
+    pub fn scratch_len(&self) -> usize {
+        // Packed activations (tile × K/4 words) + a byte tile of the outputs (N × tile).
+        self.kernel.tile * (self.k.div_ceil(4) + self.n.div_ceil(16) * 4 + 1)
+    }
+
+    /// Computes output rows `rows` (pixels): `out[m·out_stride + n] = rq.apply(c[n] +
+    /// Σ_k W[n][k]·(a[m·a_stride + k] − zero_point), n)` with `c` the bias.
+    ///
+    /// Panics on short slices or strides (as [`PackedF32::run`]), a short `scratch`, or a
+    /// `Requant` whose channel count is neither 1 nor N, or whose clamp exceeds int8.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        a: &[i8],
+        a_stride: usize,
+        rows: Range<usize>,
+        out: &mut [i8],
+        out_stride: usize,
+        rq: &Requant,
+        scratch: &mut [u32],
+    ) {
+        if rows.is_empty() {
+            return;
+        }
+        check_args(
+            a.len(),
+            a_stride,
+            self.k,
+            &rows,
+            out.len(),
+            out_stride,
+            self.n,
+        );
+        assert!(
+            scratch.len() >= self.scratch_len(),
+            "spmm: scratch too short"
+        );
+        assert!(
+            rq.is_per_tensor() || rq.channels() == self.n,
+            "spmm: requantization has {} channels for {} outputs",
+            rq.channels(),
+            self.n
+        );
+        assert!(
+            rq.min() >= -128 && rq.max() <= 127,
+            "spmm: clamp outside int8"
+        );
+        let m = rows.end - rows.start;
+        (self.kernel.run)(
+            self,
+            &a[rows.start * a_stride..],
+            a_stride,
+            m,
+            &mut out[rows.start * out_stride..],
+            out_stride,
+            rq,
+            scratch,
+        );
+    }
+}
+
+/// Operand type of a sparse layer, for [`prefer_sparse`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    I8,
+}
+
+/// Does the sparse kernel for block shape `block` (R output × C input channels) beat the dense
+/// kernel on a layer of `m` pixels, `k` input and `n` output channels whose weights have the
+/// given `density` (stored fraction of the blocks' elements, in [0, 1])?
+///
+/// Calibrated from `kernels/benches/spmm.rs` on the development machine (2-core AMD EPYC with
+/// AVX-512 VNNI), NHWC in → NHWC out, as the crossover density below which sparse wins; see the
+/// table in the body. Layouts without a fast kernel on the active ISA (scalar tiers) never win.
+pub fn prefer_sparse(
+    dtype: Dtype,
+    m: usize,
+    k: usize,
+    n: usize,
+    block: (usize, usize),
+    density: f32,
+) -> bool {
+    let _ = n;
+    if !(0.0..=1.0).contains(&density) {
+        return false;
+    }
+    if !Isa::Avx512Vnni.enabled() {
+        return false;
+    }
+    let crossover = crossover_density(dtype, m, k, block);
+    density <= crossover
+}
+
+/// The density at or below which sparse wins (measured crossovers; see [`prefer_sparse`]).
+fn crossover_density(dtype: Dtype, m: usize, k: usize, block: (usize, usize)) -> f32 {
+    let _ = (dtype, m, k, block);
+    0.0
+}

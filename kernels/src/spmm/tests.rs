@@ -1,0 +1,318 @@
+//! Every sparse kernel against the dense reference on the densified weights: exact for int8,
+//! within f32 rounding for f32, on random shapes, densities, block shapes, strides and row ranges.
+
+use super::*;
+use crate::sparse::tests::Rng;
+use crate::sparse::{BlockShape, BsrMatrix, CsrMatrix};
+
+const SHAPES: [(usize, usize); 8] = [
+    (1, 1),
+    (1, 4),
+    (4, 1),
+    (2, 2),
+    (16, 4),
+    (32, 4),
+    (4, 4),
+    (3, 5),
+];
+
+/// A random matrix pruned to random blocks: (dense with zeros, keep mask).
+fn sparse_matrix<T: Copy + Default>(
+    rng: &mut Rng,
+    n: usize,
+    k: usize,
+    block: BlockShape,
+    density: f32,
+    mut gen: impl FnMut(&mut Rng) -> T,
+) -> (Vec<T>, Vec<bool>) {
+    let (br, bc) = (n.div_ceil(block.r), k.div_ceil(block.c));
+    let keep_block: Vec<bool> = (0..br * bc).map(|_| rng.unit() < density).collect();
+    let mut dense = vec![T::default(); n * k];
+    let mut keep = vec![false; n * k];
+    for r in 0..n {
+        for c in 0..k {
+            if keep_block[(r / block.r) * bc + c / block.c] {
+                keep[r * k + c] = true;
+                dense[r * k + c] = gen(rng);
+            }
+        }
+    }
+    (dense, keep)
+}
+
+struct Case {
+    m: usize,
+    k: usize,
+    n: usize,
+    block: BlockShape,
+    density: f32,
+    csr: bool,
+    a_stride: usize,
+    out_stride: usize,
+    rows: Range<usize>,
+}
+
+fn random_case(rng: &mut Rng, i: usize) -> Case {
+    let m = match i % 4 {
+        0 => 1,
+        1 => 1 + rng.below(20),
+        _ => 1 + rng.below(150),
+    };
+    let k = if i.is_multiple_of(7) {
+        1
+    } else {
+        1 + rng.below(90)
+    };
+    let n = if i.is_multiple_of(11) {
+        1
+    } else {
+        1 + rng.below(50)
+    };
+    let (r, c) = SHAPES[i % SHAPES.len()];
+    let density = match i % 9 {
+        0 => 0.0,
+        1 => 1.0,
+        _ => rng.unit(),
+    };
+    let a_stride = k + if i.is_multiple_of(3) { rng.below(9) } else { 0 };
+    let out_stride = n + if i.is_multiple_of(5) { rng.below(9) } else { 0 };
+    let start = if i.is_multiple_of(2) { 0 } else { rng.below(m) };
+    let end = start + rng.below(m - start + 1);
+    let rows = if i.is_multiple_of(4) {
+        0..m
+    } else {
+        start..end
+    };
+    Case {
+        m,
+        k,
+        n,
+        block: BlockShape::new(r, c),
+        density,
+        csr: r == 1 && c == 1 && i.is_multiple_of(2),
+        a_stride,
+        out_stride,
+        rows,
+    }
+}
+
+fn describe(c: &Case) -> String {
+    format!(
+        "M={} K={} N={} block {} density {:.2} {} strides {}/{} rows {:?}",
+        c.m,
+        c.k,
+        c.n,
+        c.block,
+        c.density,
+        if c.csr { "csr" } else { "bsr" },
+        c.a_stride,
+        c.out_stride,
+        c.rows
+    )
+}
+
+fn first_diff<T: PartialEq + Copy + std::fmt::Debug>(
+    got: &[T],
+    want: &[T],
+    stride: usize,
+) -> Option<String> {
+    got.iter().zip(want).position(|(g, w)| g != w).map(|i| {
+        format!(
+            "first difference at row {} col {}: got {:?}, want {:?}",
+            i / stride,
+            i % stride,
+            got[i],
+            want[i]
+        )
+    })
+}
+
+#[test]
+fn i8_matches_dense_reference() {
+    let mut rng = Rng(41);
+    for i in 0..260 {
+        let c = random_case(&mut rng, i);
+        let (dense, keep) = sparse_matrix(&mut rng, c.n, c.k, c.block, c.density, |r| r.i8());
+        let csr = CsrMatrix::from_dense(&dense, c.n, c.k, &keep).unwrap();
+        let bsr = BsrMatrix::from_dense(&dense, c.n, c.k, c.block, &keep).unwrap();
+        let w = if c.csr {
+            SparseWeights::Csr(csr.view().unwrap())
+        } else {
+            SparseWeights::Bsr(bsr.view().unwrap())
+        };
+        let wd: Vec<i8> = w.to_dense();
+        let zp = rng.below(256) as i32 - 128;
+        let bias: Vec<i32> = (0..c.n).map(|_| rng.below(20001) as i32 - 10000).collect();
+        let per_channel = i % 3 != 0;
+        let nch = if per_channel { c.n } else { 1 };
+        let mults: Vec<i32> = (0..nch)
+            .map(|_| {
+                if i % 17 == 0 {
+                    i32::MIN
+                } else {
+                    (1 << 30) + rng.below(1 << 30) as i32
+                }
+            })
+            .collect();
+        let shifts: Vec<i32> = (0..nch).map(|_| rng.below(16) as i32 - 13).collect();
+        let (lo, hi) = if i % 4 == 0 {
+            (-128, 127)
+        } else {
+            (-100 + rng.below(50) as i32, 20 + rng.below(100) as i32)
+        };
+        let ozp = rng.below(41) as i32 - 20;
+        let rq = Requant::new(mults, shifts, ozp, lo, hi).unwrap();
+        let a: Vec<i8> = (0..c.m * c.a_stride).map(|_| rng.i8()).collect();
+        let mut want = vec![77i8; c.m * c.out_stride];
+        for m in c.rows.clone() {
+            for n in 0..c.n {
+                let mut acc = bias[n];
+                for k in 0..c.k {
+                    acc = acc
+                        .wrapping_add(wd[n * c.k + k] as i32 * (a[m * c.a_stride + k] as i32 - zp));
+                }
+                want[m * c.out_stride + n] = rq.apply(acc, n) as i8;
+            }
+        }
+        for layout in [I8Layout::B1x4, I8Layout::B16x4] {
+            for kernel in i8_candidates(layout) {
+                let p = PackedI8::with_kernel(&w, Some(&bias), zp, layout, kernel).unwrap();
+                let mut scratch = vec![0u32; p.scratch_len()];
+                let mut got = vec![77i8; c.m * c.out_stride];
+                p.run(
+                    &a,
+                    c.a_stride,
+                    c.rows.clone(),
+                    &mut got,
+                    c.out_stride,
+                    &rq,
+                    &mut scratch,
+                );
+                if let Some(d) = first_diff(&got, &want, c.out_stride) {
+                    panic!("case {i}: {} ({}): {d}", describe(&c), p.kernel_name());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn f32_matches_dense_reference() {
+    let mut rng = Rng(42);
+    for i in 0..260 {
+        let c = random_case(&mut rng, i);
+        let (dense, keep) = sparse_matrix(&mut rng, c.n, c.k, c.block, c.density, |r| r.f32());
+        let csr = CsrMatrix::from_dense(&dense, c.n, c.k, &keep).unwrap();
+        let bsr = BsrMatrix::from_dense(&dense, c.n, c.k, c.block, &keep).unwrap();
+        let w = if c.csr {
+            SparseWeights::Csr(csr.view().unwrap())
+        } else {
+            SparseWeights::Bsr(bsr.view().unwrap())
+        };
+        let wd: Vec<f32> = w.to_dense();
+        let use_bias = i % 5 != 0;
+        let bias: Vec<f32> = (0..c.n)
+            .map(|_| if use_bias { rng.f32() } else { 0.0 })
+            .collect();
+        let (lo, hi) = if i % 3 == 0 {
+            (f32::NEG_INFINITY, f32::INFINITY)
+        } else {
+            (-0.5, 0.7)
+        };
+        let a: Vec<f32> = (0..c.m * c.a_stride).map(|_| rng.f32()).collect();
+        let mut want = vec![9.0f32; c.m * c.out_stride];
+        let mut tol = vec![0.0f32; c.m * c.out_stride];
+        for m in c.rows.clone() {
+            for n in 0..c.n {
+                let (mut acc, mut mag) = (bias[n] as f64, bias[n].abs() as f64);
+                for k in 0..c.k {
+                    let t = wd[n * c.k + k] as f64 * a[m * c.a_stride + k] as f64;
+                    acc += t;
+                    mag += t.abs();
+                }
+                want[m * c.out_stride + n] = (acc as f32).max(lo).min(hi);
+                tol[m * c.out_stride + n] = 1e-5 * mag as f32 + 1e-6;
+            }
+        }
+        for layout in [F32Layout::B1x1, F32Layout::B4x1] {
+            for kernel in f32_candidates(layout) {
+                let b = if use_bias { Some(&bias[..]) } else { None };
+                let p = PackedF32::with_kernel(&w, b, layout, kernel).unwrap();
+                let mut scratch = vec![0.0f32; p.scratch_len()];
+                let mut got = vec![9.0f32; c.m * c.out_stride];
+                p.run(
+                    &a,
+                    c.a_stride,
+                    c.rows.clone(),
+                    &mut got,
+                    c.out_stride,
+                    lo,
+                    hi,
+                    &mut scratch,
+                );
+                for (j, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= tol[j],
+                        "case {i}: {} ({}): row {} col {}: got {g}, want {w}",
+                        describe(&c),
+                        p.kernel_name(),
+                        j / c.out_stride,
+                        j % c.out_stride
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn packing_errors() {
+    let m = CsrMatrix::from_dense(&[1i8, 2, 3, 4], 2, 2, &[true; 4]).unwrap();
+    let w = SparseWeights::Csr(m.view().unwrap());
+    assert_eq!(
+        PackedI8::new(&w, Some(&[1]), 0, I8Layout::B1x4).unwrap_err(),
+        SpmmError::Bias {
+            expected: 2,
+            found: 1
+        }
+    );
+    assert_eq!(
+        PackedI8::new(&w, None, 300, I8Layout::B1x4).unwrap_err(),
+        SpmmError::ZeroPoint(300)
+    );
+    let mf = CsrMatrix::from_dense(&[1.0f32, 2.0], 1, 2, &[true; 2]).unwrap();
+    let wf = SparseWeights::Csr(mf.view().unwrap());
+    assert_eq!(
+        PackedF32::new(&wf, Some(&[1.0, 2.0]), F32Layout::B1x1).unwrap_err(),
+        SpmmError::Bias {
+            expected: 1,
+            found: 2
+        }
+    );
+}
+
+/// On a capable host the dispatch table holds the fast kernels, not the generic ones.
+#[test]
+fn fast_kernels_are_plugged() {
+    let t = crate::dispatch::kernels().spmm;
+    let names = [
+        t.f32_1x1.name,
+        t.f32_4x1.name,
+        t.i8_1x4.name,
+        t.i8_16x4.name,
+    ];
+    let fast = match Isa::active() {
+        Isa::Avx512Vnni => Some("avx512"),
+        _ => None,
+    };
+    for name in names {
+        match fast {
+            Some(prefix) => assert!(name.starts_with(prefix), "{name} on {:?}", Isa::active()),
+            None => assert!(
+                name.starts_with("generic::"),
+                "{name} on {:?}",
+                Isa::active()
+            ),
+        }
+    }
+}
