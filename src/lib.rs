@@ -4,8 +4,10 @@ pub mod error;
 pub mod interpreter;
 pub mod model;
 pub mod npy;
+pub(crate) mod ops;
 
 pub use error::{Error, Result};
+pub use interpreter::{Interpreter, Options};
 pub use model::{Model, OpInfo, SparseView, TensorInfo};
 pub use sparq_schema::{
     Activation, DType, Metadata, ModelDef, OpDef, OpKind, OpOptions, Padding, Quantization,

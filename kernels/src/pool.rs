@@ -157,6 +157,50 @@ impl ThreadPool {
     }
 }
 
+impl ThreadPool {
+    /// Splits `out` into consecutive chunks of `chunk` elements (the last one shorter) and calls
+    /// `f(i, chunk_i)` for each, spread over the pool; each call gets its chunk exclusively.
+    pub fn run_chunks_mut<T: Send>(
+        &self,
+        out: &mut [T],
+        chunk: usize,
+        f: &(dyn Fn(usize, &mut [T]) + Sync),
+    ) {
+        let len = out.len();
+        let chunk = chunk.max(1);
+        let tasks = len.div_ceil(chunk);
+        if tasks <= 1 || self.workers.is_empty() {
+            for (i, c) in out.chunks_mut(chunk).enumerate() {
+                f(i, c);
+            }
+            return;
+        }
+        let base = SendPtr(out.as_mut_ptr());
+        self.run(tasks, &|i| {
+            let start = i * chunk;
+            let end = (start + chunk).min(len);
+            // SAFETY: `run` calls each `i` in `0..tasks` exactly once, so the ranges
+            // `start..end` handed out are disjoint and inside `out`, which stays mutably
+            // borrowed (and so untouched by anyone else) until `run` returns.
+            let part = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
+            f(i, part);
+        });
+    }
+}
+
+/// A raw pointer that may cross threads; see the SAFETY note in `run_chunks_mut`.
+struct SendPtr<T>(*mut T);
+
+impl<T> SendPtr<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+// SAFETY: only used by `run_chunks_mut`, whose tasks touch disjoint parts of a `&mut [T]` with
+// `T: Send`; sharing the base pointer is then like sending each part to its thread.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+
 fn run_tasks(shared: &Shared, f: &(dyn Fn(usize) + Sync + '_), tasks: usize) {
     IN_POOL_TASK.with(|c| c.set(true));
     loop {
@@ -319,6 +363,25 @@ mod tests {
             again.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(again.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn chunks_are_exclusive_and_complete() {
+        for threads in [1, 2, 3] {
+            let pool = ThreadPool::new(threads).unwrap();
+            for len in [0usize, 1, 7, 64, 1001] {
+                for chunk in [1usize, 3, 64, 2000] {
+                    let mut v = vec![0u32; len];
+                    pool.run_chunks_mut(&mut v, chunk, &|i, part| {
+                        for (j, x) in part.iter_mut().enumerate() {
+                            *x += (i * chunk + j) as u32 + 1;
+                        }
+                    });
+                    let want: Vec<u32> = (1..=len as u32).collect();
+                    assert_eq!(v, want, "threads {threads} len {len} chunk {chunk}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,153 @@
+//! Element-wise binary operators with NumPy broadcasting: ADD, SUB, MUL, DIV, MAXIMUM, MINIMUM,
+//! SQUARED_DIFFERENCE.
+
+use sparq_schema::{Activation, DType, OpKind, OpOptions};
+
+use super::conv::finish_f32;
+use super::{act_range_f32, boxed, Ctx, Exec, Inputs, OpEval, Prepared};
+use crate::Result;
+
+/// Highest rank broadcasting handles.
+pub(crate) const MAX_RANK: usize = 6;
+
+/// Shapes padded to one rank, with each operand's strides (0 along broadcast dimensions).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Broadcast {
+    pub rank: usize,
+    pub out: [usize; MAX_RANK],
+    pub sa: [usize; MAX_RANK],
+    pub sb: [usize; MAX_RANK],
+}
+
+impl Broadcast {
+    pub(crate) fn new(a: &[usize], b: &[usize]) -> Option<Broadcast> {
+        let rank = a.len().max(b.len()).max(1);
+        if rank > MAX_RANK {
+            return None;
+        }
+        let pad = |s: &[usize]| {
+            let mut p = [1usize; MAX_RANK];
+            p[rank - s.len()..rank].copy_from_slice(s);
+            p
+        };
+        let (pa, pb) = (pad(a), pad(b));
+        let mut out = [1usize; MAX_RANK];
+        for d in 0..rank {
+            out[d] = match (pa[d], pb[d]) {
+                (x, y) if x == y => x,
+                (1, y) => y,
+                (x, 1) => x,
+                _ => return None,
+            };
+        }
+        let strides = |p: &[usize; MAX_RANK]| {
+            let mut s = [0usize; MAX_RANK];
+            let mut acc = 1;
+            for d in (0..rank).rev() {
+                s[d] = if p[d] == 1 { 0 } else { acc };
+                acc *= p[d];
+            }
+            s
+        };
+        Some(Broadcast { rank, out, sa: strides(&pa), sb: strides(&pb) })
+    }
+
+    pub(crate) fn out_shape(&self, a: &[usize], b: &[usize]) -> Vec<usize> {
+        let r = a.len().max(b.len());
+        self.out[self.rank - r..self.rank].to_vec()
+    }
+
+    /// Length of the innermost output dimension.
+    pub(crate) fn inner(&self) -> usize {
+        self.out[self.rank - 1]
+    }
+
+    /// Offsets into `a` and `b` of the start of output row `row` (rows of `inner()` elements).
+    #[inline]
+    pub(crate) fn row_offsets(&self, mut row: usize) -> (usize, usize) {
+        let (mut oa, mut ob) = (0, 0);
+        for d in (0..self.rank - 1).rev() {
+            let i = row % self.out[d];
+            row /= self.out[d];
+            oa += i * self.sa[d];
+            ob += i * self.sb[d];
+        }
+        (oa, ob)
+    }
+}
+
+pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
+    ctx.expect_inputs(2, 2)?;
+    let (a, b) = (ctx.input(0)?, ctx.input(1)?);
+    let act = match *ctx.options {
+        OpOptions::Elementwise { activation } => activation,
+        _ => Activation::None,
+    };
+    let (sa, sb) = (ctx.shape(a), ctx.shape(b));
+    let bc = Broadcast::new(sa, sb)
+        .ok_or_else(|| ctx.err(format!("shapes {sa:?} and {sb:?} do not broadcast")))?;
+    let shape = bc.out_shape(sa, sb);
+    if ctx.dtype(a) != ctx.dtype(b) {
+        return Err(ctx.err(format!("inputs are {} and {}", ctx.dtype(a), ctx.dtype(b))));
+    }
+    match ctx.dtype(a) {
+        DType::F32 => {
+            let f: fn(f32, f32) -> f32 = match ctx.kind {
+                OpKind::Add => |x, y| x + y,
+                OpKind::Sub => |x, y| x - y,
+                OpKind::Mul => |x, y| x * y,
+                OpKind::Div => |x, y| x / y,
+                OpKind::Maximum => f32::max,
+                OpKind::Minimum => f32::min,
+                _ => |x, y| (x - y) * (x - y),
+            };
+            Ok(Prepared { eval: boxed(BinaryF32 { bc, f, act }), shape, dtype: DType::F32 })
+        }
+        d => Err(ctx.unsupported(format!("{d} inputs"))),
+    }
+}
+
+struct BinaryF32 {
+    bc: Broadcast,
+    f: fn(f32, f32) -> f32,
+    act: Activation,
+}
+
+impl OpEval for BinaryF32 {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], exec: &Exec) {
+        let (a, b) = (ins.f32(0), ins.f32(1));
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        let (lo, hi) = act_range_f32(self.act);
+        let inner = self.bc.inner();
+        let (ia, ib) = (self.bc.sa[self.bc.rank - 1], self.bc.sb[self.bc.rank - 1]);
+        let f = self.f;
+        let work = out.len();
+        exec.rows(out, inner, work, &|r0, rows| {
+            for (ri, o) in rows.chunks_exact_mut(inner).enumerate() {
+                let (oa, ob) = self.bc.row_offsets(r0 + ri);
+                match (ia, ib) {
+                    (1, 1) => {
+                        for ((v, &x), &y) in o.iter_mut().zip(&a[oa..oa + inner]).zip(&b[ob..ob + inner]) {
+                            *v = f(x, y);
+                        }
+                    }
+                    (1, 0) => {
+                        let y = b[ob];
+                        for (v, &x) in o.iter_mut().zip(&a[oa..oa + inner]) {
+                            *v = f(x, y);
+                        }
+                    }
+                    (0, 1) => {
+                        let x = a[oa];
+                        for (v, &y) in o.iter_mut().zip(&b[ob..ob + inner]) {
+                            *v = f(x, y);
+                        }
+                    }
+                    _ => o.fill(f(a[oa], b[ob])),
+                }
+                finish_f32(o, lo, hi, self.act);
+            }
+        });
+    }
+}
+

@@ -1,0 +1,279 @@
+//! CONV_2D and DEPTHWISE_CONV_2D (NHWC activations; weights [O, kh, kw, I] and [1, kh, kw, O]).
+
+use sparq_schema::{Activation, DType, OpOptions, Padding};
+
+use super::{act_range_f32, boxed, Ctx, Exec, Inputs, OpEval, Prepared};
+use crate::Result;
+
+/// Output size and leading padding of one spatial axis, as TFLite computes them.
+pub(crate) fn window_axis(
+    padding: Padding,
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+) -> Option<(usize, usize)> {
+    let effective = kernel.checked_sub(1)?.checked_mul(dilation)?.checked_add(1)?;
+    let out = match padding {
+        Padding::Same => input.div_ceil(stride),
+        Padding::Valid => input.checked_sub(effective)? / stride + 1,
+    };
+    let needed = (out.checked_sub(1)?).checked_mul(stride)?.checked_add(effective)?;
+    let pad = needed.saturating_sub(input) / 2;
+    Some((out, pad))
+}
+
+/// The spatial geometry shared by convolutions and pools.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geometry {
+    pub n: usize,
+    pub ih: usize,
+    pub iw: usize,
+    pub ic: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub oc: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub pad_t: usize,
+    pub pad_l: usize,
+}
+
+impl Geometry {
+    /// Input row `y * sh + ky * dh - pad_t`, if inside the input.
+    #[inline]
+    pub fn in_y(&self, y: usize, ky: usize) -> Option<usize> {
+        (y * self.sh + ky * self.dh).checked_sub(self.pad_t).filter(|&v| v < self.ih)
+    }
+
+    #[inline]
+    pub fn in_x(&self, x: usize, kx: usize) -> Option<usize> {
+        (x * self.sw + kx * self.dw).checked_sub(self.pad_l).filter(|&v| v < self.iw)
+    }
+}
+
+/// Builds the geometry from an NHWC input, the kernel size and the options.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn geometry(
+    ctx: &Ctx<'_, '_>,
+    input: &[usize],
+    kh: usize,
+    kw: usize,
+    oc: usize,
+    padding: Padding,
+    strides: (i32, i32),
+    dilations: (i32, i32),
+) -> Result<Geometry> {
+    let pos = |v: i32, what: &str| {
+        usize::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| ctx.err(format!("{what} is {v}, must be positive")))
+    };
+    let (sh, sw) = (pos(strides.0, "stride_h")?, pos(strides.1, "stride_w")?);
+    let (dh, dw) = (pos(dilations.0, "dilation_h")?, pos(dilations.1, "dilation_w")?);
+    let (n, ih, iw, ic) = (input[0], input[1], input[2], input[3]);
+    let (oh, pad_t) = window_axis(padding, ih, kh, sh, dh)
+        .filter(|&(o, _)| o > 0)
+        .ok_or_else(|| ctx.err(format!("window {kh}x{kw} does not fit input {input:?}")))?;
+    let (ow, pad_l) = window_axis(padding, iw, kw, sw, dw)
+        .filter(|&(o, _)| o > 0)
+        .ok_or_else(|| ctx.err(format!("window {kh}x{kw} does not fit input {input:?}")))?;
+    Ok(Geometry { n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_t, pad_l })
+}
+
+/// The f32 bias of a convolution (zeros when absent).
+fn bias_f32(ctx: &Ctx<'_, '_>, k: usize, oc: usize) -> Result<Vec<f32>> {
+    let Some(t) = ctx.opt_input(k) else { return Ok(vec![0.0; oc]) };
+    ctx.expect_dtype(t, DType::F32)?;
+    let b = ctx.const_bytes(t).ok_or_else(|| ctx.unsupported("a non-constant bias"))?;
+    if ctx.shape(t).iter().product::<usize>() != oc {
+        return Err(ctx.tensor_err(t, format!("bias has shape {:?}, expected [{oc}]", ctx.shape(t))));
+    }
+    Ok(bytemuck::cast_slice::<u8, f32>(b).to_vec())
+}
+
+pub(crate) fn prepare_conv(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
+    ctx.expect_inputs(2, 3)?;
+    let OpOptions::Conv2d { padding, stride_h, stride_w, dilation_h, dilation_w, activation } =
+        *ctx.options
+    else {
+        return Err(ctx.err("options are not Conv2d options"));
+    };
+    let x = ctx.input(0)?;
+    let input = ctx.expect_rank(x, 4)?;
+    let (w, wbytes) = ctx.const_input(1)?;
+    let ws = ctx.expect_rank(w, 4)?;
+    let (oc, kh, kw, wic) = (ws[0], ws[1], ws[2], ws[3]);
+    if wic != input[3] {
+        return Err(ctx.tensor_err(w, format!("weights {ws:?} do not match input channels {}", input[3])));
+    }
+    let g = geometry(ctx, input, kh, kw, oc, padding, (stride_h, stride_w), (dilation_h, dilation_w))?;
+    let shape = vec![g.n, g.oh, g.ow, oc];
+    match ctx.dtype(x) {
+        DType::F32 => {
+            ctx.expect_dtype(w, DType::F32)?;
+            let wf: &[f32] = bytemuck::cast_slice(wbytes);
+            // Pack as [kh][kw][ic][oc] so the inner loop runs along output channels.
+            let mut packed = vec![0f32; wf.len()];
+            for o in 0..oc {
+                for t in 0..kh * kw * wic {
+                    packed[t * oc + o] = wf[o * kh * kw * wic + t];
+                }
+            }
+            let bias = bias_f32(ctx, 2, oc)?;
+            Ok(Prepared {
+                eval: boxed(ConvF32 { g, w: packed, bias, act: activation }),
+                shape,
+                dtype: DType::F32,
+            })
+        }
+        d => Err(ctx.unsupported(format!("{d} input"))),
+    }
+}
+
+struct ConvF32 {
+    g: Geometry,
+    w: Vec<f32>,
+    bias: Vec<f32>,
+    act: Activation,
+}
+
+impl OpEval for ConvF32 {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], exec: &Exec) {
+        let g = &self.g;
+        let x = ins.f32(0);
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        let (lo, hi) = act_range_f32(self.act);
+        let row_len = g.ow * g.oc;
+        let work = out.len() * g.kh * g.kw * g.ic;
+        exec.rows(out, row_len, work, &|r0, rows| {
+            for (ri, orow) in rows.chunks_exact_mut(row_len).enumerate() {
+                let r = r0 + ri;
+                let (b, y) = (r / g.oh, r % g.oh);
+                for (xo, o) in orow.chunks_exact_mut(g.oc).enumerate() {
+                    o.copy_from_slice(&self.bias);
+                    for ky in 0..g.kh {
+                        let Some(iy) = g.in_y(y, ky) else { continue };
+                        for kx in 0..g.kw {
+                            let Some(ix) = g.in_x(xo, kx) else { continue };
+                            let px = &x[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic];
+                            let wb = &self.w[(ky * g.kw + kx) * g.ic * g.oc..][..g.ic * g.oc];
+                            for (&v, wr) in px.iter().zip(wb.chunks_exact(g.oc)) {
+                                for (a, &w) in o.iter_mut().zip(wr) {
+                                    *a += v * w;
+                                }
+                            }
+                        }
+                    }
+                    finish_f32(o, lo, hi, self.act);
+                }
+            }
+        });
+    }
+}
+
+/// Applies a fused activation in place.
+#[inline]
+pub(crate) fn finish_f32(o: &mut [f32], lo: f32, hi: f32, act: Activation) {
+    if act == Activation::Tanh {
+        o.iter_mut().for_each(|v| *v = v.tanh());
+    } else if act != Activation::None {
+        o.iter_mut().for_each(|v| *v = v.max(lo).min(hi));
+    }
+}
+
+pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
+    ctx.expect_inputs(2, 3)?;
+    let OpOptions::DepthwiseConv2d {
+        padding,
+        stride_h,
+        stride_w,
+        dilation_h,
+        dilation_w,
+        depth_multiplier,
+        activation,
+    } = *ctx.options
+    else {
+        return Err(ctx.err("options are not DepthwiseConv2d options"));
+    };
+    let x = ctx.input(0)?;
+    let input = ctx.expect_rank(x, 4)?;
+    let (w, wbytes) = ctx.const_input(1)?;
+    let ws = ctx.expect_rank(w, 4)?;
+    let (kh, kw, oc) = (ws[1], ws[2], ws[3]);
+    let ic = input[3];
+    if ws[0] != 1 || ic == 0 || oc % ic != 0 {
+        return Err(ctx.tensor_err(w, format!("weights {ws:?} do not fit input channels {ic}")));
+    }
+    let mult = oc / ic;
+    // TFLite ignores depth_multiplier when the shapes say otherwise; only reject nonsense.
+    if depth_multiplier > 0 && depth_multiplier as usize != mult && oc != ic * depth_multiplier as usize {
+        return Err(ctx.err(format!("depth_multiplier {depth_multiplier} but weights give {mult}")));
+    }
+    let g = geometry(ctx, input, kh, kw, oc, padding, (stride_h, stride_w), (dilation_h, dilation_w))?;
+    let shape = vec![g.n, g.oh, g.ow, oc];
+    match ctx.dtype(x) {
+        DType::F32 => {
+            ctx.expect_dtype(w, DType::F32)?;
+            let wf: Vec<f32> = bytemuck::cast_slice::<u8, f32>(wbytes).to_vec();
+            let bias = bias_f32(ctx, 2, oc)?;
+            Ok(Prepared {
+                eval: boxed(DepthwiseF32 { g, mult, w: wf, bias, act: activation }),
+                shape,
+                dtype: DType::F32,
+            })
+        }
+        d => Err(ctx.unsupported(format!("{d} input"))),
+    }
+}
+
+struct DepthwiseF32 {
+    g: Geometry,
+    mult: usize,
+    /// [kh][kw][oc], as stored.
+    w: Vec<f32>,
+    bias: Vec<f32>,
+    act: Activation,
+}
+
+impl OpEval for DepthwiseF32 {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], exec: &Exec) {
+        let g = &self.g;
+        let x = ins.f32(0);
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        let (lo, hi) = act_range_f32(self.act);
+        let row_len = g.ow * g.oc;
+        let work = out.len() * g.kh * g.kw;
+        exec.rows(out, row_len, work, &|r0, rows| {
+            for (ri, orow) in rows.chunks_exact_mut(row_len).enumerate() {
+                let r = r0 + ri;
+                let (b, y) = (r / g.oh, r % g.oh);
+                for (xo, o) in orow.chunks_exact_mut(g.oc).enumerate() {
+                    o.copy_from_slice(&self.bias);
+                    for ky in 0..g.kh {
+                        let Some(iy) = g.in_y(y, ky) else { continue };
+                        for kx in 0..g.kw {
+                            let Some(ix) = g.in_x(xo, kx) else { continue };
+                            let px = &x[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic];
+                            let wr = &self.w[(ky * g.kw + kx) * g.oc..][..g.oc];
+                            if self.mult == 1 {
+                                for ((a, &v), &w) in o.iter_mut().zip(px).zip(wr) {
+                                    *a += v * w;
+                                }
+                            } else {
+                                for (c, &v) in px.iter().enumerate() {
+                                    for m in 0..self.mult {
+                                        o[c * self.mult + m] += v * wr[c * self.mult + m];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    finish_f32(o, lo, hi, self.act);
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,343 @@
+//! Operators: one file per family. Each family has a `prepare` that checks the operator (shapes,
+//! dtypes, quantization, options), computes its output shape and packs its weights once, and
+//! returns an [`OpEval`] whose `eval` runs the kernels on arena slices without allocating.
+
+mod binary;
+mod conv;
+mod fc;
+mod pool;
+mod quant;
+mod reduce;
+mod shape;
+mod softmax;
+mod unary;
+
+use sparq_kernels::pool::ThreadPool;
+use sparq_schema::{Activation, DType, OpKind, OpOptions, Quantization};
+
+use crate::interpreter::{ConstData, Graph, Storage, TensorInfo};
+use crate::{Error, Result};
+
+/// Where an operator input comes from at run time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Operand {
+    /// An absent optional input.
+    Absent,
+    /// A constant (index into the interpreter's constants).
+    Const(usize),
+    /// Bytes `offset..offset + len` of the arena.
+    Arena { offset: usize, len: usize },
+}
+
+/// The inputs of one operator at run time. The arena is split around the operator's output, so
+/// inputs (which the planner never places over a live output) are shared slices.
+pub(crate) struct Inputs<'a> {
+    left: &'a [u8],
+    right: &'a [u8],
+    right_base: usize,
+    operands: &'a [Operand],
+    consts: &'a [ConstData<'a>],
+}
+
+impl<'a> Inputs<'a> {
+    pub(crate) fn new(
+        left: &'a [u8],
+        right: &'a [u8],
+        right_base: usize,
+        operands: &'a [Operand],
+        consts: &'a [ConstData<'a>],
+    ) -> Inputs<'a> {
+        Inputs { left, right, right_base, operands, consts }
+    }
+
+    /// The bytes of input `k` (empty for an absent input).
+    pub(crate) fn bytes(&self, k: usize) -> &'a [u8] {
+        match self.operands[k] {
+            Operand::Absent => &[],
+            Operand::Const(c) => self.consts[c].bytes(),
+            Operand::Arena { offset, len } => {
+                if offset + len <= self.left.len() {
+                    &self.left[offset..offset + len]
+                } else {
+                    &self.right[offset - self.right_base..offset - self.right_base + len]
+                }
+            }
+        }
+    }
+
+    pub(crate) fn f32(&self, k: usize) -> &'a [f32] {
+        bytemuck::cast_slice(self.bytes(k))
+    }
+
+    pub(crate) fn i8(&self, k: usize) -> &'a [i8] {
+        bytemuck::cast_slice(self.bytes(k))
+    }
+
+    pub(crate) fn i32(&self, k: usize) -> &'a [i32] {
+        bytemuck::cast_slice(self.bytes(k))
+    }
+}
+
+/// Below this many multiply-adds (or element operations) an operator runs on one thread: the
+/// hand-off costs more than it saves.
+const PAR_MIN_WORK: usize = 1 << 16;
+
+/// How operators run: on the caller alone or split over a thread pool.
+pub(crate) struct Exec {
+    pool: Option<ThreadPool>,
+}
+
+impl Exec {
+    pub(crate) fn new(threads: usize) -> std::io::Result<Exec> {
+        Ok(Exec { pool: if threads > 1 { Some(ThreadPool::new(threads)?) } else { None } })
+    }
+
+    pub(crate) fn single() -> Exec {
+        Exec { pool: None }
+    }
+
+    pub(crate) fn threads(&self) -> usize {
+        self.pool.as_ref().map_or(1, |p| p.threads())
+    }
+
+    /// Calls `f(first_row, rows)` over `out` viewed as rows of `row_len` elements, split into
+    /// one contiguous block of rows per thread when `work` (the operator's total multiply-adds
+    /// or element operations) is large enough. Every output element is computed by exactly one
+    /// call, in the same way for any split, so results do not depend on the thread count.
+    pub(crate) fn rows<T: Send>(
+        &self,
+        out: &mut [T],
+        row_len: usize,
+        work: usize,
+        f: &(dyn Fn(usize, &mut [T]) + Sync),
+    ) {
+        let rows = out.len().checked_div(row_len).unwrap_or(0);
+        match &self.pool {
+            Some(pool) if work >= PAR_MIN_WORK && rows >= 2 => {
+                let per = rows.div_ceil(pool.threads());
+                pool.run_chunks_mut(out, per * row_len, &|i, chunk| f(i * per, chunk));
+            }
+            _ => f(0, out),
+        }
+    }
+}
+
+/// What `prepare` of an operator returns.
+pub(crate) struct Prepared {
+    pub eval: Box<dyn OpEval>,
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+}
+
+/// The run-time half of a prepared operator.
+pub(crate) trait OpEval: Send + Sync {
+    /// Computes the output from the inputs. `out` has exactly the output's byte length and is
+    /// 64-byte aligned; inputs have the shapes and dtypes checked at prepare.
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], exec: &Exec);
+}
+
+/// What an operator's `prepare` sees: its options, its tensors' shapes, dtypes, quantization
+/// and constant data, and helpers that build errors naming the operator and the tensor.
+pub(crate) struct Ctx<'a, 'm> {
+    pub index: usize,
+    pub kind: OpKind,
+    pub options: &'m OpOptions,
+    inputs: &'a [Option<usize>],
+    outputs: &'a [usize],
+    infos: &'a [TensorInfo],
+    consts: &'a [ConstData<'m>],
+    storage: &'a [Storage],
+}
+
+impl<'a, 'm> Ctx<'a, 'm> {
+    pub(crate) fn new(
+        index: usize,
+        op: &'a crate::interpreter::OpView<'m>,
+        _g: &'a Graph<'m>,
+        infos: &'a [TensorInfo],
+        consts: &'a [ConstData<'m>],
+        storage: &'a [Storage],
+    ) -> Ctx<'a, 'm> {
+        Ctx {
+            index,
+            kind: op.kind,
+            options: op.options,
+            inputs: &op.inputs,
+            outputs: &op.outputs,
+            infos,
+            consts,
+            storage,
+        }
+    }
+
+    /// An error about this operator.
+    pub(crate) fn err(&self, problem: impl Into<String>) -> Error {
+        Error::InvalidOperator {
+            index: self.index,
+            kind: self.kind.name().to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    /// "Not supported" for this operator.
+    pub(crate) fn unsupported(&self, problem: impl Into<String>) -> Error {
+        Error::UnsupportedOp {
+            index: self.index,
+            kind: self.kind.name().to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    pub(crate) fn num_inputs(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Checks the number of inputs is within `min..=max`.
+    pub(crate) fn expect_inputs(&self, min: usize, max: usize) -> Result<()> {
+        let n = self.inputs.len();
+        if n < min || n > max {
+            let want = if min == max { format!("{min}") } else { format!("{min} to {max}") };
+            return Err(self.err(format!("has {n} inputs, expected {want}")));
+        }
+        Ok(())
+    }
+
+    /// Tensor index of input `k`; an error if it is absent.
+    pub(crate) fn input(&self, k: usize) -> Result<usize> {
+        self.inputs
+            .get(k)
+            .copied()
+            .flatten()
+            .ok_or_else(|| self.err(format!("input {k} is missing")))
+    }
+
+    /// Tensor index of optional input `k`.
+    pub(crate) fn opt_input(&self, k: usize) -> Option<usize> {
+        self.inputs.get(k).copied().flatten()
+    }
+
+    /// Tensor index of the output.
+    pub(crate) fn output(&self) -> usize {
+        self.outputs[0]
+    }
+
+    pub(crate) fn info(&self, t: usize) -> &'a TensorInfo {
+        &self.infos[t]
+    }
+
+    pub(crate) fn shape(&self, t: usize) -> &'a [usize] {
+        &self.infos[t].shape
+    }
+
+    pub(crate) fn dtype(&self, t: usize) -> DType {
+        self.infos[t].dtype
+    }
+
+    pub(crate) fn quant(&self, t: usize) -> Option<&'a Quantization> {
+        self.infos[t].quant.as_ref()
+    }
+
+    /// The constant bytes of tensor `t`, if it is a constant (possibly folded at prepare).
+    pub(crate) fn const_bytes(&self, t: usize) -> Option<&'a [u8]> {
+        match self.storage[t] {
+            Storage::Const(c) => Some(self.consts[c].bytes()),
+            _ => None,
+        }
+    }
+
+    /// Input `k`, which must be a constant (weights, shapes, axes).
+    pub(crate) fn const_input(&self, k: usize) -> Result<(usize, &'a [u8])> {
+        let t = self.input(k)?;
+        let b = self.const_bytes(t).ok_or_else(|| {
+            self.unsupported(format!(
+                "input {k} (tensor \"{}\") must be a constant",
+                self.infos[t].name
+            ))
+        })?;
+        Ok((t, b))
+    }
+
+    /// Constant input `k` as i32 values (shapes, axes, paddings).
+    pub(crate) fn const_i32(&self, k: usize) -> Result<Vec<i32>> {
+        let (t, b) = self.const_input(k)?;
+        if self.dtype(t) != DType::I32 {
+            return Err(self.err(format!(
+                "input {k} (tensor \"{}\") must be i32, is {}",
+                self.infos[t].name,
+                self.dtype(t)
+            )));
+        }
+        Ok(bytemuck::cast_slice::<u8, i32>(b).to_vec())
+    }
+
+    /// Checks that tensor `t` has dtype `d`.
+    pub(crate) fn expect_dtype(&self, t: usize, d: DType) -> Result<()> {
+        if self.dtype(t) != d {
+            return Err(self.err(format!(
+                "tensor {t} \"{}\" is {}, expected {d}",
+                self.infos[t].name,
+                self.dtype(t)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that tensor `t` has rank `r`.
+    pub(crate) fn expect_rank(&self, t: usize, r: usize) -> Result<&'a [usize]> {
+        let s = self.shape(t);
+        if s.len() != r {
+            return Err(self.err(format!(
+                "tensor {t} \"{}\" has shape {s:?}, expected rank {r}",
+                self.infos[t].name
+            )));
+        }
+        Ok(s)
+    }
+
+    /// A "name: problem" error about tensor `t` of this operator.
+    pub(crate) fn tensor_err(&self, t: usize, problem: impl std::fmt::Display) -> Error {
+        self.err(format!("tensor {t} \"{}\": {problem}", self.infos[t].name))
+    }
+}
+
+/// The clamp range of a fused activation in f32 (`Tanh` is not a clamp; callers handle it).
+pub(crate) fn act_range_f32(a: Activation) -> (f32, f32) {
+    match a {
+        Activation::None | Activation::Tanh => (f32::NEG_INFINITY, f32::INFINITY),
+        Activation::Relu => (0.0, f32::INFINITY),
+        Activation::ReluN1To1 => (-1.0, 1.0),
+        Activation::Relu6 => (0.0, 6.0),
+    }
+}
+
+/// Prepares operator `ctx.index`.
+pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
+    use OpKind::*;
+    match ctx.kind {
+        Conv2d => conv::prepare_conv(ctx),
+        DepthwiseConv2d => conv::prepare_depthwise(ctx),
+        FullyConnected => fc::prepare(ctx),
+        Add | Sub | Mul | Div | Maximum | Minimum | SquaredDifference => binary::prepare(ctx),
+        MaxPool2d | AveragePool2d => pool::prepare(ctx),
+        Mean | Sum | ReduceMax => reduce::prepare(ctx),
+        Reshape | Squeeze | ExpandDims => shape::prepare_reshape(ctx),
+        Concatenation => shape::prepare_concat(ctx),
+        Pad | PadV2 => shape::prepare_pad(ctx),
+        Softmax | LogSoftmax => softmax::prepare(ctx),
+        Relu | Relu6 | ReluN1To1 | HardSwish | Logistic | Tanh | LeakyRelu | Abs | Neg | Exp
+        | Sqrt | Rsqrt | Square => unary::prepare(ctx),
+        Dequantize => quant::prepare_dequantize(ctx),
+        Quantize => quant::prepare_quantize(ctx),
+        _ => Err(ctx.unsupported("this operator kind is not implemented yet")),
+    }
+}
+
+/// A boxed [`OpEval`] from a closure-free struct.
+pub(crate) fn boxed(e: impl OpEval + 'static) -> Box<dyn OpEval> {
+    Box::new(e)
+}
+
+/// Number of elements of a shape.
+pub(crate) fn elements(shape: &[usize]) -> usize {
+    shape.iter().product()
+}

@@ -1,0 +1,75 @@
+//! MAX_POOL_2D and AVERAGE_POOL_2D (NHWC). The average counts only the taps inside the input,
+//! as TFLite does.
+
+use sparq_schema::{Activation, DType, OpKind, OpOptions};
+
+use super::conv::{finish_f32, geometry, Geometry};
+use super::{act_range_f32, boxed, Ctx, Exec, Inputs, OpEval, Prepared};
+use crate::Result;
+
+pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
+    ctx.expect_inputs(1, 1)?;
+    let OpOptions::Pool2d { padding, stride_h, stride_w, filter_h, filter_w, activation } =
+        *ctx.options
+    else {
+        return Err(ctx.err("options are not Pool2d options"));
+    };
+    let x = ctx.input(0)?;
+    let input = ctx.expect_rank(x, 4)?;
+    let (kh, kw) = match (usize::try_from(filter_h), usize::try_from(filter_w)) {
+        (Ok(h), Ok(w)) if h > 0 && w > 0 => (h, w),
+        _ => return Err(ctx.err(format!("filter {filter_h}x{filter_w} is not positive"))),
+    };
+    let g = geometry(ctx, input, kh, kw, input[3], padding, (stride_h, stride_w), (1, 1))?;
+    let shape = vec![g.n, g.oh, g.ow, g.oc];
+    let max = ctx.kind == OpKind::MaxPool2d;
+    match ctx.dtype(x) {
+        DType::F32 => Ok(Prepared { eval: boxed(PoolF32 { g, max, act: activation }), shape, dtype: DType::F32 }),
+        d => Err(ctx.unsupported(format!("{d} input"))),
+    }
+}
+
+struct PoolF32 {
+    g: Geometry,
+    max: bool,
+    act: Activation,
+}
+
+impl OpEval for PoolF32 {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], exec: &Exec) {
+        let g = &self.g;
+        let x = ins.f32(0);
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        let (lo, hi) = act_range_f32(self.act);
+        let row_len = g.ow * g.oc;
+        let work = out.len() * g.kh * g.kw;
+        exec.rows(out, row_len, work, &|r0, rows| {
+            for (ri, orow) in rows.chunks_exact_mut(row_len).enumerate() {
+                let r = r0 + ri;
+                let (b, y) = (r / g.oh, r % g.oh);
+                for (xo, o) in orow.chunks_exact_mut(g.oc).enumerate() {
+                    o.fill(if self.max { f32::NEG_INFINITY } else { 0.0 });
+                    let mut count = 0usize;
+                    for ky in 0..g.kh {
+                        let Some(iy) = g.in_y(y, ky) else { continue };
+                        for kx in 0..g.kw {
+                            let Some(ix) = g.in_x(xo, kx) else { continue };
+                            count += 1;
+                            let px = &x[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic];
+                            if self.max {
+                                o.iter_mut().zip(px).for_each(|(a, &v)| *a = a.max(v));
+                            } else {
+                                o.iter_mut().zip(px).for_each(|(a, &v)| *a += v);
+                            }
+                        }
+                    }
+                    if !self.max {
+                        let n = count.max(1) as f32;
+                        o.iter_mut().for_each(|a| *a /= n);
+                    }
+                    finish_f32(o, lo, hi, self.act);
+                }
+            }
+        });
+    }
+}

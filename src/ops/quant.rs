@@ -1,0 +1,101 @@
+//! DEQUANTIZE (f16 / i8 / u8 → f32) and QUANTIZE (f32 → i8 / u8), with TFLite's rounding.
+
+use sparq_schema::{DType, Quantization};
+
+use super::{boxed, elements, Ctx, Exec, Inputs, OpEval, Prepared};
+use crate::Result;
+
+/// Per-tensor (scale, zero point) of tensor `t`; an error for a missing or per-axis one.
+pub(crate) fn per_tensor(ctx: &Ctx<'_, '_>, t: usize) -> Result<(f32, i32)> {
+    let q: &Quantization =
+        ctx.quant(t).ok_or_else(|| ctx.tensor_err(t, "has no quantization parameters"))?;
+    if q.scales.len() != 1 || q.zero_points.len() != 1 {
+        return Err(ctx.tensor_err(t, format!("needs per-tensor quantization, has {} scales", q.scales.len())));
+    }
+    let scale = q.scales[0];
+    if !(scale > 0.0 && scale.is_finite()) {
+        return Err(ctx.tensor_err(t, format!("scale {scale} is not a positive number")));
+    }
+    Ok((scale, q.zero_points[0] as i32))
+}
+
+pub(crate) fn prepare_dequantize(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
+    ctx.expect_inputs(1, 1)?;
+    let x = ctx.input(0)?;
+    let shape = ctx.shape(x).to_vec();
+    let eval = match ctx.dtype(x) {
+        DType::F16 => boxed(DequantizeF16),
+        DType::I8 | DType::U8 => {
+            let (scale, zp) = per_tensor(ctx, x)?;
+            boxed(DequantizeQ8 { scale, zp, unsigned: ctx.dtype(x) == DType::U8 })
+        }
+        d => return Err(ctx.unsupported(format!("{d} input"))),
+    };
+    Ok(Prepared { eval, shape, dtype: DType::F32 })
+}
+
+struct DequantizeF16;
+
+impl OpEval for DequantizeF16 {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+        let x: &[half::f16] = bytemuck::cast_slice(ins.bytes(0));
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        for (o, v) in out.iter_mut().zip(x) {
+            *o = v.to_f32();
+        }
+    }
+}
+
+struct DequantizeQ8 {
+    scale: f32,
+    zp: i32,
+    unsigned: bool,
+}
+
+impl OpEval for DequantizeQ8 {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+        let x = ins.bytes(0);
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        for (o, &b) in out.iter_mut().zip(x) {
+            let q = if self.unsigned { b as i32 } else { b as i8 as i32 };
+            *o = self.scale * (q - self.zp) as f32;
+        }
+    }
+}
+
+pub(crate) fn prepare_quantize(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
+    ctx.expect_inputs(1, 1)?;
+    let x = ctx.input(0)?;
+    let y = ctx.output();
+    let shape = ctx.shape(x).to_vec();
+    let dtype = ctx.dtype(y);
+    let (scale, zp) = per_tensor(ctx, y)?;
+    let (lo, hi) = match dtype {
+        DType::I8 => (-128, 127),
+        DType::U8 => (0, 255),
+        d => return Err(ctx.unsupported(format!("{d} output"))),
+    };
+    let _ = elements(&shape);
+    match ctx.dtype(x) {
+        DType::F32 => Ok(Prepared { eval: boxed(QuantizeF32 { scale, zp, lo, hi }), shape, dtype }),
+        d => Err(ctx.unsupported(format!("{d} input (requantization comes with the integer ops)"))),
+    }
+}
+
+struct QuantizeF32 {
+    scale: f32,
+    zp: i32,
+    lo: i32,
+    hi: i32,
+}
+
+impl OpEval for QuantizeF32 {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+        let x = ins.f32(0);
+        for (o, &v) in out.iter_mut().zip(x) {
+            // TFLite: round half away from zero of val / scale, in f32.
+            let q = ((v / self.scale).round() as i32).saturating_add(self.zp).clamp(self.lo, self.hi);
+            *o = q as u8;
+        }
+    }
+}

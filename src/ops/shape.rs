@@ -1,0 +1,253 @@
+//! Data movement: RESHAPE, SQUEEZE, EXPAND_DIMS (a copy), CONCATENATION, PAD / PADV2. These
+//! work on bytes, so every dtype runs (quantized inputs must share the output's quantization).
+
+use sparq_schema::{DType, OpKind, OpOptions};
+
+use super::binary::MAX_RANK;
+use super::{boxed, elements, Ctx, Exec, Inputs, OpEval, Prepared};
+use crate::Result;
+
+/// Resolves one `-1` in a requested shape against the element count.
+fn resolve_shape(ctx: &Ctx<'_, '_>, want: &[i32], count: usize) -> Result<Vec<usize>> {
+    let mut shape = Vec::with_capacity(want.len());
+    let mut unknown = None;
+    let mut known = 1usize;
+    for (i, &d) in want.iter().enumerate() {
+        if d == -1 && unknown.is_none() {
+            unknown = Some(i);
+            shape.push(0);
+        } else {
+            let d = usize::try_from(d).map_err(|_| ctx.err(format!("new shape {want:?} is invalid")))?;
+            known = known.saturating_mul(d);
+            shape.push(d);
+        }
+    }
+    if let Some(i) = unknown {
+        if known == 0 || count % known != 0 {
+            return Err(ctx.err(format!("cannot reshape {count} elements to {want:?}")));
+        }
+        shape[i] = count / known;
+    }
+    if elements(&shape) != count {
+        return Err(ctx.err(format!("cannot reshape {count} elements to {want:?}")));
+    }
+    Ok(shape)
+}
+
+fn same_quant(ctx: &Ctx<'_, '_>, a: usize, b: usize) -> Result<()> {
+    if ctx.dtype(a) != ctx.dtype(b) {
+        return Err(ctx.err(format!("input is {} but output is {}", ctx.dtype(a), ctx.dtype(b))));
+    }
+    if ctx.dtype(a) != DType::F32 && ctx.quant(a) != ctx.quant(b) {
+        return Err(ctx.unsupported("input and output quantization differ"));
+    }
+    Ok(())
+}
+
+pub(crate) fn prepare_reshape(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
+    ctx.expect_inputs(1, 2)?;
+    let x = ctx.input(0)?;
+    let xs = ctx.shape(x);
+    let count = elements(xs);
+    let declared = &ctx.info(ctx.output()).shape;
+    let shape = match ctx.kind {
+        OpKind::Squeeze => {
+            let dims = match ctx.options {
+                OpOptions::Squeeze { dims } => dims.clone(),
+                _ => Vec::new(),
+            };
+            let mut drop = vec![false; xs.len()];
+            for &d in &dims {
+                let a = if d < 0 { d + xs.len() as i32 } else { d };
+                if a < 0 || a as usize >= xs.len() || xs[a as usize] != 1 {
+                    return Err(ctx.err(format!("cannot squeeze dimension {d} of {xs:?}")));
+                }
+                drop[a as usize] = true;
+            }
+            xs.iter()
+                .zip(&drop)
+                .filter(|&(&s, &dr)| !(dr || dims.is_empty() && s == 1))
+                .map(|(&s, _)| s)
+                .collect()
+        }
+        OpKind::ExpandDims => {
+            let axis = *ctx.const_i32(1)?.first().ok_or_else(|| ctx.err("axis is empty"))?;
+            let r = xs.len() as i32 + 1;
+            let a = if axis < 0 { axis + r } else { axis };
+            if a < 0 || a >= r {
+                return Err(ctx.err(format!("axis {axis} out of range for {xs:?}")));
+            }
+            let mut s = xs.to_vec();
+            s.insert(a as usize, 1);
+            s
+        }
+        _ => {
+            let from_input = match ctx.opt_input(1) {
+                Some(t) if ctx.const_bytes(t).is_some() && ctx.dtype(t) == DType::I32 => {
+                    Some(ctx.const_i32(1)?)
+                }
+                _ => None,
+            };
+            let from_options = match ctx.options {
+                OpOptions::Reshape { new_shape } if !new_shape.is_empty() => Some(new_shape.clone()),
+                _ => None,
+            };
+            match from_input.or(from_options) {
+                Some(want) => resolve_shape(ctx, &want, count)?,
+                None if elements(declared) == count => declared.clone(),
+                None => return Err(ctx.err("no target shape")),
+            }
+        }
+    };
+    same_quant(ctx, x, ctx.output())?;
+    Ok(Prepared { eval: boxed(Copy), shape, dtype: ctx.dtype(x) })
+}
+
+struct Copy;
+
+impl OpEval for Copy {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+        out.copy_from_slice(ins.bytes(0));
+    }
+}
+
+pub(crate) fn prepare_concat(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
+    let n = ctx.num_inputs();
+    if n == 0 {
+        return Err(ctx.err("has no inputs"));
+    }
+    let OpOptions::Concatenation { axis, activation } = *ctx.options else {
+        return Err(ctx.err("options are not Concatenation options"));
+    };
+    if activation != sparq_schema::Activation::None {
+        return Err(ctx.unsupported(format!("fused {activation:?}")));
+    }
+    let first = ctx.input(0)?;
+    let s0 = ctx.shape(first).to_vec();
+    let rank = s0.len() as i32;
+    let a = if axis < 0 { axis + rank } else { axis };
+    if a < 0 || a >= rank {
+        return Err(ctx.err(format!("axis {axis} out of range for {s0:?}")));
+    }
+    let a = a as usize;
+    let elem = ctx.dtype(first).size_bytes();
+    let inner: usize = s0[a + 1..].iter().product::<usize>() * elem;
+    let outer: usize = s0[..a].iter().product();
+    let mut shape = s0.clone();
+    shape[a] = 0;
+    let mut chunks = Vec::with_capacity(n);
+    for k in 0..n {
+        let t = ctx.input(k)?;
+        let s = ctx.shape(t);
+        let mismatch = s.len() != s0.len() || (0..s.len()).any(|d| d != a && s[d] != s0[d]);
+        if mismatch {
+            return Err(ctx.tensor_err(t, format!("shape {s:?} does not concatenate with {s0:?} on axis {a}")));
+        }
+        same_quant(ctx, t, ctx.output())?;
+        shape[a] += s[a];
+        chunks.push(s[a] * inner);
+    }
+    Ok(Prepared { eval: boxed(Concat { outer, chunks }), shape, dtype: ctx.dtype(first) })
+}
+
+struct Concat {
+    outer: usize,
+    /// Bytes each input contributes per outer index.
+    chunks: Vec<usize>,
+}
+
+impl OpEval for Concat {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+        let mut o = 0;
+        for i in 0..self.outer {
+            for (k, &c) in self.chunks.iter().enumerate() {
+                out[o..o + c].copy_from_slice(&ins.bytes(k)[i * c..(i + 1) * c]);
+                o += c;
+            }
+        }
+    }
+}
+
+pub(crate) fn prepare_pad(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
+    ctx.expect_inputs(2, 3)?;
+    let x = ctx.input(0)?;
+    let xs = ctx.shape(x).to_vec();
+    let rank = xs.len();
+    if rank == 0 || rank > MAX_RANK {
+        return Err(ctx.unsupported(format!("rank {rank} input")));
+    }
+    let pads = ctx.const_i32(1)?;
+    if pads.len() != 2 * rank {
+        return Err(ctx.err(format!("paddings have {} values, expected {}", pads.len(), 2 * rank)));
+    }
+    let mut before = [0usize; MAX_RANK];
+    let mut shape = Vec::with_capacity(rank);
+    for d in 0..rank {
+        let (b, a) = (pads[2 * d], pads[2 * d + 1]);
+        if b < 0 || a < 0 {
+            return Err(ctx.err(format!("negative padding {pads:?}")));
+        }
+        before[d] = b as usize;
+        shape.push(xs[d] + b as usize + a as usize);
+    }
+    let dtype = ctx.dtype(x);
+    same_quant(ctx, x, ctx.output())?;
+    let elem = dtype.size_bytes();
+    let fill: Vec<u8> = match (ctx.opt_input(2), dtype) {
+        (Some(_), _) => {
+            let (_, b) = ctx.const_input(2)?;
+            if b.len() != elem {
+                return Err(ctx.err("the constant value is not one element"));
+            }
+            b.to_vec()
+        }
+        (None, DType::I8 | DType::U8) => {
+            let zp = ctx.quant(x).and_then(|q| q.zero_points.first().copied()).unwrap_or(0);
+            vec![zp as u8]
+        }
+        _ => vec![0u8; elem],
+    };
+    let mut in_dims = [1usize; MAX_RANK];
+    in_dims[..rank].copy_from_slice(&xs);
+    let mut out_dims = [1usize; MAX_RANK];
+    out_dims[..rank].copy_from_slice(&shape);
+    Ok(Prepared { eval: boxed(Pad { rank, in_dims, out_dims, before, elem, fill }), shape, dtype })
+}
+
+struct Pad {
+    rank: usize,
+    in_dims: [usize; MAX_RANK],
+    out_dims: [usize; MAX_RANK],
+    before: [usize; MAX_RANK],
+    elem: usize,
+    fill: Vec<u8>,
+}
+
+impl OpEval for Pad {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+        let x = ins.bytes(0);
+        for c in out.chunks_exact_mut(self.elem) {
+            c.copy_from_slice(&self.fill);
+        }
+        let r = self.rank;
+        let row = self.in_dims[r - 1] * self.elem;
+        let rows = elements(&self.in_dims[..r - 1]);
+        let mut idx = [0usize; MAX_RANK];
+        for i in 0..rows {
+            // Output offset of input row `idx`.
+            let mut o = 0usize;
+            for d in 0..r {
+                let v = if d == r - 1 { 0 } else { idx[d] };
+                o = o * self.out_dims[d] + v + self.before[d];
+            }
+            out[o * self.elem..o * self.elem + row].copy_from_slice(&x[i * row..(i + 1) * row]);
+            for d in (0..r - 1).rev() {
+                idx[d] += 1;
+                if idx[d] < self.in_dims[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+    }
+}

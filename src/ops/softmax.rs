@@ -1,0 +1,55 @@
+//! SOFTMAX and LOG_SOFTMAX along the last dimension.
+
+use sparq_schema::{DType, OpKind, OpOptions};
+
+use super::{boxed, Ctx, Exec, Inputs, OpEval, Prepared};
+use crate::Result;
+
+pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
+    ctx.expect_inputs(1, 1)?;
+    let x = ctx.input(0)?;
+    let shape = ctx.shape(x).to_vec();
+    let depth = *shape.last().ok_or_else(|| ctx.err("input is a scalar"))?;
+    let beta = match *ctx.options {
+        OpOptions::Softmax { beta } => beta,
+        _ => 1.0,
+    };
+    let log = ctx.kind == OpKind::LogSoftmax;
+    match ctx.dtype(x) {
+        DType::F32 => Ok(Prepared { eval: boxed(SoftmaxF32 { depth, beta, log }), shape, dtype: DType::F32 }),
+        d => Err(ctx.unsupported(format!("{d} input"))),
+    }
+}
+
+struct SoftmaxF32 {
+    depth: usize,
+    beta: f32,
+    log: bool,
+}
+
+impl OpEval for SoftmaxF32 {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+        let x = ins.f32(0);
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        if self.depth == 0 {
+            return;
+        }
+        for (o, xr) in out.chunks_exact_mut(self.depth).zip(x.chunks_exact(self.depth)) {
+            let max = xr.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let mut sum = 0f32;
+            for (v, &xv) in o.iter_mut().zip(xr) {
+                *v = ((xv - max) * self.beta).exp();
+                sum += *v;
+            }
+            if self.log {
+                let ls = sum.ln();
+                for (v, &xv) in o.iter_mut().zip(xr) {
+                    *v = (xv - max) * self.beta - ls;
+                }
+            } else {
+                let inv = 1.0 / sum;
+                o.iter_mut().for_each(|v| *v *= inv);
+            }
+        }
+    }
+}
