@@ -55,6 +55,19 @@ pub enum Error {
     #[error("unsupported: {0}")]
     Unsupported(String),
 
+    // ---- preparing and running a model (src/interpreter/, src/ops/) ----
+    /// An operator is implemented, but not for these dtypes, options or shapes.
+    #[error("operator {index} ({kind}): not supported: {problem}")]
+    UnsupportedOp {
+        index: usize,
+        kind: String,
+        problem: String,
+    },
+    /// A call to the interpreter is wrong: an unknown tensor name, an input of the wrong size or
+    /// dtype, an option out of range.
+    #[error("{0}")]
+    Argument(String),
+
     // ---- writing a .sparq model ----
     /// A model could not be serialized.
     #[error("cannot write .sparq: {0}")]

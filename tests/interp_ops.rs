@@ -4,11 +4,12 @@
 mod common;
 
 use common::*;
-use sparq::{Interpreter, Options};
+use sparq::{Interpreter, Model, Options};
 use sparq_schema::{Activation, DType, OpKind, OpOptions, Padding};
 
 fn run(def: &sparq_schema::ModelDef, inputs: &[&[f32]]) -> Vec<f32> {
-    let mut it = Interpreter::from_def(def, Options::default()).expect("prepare");
+    let model = Model::from_def(def).expect("model");
+    let mut it = Interpreter::new(&model, Options::default()).expect("prepare");
     for (k, x) in inputs.iter().enumerate() {
         it.set_input(k, x).unwrap();
     }
@@ -189,7 +190,10 @@ fn binary_broadcasting_matches_reference() {
             let mut m = OneOp::new();
             let ai = m.input(sa, DType::F32);
             let bi = m.input(sb, DType::F32);
-            let opts = OpOptions::Elementwise { activation: Activation::None };
+            let opts = match kind {
+                OpKind::Add | OpKind::Sub | OpKind::Mul => OpOptions::Elementwise { activation: Activation::None },
+                _ => OpOptions::None,
+            };
             let def = m.op(kind, opts, &[ai, bi], so, DType::F32);
             let got = run(&def, &[&a, &b]);
             // Reference: index each operand through its own broadcast.
@@ -334,6 +338,11 @@ fn data_movement_ops() {
     assert_eq!(run(&def, &[&x]), x);
 }
 
+fn prepare(def: &sparq_schema::ModelDef) -> sparq::Result<()> {
+    let model = Model::from_def(def)?;
+    Interpreter::new(&model, Options::default()).map(|_| ())
+}
+
 #[test]
 fn bad_models_give_errors_naming_the_operator() {
     // Declared output shape disagrees with the computed one.
@@ -341,31 +350,32 @@ fn bad_models_give_errors_naming_the_operator() {
     let xi = m.input(&[1, 4], DType::F32);
     let w = m.constant(&[3, 4], DType::F32, f32_bytes(&[0.0; 12]));
     let def = m.op(OpKind::FullyConnected, OpOptions::FullyConnected { activation: Activation::None, keep_num_dims: false }, &[xi, w], &[1, 5], DType::F32);
-    let e = Interpreter::from_def(&def, Options::default()).unwrap_err().to_string();
+    let e = prepare(&def).unwrap_err().to_string();
     assert!(e.contains("operator 0 (FullyConnected)") && e.contains("[1, 5]"), "{e}");
     // Weight shape mismatch.
     let mut m = OneOp::new();
     let xi = m.input(&[1, 4], DType::F32);
     let w = m.constant(&[3, 5], DType::F32, f32_bytes(&[0.0; 15]));
     let def = m.op(OpKind::FullyConnected, OpOptions::FullyConnected { activation: Activation::None, keep_num_dims: false }, &[xi, w], &[1, 3], DType::F32);
-    assert!(Interpreter::from_def(&def, Options::default()).is_err());
+    assert!(prepare(&def).is_err());
     // Constant data of the wrong length.
     let mut m = OneOp::new();
     let xi = m.input(&[1, 4], DType::F32);
     let w = m.constant(&[3, 4], DType::F32, f32_bytes(&[0.0; 11]));
     let def = m.op(OpKind::FullyConnected, OpOptions::FullyConnected { activation: Activation::None, keep_num_dims: false }, &[xi, w], &[1, 3], DType::F32);
-    let e = Interpreter::from_def(&def, Options::default()).unwrap_err().to_string();
+    let e = prepare(&def).unwrap_err().to_string();
     assert!(e.contains("c1"), "{e}");
     // Index out of range.
     let mut m = OneOp::new();
     let xi = m.input(&[1, 4], DType::F32);
     let def = m.op(OpKind::Relu, OpOptions::None, &[xi + 7], &[1, 4], DType::F32);
-    assert!(Interpreter::from_def(&def, Options::default()).is_err());
+    assert!(prepare(&def).is_err());
     // Wrong input size at run time.
     let mut m = OneOp::new();
     let xi = m.input(&[1, 4], DType::F32);
     let def = m.op(OpKind::Relu, OpOptions::None, &[xi], &[1, 4], DType::F32);
-    let mut it = Interpreter::from_def(&def, Options::default()).unwrap();
+    let model = Model::from_def(&def).unwrap();
+    let mut it = Interpreter::new(&model, Options::default()).unwrap();
     assert!(it.set_input(0, &[1.0f32; 3]).is_err());
     assert!(it.set_input(0, &[1i8; 4]).is_err());
     assert!(it.set_input(1, &[1.0f32; 4]).is_err());

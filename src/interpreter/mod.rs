@@ -8,18 +8,15 @@
 
 pub mod arena;
 mod buf;
-mod graph;
 
 use std::time::{Duration, Instant};
 
-use sparq_kernels::pool::ThreadPool;
-use sparq_schema::{DType, ModelDef, OpKind, Quantization};
+use sparq_schema::{DType, OpKind};
 
 pub(crate) use buf::AlignedBuf;
-pub(crate) use graph::{Graph, OpView};
 
 use crate::ops::{self, Exec, Inputs, OpEval, Operand};
-use crate::{Error, Result};
+use crate::{Error, Model, Result, SparseView, TensorInfo};
 
 /// How an [`Interpreter`] is prepared.
 #[derive(Clone, Debug)]
@@ -35,27 +32,6 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options { threads: 1, keep: Vec::new(), profile: false }
-    }
-}
-
-/// Shape, dtype, quantization and name of a tensor, as the interpreter sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TensorInfo {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub dtype: DType,
-    pub quant: Option<Quantization>,
-}
-
-impl TensorInfo {
-    /// Number of elements.
-    pub fn elements(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    /// Number of bytes.
-    pub fn bytes(&self) -> usize {
-        self.elements() * self.dtype.size_bytes()
     }
 }
 
@@ -115,7 +91,7 @@ struct Step {
 
 /// A prepared model, ready to run.
 pub struct Interpreter<'m> {
-    infos: Vec<TensorInfo>,
+    infos: &'m [TensorInfo],
     storage: Vec<Storage>,
     consts: Vec<ConstData<'m>>,
     steps: Vec<Step>,
@@ -138,50 +114,40 @@ impl std::fmt::Debug for Interpreter<'_> {
 }
 
 impl<'m> Interpreter<'m> {
-    /// Prepares a model given as plain data (as built by the importer or by hand).
-    pub fn from_def(def: &'m ModelDef, options: Options) -> Result<Interpreter<'m>> {
-        Interpreter::prepare(Graph::from_def(def)?, options)
-    }
-
-    fn prepare(g: Graph<'m>, options: Options) -> Result<Interpreter<'m>> {
+    /// Prepares `model`: checks every operator, infers and checks shapes, packs weights and
+    /// plans the activation arena.
+    pub fn new(model: &'m Model, options: Options) -> Result<Interpreter<'m>> {
         if options.threads == 0 || options.threads > 256 {
             return Err(Error::Argument(format!(
                 "threads must be in 1..=256, got {}",
                 options.threads
             )));
         }
-        let n = g.tensors.len();
-        let mut infos: Vec<TensorInfo> = g
-            .tensors
-            .iter()
-            .map(|t| TensorInfo {
-                name: t.name.to_string(),
-                shape: t.shape.clone(),
-                dtype: t.dtype,
-                quant: t.quant.cloned(),
-            })
-            .collect();
-        // Constants: borrowed in place when aligned for their dtype, copied otherwise;
-        // sparse constants are densified (the sparse kernels take them from the model instead
-        // where the op supports it).
+        let infos = model.tensors();
+        let n = infos.len();
+        let tensor_err = |i: usize, problem: String| Error::InvalidTensor {
+            index: i,
+            name: infos[i].name.clone(),
+            problem,
+        };
+        let op_err = |i: usize, problem: String| Error::InvalidOperator {
+            index: i,
+            kind: model.operators()[i].kind.name().to_string(),
+            problem,
+        };
+        // Constants: dense data is used in place (the model guarantees 64-byte alignment);
+        // sparse constants are densified for the operators that read them densely.
         let mut consts: Vec<ConstData<'m>> = Vec::new();
         let mut storage: Vec<Storage> = (0..n).map(|_| Storage::None).collect();
-        for (i, t) in g.tensors.iter().enumerate() {
-            let bytes = t.byte_len().ok_or_else(|| g.tensor_err(i, "shape overflows"))?;
-            let data = if let Some(d) = t.data {
-                if d.len() != bytes {
-                    return Err(g.tensor_err(
-                        i,
-                        format!("data is {} bytes, shape and dtype need {bytes}", d.len()),
-                    ));
-                }
+        for (i, t) in infos.iter().enumerate() {
+            let data = if let Some(d) = model.tensor_data(i) {
                 if (d.as_ptr() as usize) % t.dtype.size_bytes() == 0 {
                     ConstData::Borrowed(d)
                 } else {
                     ConstData::Owned(AlignedBuf::from_bytes(d))
                 }
-            } else if let Some(s) = &t.sparse {
-                let dense = s.densify(&t.shape, t.dtype.size_bytes()).map_err(|p| g.tensor_err(i, p))?;
+            } else if let Some(s) = model.sparse(i) {
+                let dense = densify(&s, t.dtype.size_bytes()).map_err(|p| tensor_err(i, p))?;
                 ConstData::Owned(AlignedBuf::from_bytes(&dense))
             } else {
                 continue;
@@ -191,18 +157,17 @@ impl<'m> Interpreter<'m> {
         }
         // Which tensors are known (computed, constant or graph input) before each op.
         let mut known: Vec<bool> = storage.iter().map(|s| matches!(s, Storage::Const(_))).collect();
-        for &i in &g.inputs {
+        for &i in model.inputs() {
             if known[i] {
-                return Err(g.tensor_err(i, "a graph input cannot be a constant"));
+                return Err(tensor_err(i, "a graph input cannot be a constant".into()));
             }
             known[i] = true;
         }
         let mut kept: Vec<bool> = vec![false; n];
         for name in &options.keep {
-            let i = g
-                .tensors
+            let i = infos
                 .iter()
-                .position(|t| t.name == name.as_str())
+                .position(|t| t.name == *name)
                 .ok_or_else(|| Error::Argument(format!("no tensor named {name:?} to keep")))?;
             kept[i] = true;
         }
@@ -215,15 +180,15 @@ impl<'m> Interpreter<'m> {
             output: usize,
         }
         let mut pending: Vec<Pending> = Vec::new();
-        for (oi, op) in g.ops.iter().enumerate() {
+        for (oi, op) in model.operators().iter().enumerate() {
             for (k, inp) in op.inputs.iter().enumerate() {
                 if let Some(t) = *inp {
                     if !known[t] {
-                        return Err(g.op_err(
+                        return Err(op_err(
                             oi,
                             format!(
                                 "input {k} (tensor {t} \"{}\") is not computed before this operator",
-                                g.tensors[t].name
+                                infos[t].name
                             ),
                         ));
                     }
@@ -238,16 +203,16 @@ impl<'m> Interpreter<'m> {
             }
             let out = op.outputs[0];
             if known[out] {
-                return Err(g.op_err(
+                return Err(op_err(
                     oi,
-                    format!("output tensor {out} \"{}\" is already defined", g.tensors[out].name),
+                    format!("output tensor {out} \"{}\" is already defined", infos[out].name),
                 ));
             }
-            let ctx = ops::Ctx::new(oi, op, &g, &infos, &consts, &storage);
+            let ctx = ops::Ctx::new(oi, op, infos, &consts, &storage);
             let prepared = ops::prepare(&ctx)?;
             let declared = &infos[out];
             if prepared.dtype != declared.dtype || prepared.shape != declared.shape {
-                return Err(g.op_err(
+                return Err(op_err(
                     oi,
                     format!(
                         "output tensor {out} \"{}\" is declared {}{:?} but computes to {}{:?}",
@@ -274,7 +239,7 @@ impl<'m> Interpreter<'m> {
                         None => Operand::Absent,
                     })
                     .collect();
-                let mut buf = AlignedBuf::zeroed(declared.bytes());
+                let mut buf = AlignedBuf::zeroed(declared.byte_size);
                 let ins = Inputs::new(&[], &[], 0, &operands, &consts);
                 prepared.eval.eval(&ins, buf.bytes_mut(), &Exec::single());
                 storage[out] = Storage::Const(consts.len());
@@ -289,9 +254,9 @@ impl<'m> Interpreter<'m> {
                 output: out,
             });
         }
-        for &o in &g.outputs {
+        for &o in model.outputs() {
             if !known[o] {
-                return Err(g.tensor_err(o, "graph output is never computed"));
+                return Err(tensor_err(o, "graph output is never computed".into()));
             }
         }
 
@@ -300,7 +265,7 @@ impl<'m> Interpreter<'m> {
         let steps_n = pending.len();
         let mut first = vec![usize::MAX; n];
         let mut last = vec![0usize; n];
-        for &i in &g.inputs {
+        for &i in model.inputs() {
             first[i] = 0;
         }
         for (s, p) in pending.iter().enumerate() {
@@ -311,7 +276,7 @@ impl<'m> Interpreter<'m> {
             }
         }
         for i in 0..n {
-            if (kept[i] || g.outputs.contains(&i)) && first[i] != usize::MAX {
+            if (kept[i] || model.outputs().contains(&i)) && first[i] != usize::MAX {
                 last[i] = steps_n;
             }
         }
@@ -320,13 +285,13 @@ impl<'m> Interpreter<'m> {
         for i in 0..n {
             if first[i] != usize::MAX && !matches!(storage[i], Storage::Const(_)) {
                 arena_tensors.push(i);
-                reqs.push(arena::Request { size: infos[i].bytes(), first: first[i], last: last[i] });
+                reqs.push(arena::Request { size: infos[i].byte_size, first: first[i], last: last[i] });
             }
         }
         let plan = arena::plan(&reqs, 64)
             .ok_or_else(|| Error::InvalidModel("activation arena size overflows".into()))?;
         for (k, &i) in arena_tensors.iter().enumerate() {
-            storage[i] = Storage::Arena { offset: plan.offsets[k], len: infos[i].bytes() };
+            storage[i] = Storage::Arena { offset: plan.offsets[k], len: infos[i].byte_size };
         }
         let steps = pending
             .into_iter()
@@ -356,9 +321,6 @@ impl<'m> Interpreter<'m> {
                 }
             })
             .collect::<Vec<_>>();
-        for info in &mut infos {
-            info.shape.shrink_to_fit();
-        }
         let exec = Exec::new(options.threads)
             .map_err(|e| Error::Argument(format!("cannot start {} threads: {e}", options.threads)))?;
         let profile = options.profile.then(|| vec![Duration::ZERO; steps.len()]);
@@ -368,8 +330,8 @@ impl<'m> Interpreter<'m> {
             consts,
             steps,
             arena: AlignedBuf::zeroed(plan.total),
-            inputs: g.inputs.clone(),
-            outputs: g.outputs.clone(),
+            inputs: model.inputs().to_vec(),
+            outputs: model.outputs().to_vec(),
             keep: (0..n).filter(|&i| kept[i]).collect(),
             exec,
             profile,
@@ -419,8 +381,8 @@ impl<'m> Interpreter<'m> {
     }
 
     /// Every tensor of the model, by index.
-    pub fn tensor_infos(&self) -> &[TensorInfo] {
-        &self.infos
+    pub fn tensor_infos(&self) -> &'m [TensorInfo] {
+        self.infos
     }
 
     /// Index (among the graph inputs) of the input named `name`.
@@ -467,11 +429,11 @@ impl<'m> Interpreter<'m> {
         let t = self.graph_io(&self.inputs, k, "input")?;
         let info = &self.infos[t];
         check_dtype::<T>(info, "input")?;
-        if data.len() != info.elements() {
+        if data.len() != info.num_elements {
             return Err(Error::Argument(format!(
                 "input {k} \"{}\" has {} elements (shape {:?}), got {}",
                 info.name,
-                info.elements(),
+                info.num_elements,
                 info.shape,
                 data.len()
             )));
@@ -484,11 +446,11 @@ impl<'m> Interpreter<'m> {
     pub fn set_input_bytes(&mut self, k: usize, data: &[u8]) -> Result<()> {
         let t = self.graph_io(&self.inputs, k, "input")?;
         let info = &self.infos[t];
-        if data.len() != info.bytes() {
+        if data.len() != info.byte_size {
             return Err(Error::Argument(format!(
                 "input {k} \"{}\" is {} bytes ({}{:?}), got {}",
                 info.name,
-                info.bytes(),
+                info.byte_size,
                 info.dtype,
                 info.shape,
                 data.len()
@@ -570,4 +532,36 @@ fn check_dtype<T: Element>(info: &TensorInfo, what: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The dense row-major bytes of a validated sparse weight.
+fn densify(s: &SparseView<'_>, elem: usize) -> std::result::Result<Vec<u8>, String> {
+    let (br, bc) = s.block();
+    let total = s
+        .rows
+        .checked_mul(s.cols)
+        .and_then(|v| v.checked_mul(elem))
+        .ok_or("sparse matrix size overflows")?;
+    let mut dense = vec![0u8; total];
+    let bytes_per_block = br * bc * elem;
+    if s.values.len() != s.col_idx.len() * bytes_per_block || s.row_ptr.len() != s.rows.div_ceil(br) + 1 {
+        return Err("sparse encoding does not match its shape".into());
+    }
+    for bi in 0..s.rows.div_ceil(br) {
+        let (a, b) = (s.row_ptr[bi] as usize, s.row_ptr[bi + 1] as usize);
+        for k in a..b.min(s.col_idx.len()) {
+            let bj = s.col_idx[k] as usize;
+            for i in 0..br {
+                for j in 0..bc {
+                    let (r, c) = (bi * br + i, bj * bc + j);
+                    if r < s.rows && c < s.cols {
+                        let src = (k * br * bc + i * bc + j) * elem;
+                        let dst = (r * s.cols + c) * elem;
+                        dense[dst..dst + elem].copy_from_slice(&s.values[src..src + elem]);
+                    }
+                }
+            }
+        }
+    }
+    Ok(dense)
 }

@@ -15,8 +15,8 @@ mod unary;
 use sparq_kernels::pool::ThreadPool;
 use sparq_schema::{Activation, DType, OpKind, OpOptions, Quantization};
 
-use crate::interpreter::{ConstData, Graph, Storage, TensorInfo};
-use crate::{Error, Result};
+use crate::interpreter::{ConstData, Storage};
+use crate::{Error, OpInfo, Result, TensorInfo};
 
 /// Where an operator input comes from at run time.
 #[derive(Clone, Copy, Debug)]
@@ -152,8 +152,7 @@ pub(crate) struct Ctx<'a, 'm> {
 impl<'a, 'm> Ctx<'a, 'm> {
     pub(crate) fn new(
         index: usize,
-        op: &'a crate::interpreter::OpView<'m>,
-        _g: &'a Graph<'m>,
+        op: &'m OpInfo,
         infos: &'a [TensorInfo],
         consts: &'a [ConstData<'m>],
         storage: &'a [Storage],
@@ -161,7 +160,7 @@ impl<'a, 'm> Ctx<'a, 'm> {
         Ctx {
             index,
             kind: op.kind,
-            options: op.options,
+            options: &op.options,
             inputs: &op.inputs,
             outputs: &op.outputs,
             infos,
