@@ -46,7 +46,11 @@ fn invoke_allocates_nothing() {
     let model = Model::from_def(&def).unwrap();
     let x = rng.vec_f32(32 * 32 * 3);
     for threads in [1, 2] {
-        let opts = Options { threads, profile: threads == 2, ..Options::default() };
+        let opts = Options {
+            threads,
+            profile: threads == 2,
+            ..Options::default()
+        };
         let mut it = Interpreter::new(&model, opts).unwrap();
         it.set_input(0, &x).unwrap();
         it.invoke().unwrap(); // warm-up: thread-locals, lazily initialised tables
@@ -56,6 +60,10 @@ fn invoke_allocates_nothing() {
             it.invoke().unwrap();
         }
         COUNTING.store(false, Ordering::SeqCst);
-        assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "{threads} threads: invoke allocated");
+        assert_eq!(
+            ALLOCS.load(Ordering::SeqCst),
+            0,
+            "{threads} threads: invoke allocated"
+        );
     }
 }

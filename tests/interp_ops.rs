@@ -20,7 +20,7 @@ fn run(def: &sparq_schema::ModelDef, inputs: &[&[f32]]) -> Vec<f32> {
 fn out_size(p: Padding, i: usize, k: usize, s: usize, d: usize) -> (usize, usize) {
     let ek = (k - 1) * d + 1;
     let o = match p {
-        Padding::Same => (i + s - 1) / s,
+        Padding::Same => i.div_ceil(s),
         Padding::Valid => (i - ek) / s + 1,
     };
     let total = ((o - 1) * s + ek).saturating_sub(i);
@@ -37,18 +37,33 @@ fn act_apply(v: f32, a: Activation) -> f32 {
     }
 }
 
-const ACTS: [Activation; 5] =
-    [Activation::None, Activation::Relu, Activation::Relu6, Activation::ReluN1To1, Activation::Tanh];
+const ACTS: [Activation; 5] = [
+    Activation::None,
+    Activation::Relu,
+    Activation::Relu6,
+    Activation::ReluN1To1,
+    Activation::Tanh,
+];
 
 #[test]
 fn conv2d_f32_matches_reference() {
     let mut rng = Rng(0x1234_5678);
     for case in 0..60 {
-        let (n, ih, iw, ic, oc) = (rng.range(1, 2), rng.range(1, 9), rng.range(1, 9), rng.range(1, 7), rng.range(1, 9));
+        let (n, ih, iw, ic, oc) = (
+            rng.range(1, 2),
+            rng.range(1, 9),
+            rng.range(1, 9),
+            rng.range(1, 7),
+            rng.range(1, 9),
+        );
         let (kh, kw) = (rng.range(1, 3.min(ih)), rng.range(1, 3.min(iw)));
         let (sh, sw) = (rng.range(1, 3), rng.range(1, 3));
         let (dh, dw) = if case % 4 == 0 { (2, 2) } else { (1, 1) };
-        let padding = if case % 2 == 0 { Padding::Same } else { Padding::Valid };
+        let padding = if case % 2 == 0 {
+            Padding::Same
+        } else {
+            Padding::Valid
+        };
         if padding == Padding::Valid && ((kh - 1) * dh + 1 > ih || (kw - 1) * dw + 1 > iw) {
             continue;
         }
@@ -62,8 +77,21 @@ fn conv2d_f32_matches_reference() {
         let xi = m.input(&[n, ih, iw, ic], DType::F32);
         let wi = m.constant(&[oc, kh, kw, ic], DType::F32, f32_bytes(&w));
         let bi = m.constant(&[oc], DType::F32, f32_bytes(&b));
-        let opts = OpOptions::Conv2d { padding, stride_h: sh as i32, stride_w: sw as i32, dilation_h: dh as i32, dilation_w: dw as i32, activation: act };
-        let def = m.op(OpKind::Conv2d, opts, &[xi, wi, bi], &[n, oh, ow, oc], DType::F32);
+        let opts = OpOptions::Conv2d {
+            padding,
+            stride_h: sh as i32,
+            stride_w: sw as i32,
+            dilation_h: dh as i32,
+            dilation_w: dw as i32,
+            activation: act,
+        };
+        let def = m.op(
+            OpKind::Conv2d,
+            opts,
+            &[xi, wi, bi],
+            &[n, oh, ow, oc],
+            DType::F32,
+        );
         let got = run(&def, &[&x]);
         let mut want = vec![0f32; n * oh * ow * oc];
         for bb in 0..n {
@@ -98,12 +126,22 @@ fn conv2d_f32_matches_reference() {
 fn depthwise_f32_matches_reference() {
     let mut rng = Rng(0xdead_beef);
     for case in 0..60 {
-        let (n, ih, iw, ic, mult) = (rng.range(1, 2), rng.range(1, 9), rng.range(1, 9), rng.range(1, 9), rng.range(1, 3));
+        let (n, ih, iw, ic, mult) = (
+            rng.range(1, 2),
+            rng.range(1, 9),
+            rng.range(1, 9),
+            rng.range(1, 9),
+            rng.range(1, 3),
+        );
         let oc = ic * mult;
         let (kh, kw) = (rng.range(1, 5.min(ih)), rng.range(1, 5.min(iw)));
         let (sh, sw) = (rng.range(1, 2), rng.range(1, 2));
         let (dh, dw) = if case % 3 == 0 { (2, 1) } else { (1, 1) };
-        let padding = if case % 2 == 0 { Padding::Same } else { Padding::Valid };
+        let padding = if case % 2 == 0 {
+            Padding::Same
+        } else {
+            Padding::Valid
+        };
         if padding == Padding::Valid && ((kh - 1) * dh + 1 > ih || (kw - 1) * dw + 1 > iw) {
             continue;
         }
@@ -117,8 +155,22 @@ fn depthwise_f32_matches_reference() {
         let xi = m.input(&[n, ih, iw, ic], DType::F32);
         let wi = m.constant(&[1, kh, kw, oc], DType::F32, f32_bytes(&w));
         let bi = m.constant(&[oc], DType::F32, f32_bytes(&b));
-        let opts = OpOptions::DepthwiseConv2d { padding, stride_h: sh as i32, stride_w: sw as i32, dilation_h: dh as i32, dilation_w: dw as i32, depth_multiplier: mult as i32, activation: act };
-        let def = m.op(OpKind::DepthwiseConv2d, opts, &[xi, wi, bi], &[n, oh, ow, oc], DType::F32);
+        let opts = OpOptions::DepthwiseConv2d {
+            padding,
+            stride_h: sh as i32,
+            stride_w: sw as i32,
+            dilation_h: dh as i32,
+            dilation_w: dw as i32,
+            depth_multiplier: mult as i32,
+            activation: act,
+        };
+        let def = m.op(
+            OpKind::DepthwiseConv2d,
+            opts,
+            &[xi, wi, bi],
+            &[n, oh, ow, oc],
+            DType::F32,
+        );
         let got = run(&def, &[&x]);
         let mut want = vec![0f32; n * oh * ow * oc];
         for bb in 0..n {
@@ -134,7 +186,8 @@ fn depthwise_f32_matches_reference() {
                                 if iy < 0 || ix < 0 || iy >= ih as isize || ix >= iw as isize {
                                     continue;
                                 }
-                                acc += x[((bb * ih + iy as usize) * iw + ix as usize) * ic + c] * w[(ky * kw + kx) * oc + o];
+                                acc += x[((bb * ih + iy as usize) * iw + ix as usize) * ic + c]
+                                    * w[(ky * kw + kx) * oc + o];
                             }
                         }
                         want[((bb * oh + y) * ow + xx) * oc + o] = act_apply(acc, act);
@@ -142,7 +195,9 @@ fn depthwise_f32_matches_reference() {
                 }
             }
         }
-        let what = format!("case {case}: depthwise in {n}x{ih}x{iw}x{ic} k {kh}x{kw} mult {mult} {padding:?}");
+        let what = format!(
+            "case {case}: depthwise in {n}x{ih}x{iw}x{ic} k {kh}x{kw} mult {mult} {padding:?}"
+        );
         assert_close(&got, &want, 1e-5, &what);
     }
 }
@@ -150,7 +205,13 @@ fn depthwise_f32_matches_reference() {
 #[test]
 fn fully_connected_f32_matches_reference() {
     let mut rng = Rng(42);
-    for (rows, ic, oc) in [(1, 1, 1), (1, 64, 10), (3, 7, 5), (4, 128, 33), (1, 1000, 1)] {
+    for (rows, ic, oc) in [
+        (1, 1, 1),
+        (1, 64, 10),
+        (3, 7, 5),
+        (4, 128, 33),
+        (1, 1000, 1),
+    ] {
         let x = rng.vec_f32(rows * ic);
         let w = rng.vec_f32(oc * ic);
         let b = rng.vec_f32(oc);
@@ -158,8 +219,17 @@ fn fully_connected_f32_matches_reference() {
         let xi = m.input(&[rows, ic], DType::F32);
         let wi = m.constant(&[oc, ic], DType::F32, f32_bytes(&w));
         let bi = m.constant(&[oc], DType::F32, f32_bytes(&b));
-        let opts = OpOptions::FullyConnected { activation: Activation::Relu, keep_num_dims: false };
-        let def = m.op(OpKind::FullyConnected, opts, &[xi, wi, bi], &[rows, oc], DType::F32);
+        let opts = OpOptions::FullyConnected {
+            activation: Activation::Relu,
+            keep_num_dims: false,
+        };
+        let def = m.op(
+            OpKind::FullyConnected,
+            opts,
+            &[xi, wi, bi],
+            &[rows, oc],
+            DType::F32,
+        );
         let got = run(&def, &[&x]);
         let want: Vec<f32> = (0..rows * oc)
             .map(|i| {
@@ -183,7 +253,14 @@ fn binary_broadcasting_matches_reference() {
         (&[], &[3], &[3]),
         (&[2, 1, 3], &[2, 4, 1], &[2, 4, 3]),
     ];
-    for kind in [OpKind::Add, OpKind::Sub, OpKind::Mul, OpKind::Maximum, OpKind::Minimum, OpKind::SquaredDifference] {
+    for kind in [
+        OpKind::Add,
+        OpKind::Sub,
+        OpKind::Mul,
+        OpKind::Maximum,
+        OpKind::Minimum,
+        OpKind::SquaredDifference,
+    ] {
         for (sa, sb, so) in cases {
             let a = rng.vec_f32(sa.iter().product());
             let b = rng.vec_f32(sb.iter().product());
@@ -191,7 +268,9 @@ fn binary_broadcasting_matches_reference() {
             let ai = m.input(sa, DType::F32);
             let bi = m.input(sb, DType::F32);
             let opts = match kind {
-                OpKind::Add | OpKind::Sub | OpKind::Mul => OpOptions::Elementwise { activation: Activation::None },
+                OpKind::Add | OpKind::Sub | OpKind::Mul => OpOptions::Elementwise {
+                    activation: Activation::None,
+                },
                 _ => OpOptions::None,
             };
             let def = m.op(kind, opts, &[ai, bi], so, DType::F32);
@@ -236,14 +315,26 @@ fn binary_broadcasting_matches_reference() {
 #[test]
 fn pools_mean_softmax_match_reference() {
     let mut rng = Rng(99);
-    for (ih, iw, c, k, s, padding) in [(4, 4, 3, 2, 2, Padding::Valid), (5, 7, 2, 3, 2, Padding::Same), (8, 8, 4, 4, 4, Padding::Valid), (3, 3, 1, 3, 1, Padding::Same)] {
+    for (ih, iw, c, k, s, padding) in [
+        (4, 4, 3, 2, 2, Padding::Valid),
+        (5, 7, 2, 3, 2, Padding::Same),
+        (8, 8, 4, 4, 4, Padding::Valid),
+        (3, 3, 1, 3, 1, Padding::Same),
+    ] {
         for kind in [OpKind::MaxPool2d, OpKind::AveragePool2d] {
             let (oh, pt) = out_size(padding, ih, k, s, 1);
             let (ow, pl) = out_size(padding, iw, k, s, 1);
             let x = rng.vec_f32(ih * iw * c);
             let mut m = OneOp::new();
             let xi = m.input(&[1, ih, iw, c], DType::F32);
-            let opts = OpOptions::Pool2d { padding, stride_h: s as i32, stride_w: s as i32, filter_h: k as i32, filter_w: k as i32, activation: Activation::None };
+            let opts = OpOptions::Pool2d {
+                padding,
+                stride_h: s as i32,
+                stride_w: s as i32,
+                filter_h: k as i32,
+                filter_w: k as i32,
+                activation: Activation::None,
+            };
             let def = m.op(kind, opts, &[xi], &[1, oh, ow, c], DType::F32);
             let got = run(&def, &[&x]);
             let mut want = vec![0f32; oh * ow * c];
@@ -268,7 +359,12 @@ fn pools_mean_softmax_match_reference() {
                     }
                 }
             }
-            assert_close(&got, &want, 1e-6, &format!("{kind} {ih}x{iw}x{c} k{k} s{s} {padding:?}"));
+            assert_close(
+                &got,
+                &want,
+                1e-6,
+                &format!("{kind} {ih}x{iw}x{c} k{k} s{s} {padding:?}"),
+            );
         }
     }
     // MEAN over H and W, keep_dims both ways.
@@ -278,7 +374,13 @@ fn pools_mean_softmax_match_reference() {
         let xi = m.input(&[2, 3, 5, 4], DType::F32);
         let ax = m.constant(&[2], DType::I32, i32_bytes(&[1, -2]));
         let out: &[usize] = if keep { &[2, 1, 1, 4] } else { &[2, 4] };
-        let def = m.op(OpKind::Mean, OpOptions::Reducer { keep_dims: keep }, &[xi, ax], out, DType::F32);
+        let def = m.op(
+            OpKind::Mean,
+            OpOptions::Reducer { keep_dims: keep },
+            &[xi, ax],
+            out,
+            DType::F32,
+        );
         let got = run(&def, &[&x]);
         let want: Vec<f32> = (0..8)
             .map(|i| {
@@ -292,7 +394,13 @@ fn pools_mean_softmax_match_reference() {
     let x: Vec<f32> = rng.vec_f32(3 * 10).iter().map(|v| v * 20.0).collect();
     let mut m = OneOp::new();
     let xi = m.input(&[3, 10], DType::F32);
-    let def = m.op(OpKind::Softmax, OpOptions::Softmax { beta: 1.0 }, &[xi], &[3, 10], DType::F32);
+    let def = m.op(
+        OpKind::Softmax,
+        OpOptions::Softmax { beta: 1.0 },
+        &[xi],
+        &[3, 10],
+        DType::F32,
+    );
     let got = run(&def, &[&x]);
     let mut want = Vec::new();
     for r in x.chunks(10) {
@@ -312,16 +420,39 @@ fn data_movement_ops() {
     let mut m = OneOp::new();
     let ai = m.input(&[2, 3, 2], DType::F32);
     let bi = m.input(&[2, 3, 4], DType::F32);
-    let def = m.op(OpKind::Concatenation, OpOptions::Concatenation { axis: -1, activation: Activation::None }, &[ai, bi], &[2, 3, 6], DType::F32);
+    let def = m.op(
+        OpKind::Concatenation,
+        OpOptions::Concatenation {
+            axis: -1,
+            activation: Activation::None,
+        },
+        &[ai, bi],
+        &[2, 3, 6],
+        DType::F32,
+    );
     let got = run(&def, &[&a, &b]);
-    let want: Vec<f32> = (0..6).flat_map(|r| a[r * 2..r * 2 + 2].iter().chain(&b[r * 4..r * 4 + 4]).cloned().collect::<Vec<_>>()).collect();
+    let want: Vec<f32> = (0..6)
+        .flat_map(|r| {
+            a[r * 2..r * 2 + 2]
+                .iter()
+                .chain(&b[r * 4..r * 4 + 4])
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
     assert_eq!(got, want);
     // Pad.
     let x = rng.vec_f32(2 * 3);
     let mut m = OneOp::new();
     let xi = m.input(&[1, 2, 3], DType::F32);
     let p = m.constant(&[3, 2], DType::I32, i32_bytes(&[0, 0, 1, 2, 2, 0]));
-    let def = m.op(OpKind::Pad, OpOptions::None, &[xi, p], &[1, 5, 5], DType::F32);
+    let def = m.op(
+        OpKind::Pad,
+        OpOptions::None,
+        &[xi, p],
+        &[1, 5, 5],
+        DType::F32,
+    );
     let got = run(&def, &[&x]);
     let mut want = vec![0f32; 25];
     for r in 0..2 {
@@ -334,7 +465,15 @@ fn data_movement_ops() {
     let x = rng.vec_f32(12);
     let mut m = OneOp::new();
     let xi = m.input(&[1, 3, 4], DType::F32);
-    let def = m.op(OpKind::Reshape, OpOptions::Reshape { new_shape: vec![-1, 6] }, &[xi], &[2, 6], DType::F32);
+    let def = m.op(
+        OpKind::Reshape,
+        OpOptions::Reshape {
+            new_shape: vec![-1, 6],
+        },
+        &[xi],
+        &[2, 6],
+        DType::F32,
+    );
     assert_eq!(run(&def, &[&x]), x);
 }
 
@@ -349,26 +488,62 @@ fn bad_models_give_errors_naming_the_operator() {
     let mut m = OneOp::new();
     let xi = m.input(&[1, 4], DType::F32);
     let w = m.constant(&[3, 4], DType::F32, f32_bytes(&[0.0; 12]));
-    let def = m.op(OpKind::FullyConnected, OpOptions::FullyConnected { activation: Activation::None, keep_num_dims: false }, &[xi, w], &[1, 5], DType::F32);
+    let def = m.op(
+        OpKind::FullyConnected,
+        OpOptions::FullyConnected {
+            activation: Activation::None,
+            keep_num_dims: false,
+        },
+        &[xi, w],
+        &[1, 5],
+        DType::F32,
+    );
     let e = prepare(&def).unwrap_err().to_string();
-    assert!(e.contains("operator 0 (FullyConnected)") && e.contains("[1, 5]"), "{e}");
+    assert!(
+        e.contains("operator 0 (FullyConnected)") && e.contains("[1, 5]"),
+        "{e}"
+    );
     // Weight shape mismatch.
     let mut m = OneOp::new();
     let xi = m.input(&[1, 4], DType::F32);
     let w = m.constant(&[3, 5], DType::F32, f32_bytes(&[0.0; 15]));
-    let def = m.op(OpKind::FullyConnected, OpOptions::FullyConnected { activation: Activation::None, keep_num_dims: false }, &[xi, w], &[1, 3], DType::F32);
+    let def = m.op(
+        OpKind::FullyConnected,
+        OpOptions::FullyConnected {
+            activation: Activation::None,
+            keep_num_dims: false,
+        },
+        &[xi, w],
+        &[1, 3],
+        DType::F32,
+    );
     assert!(prepare(&def).is_err());
     // Constant data of the wrong length.
     let mut m = OneOp::new();
     let xi = m.input(&[1, 4], DType::F32);
     let w = m.constant(&[3, 4], DType::F32, f32_bytes(&[0.0; 11]));
-    let def = m.op(OpKind::FullyConnected, OpOptions::FullyConnected { activation: Activation::None, keep_num_dims: false }, &[xi, w], &[1, 3], DType::F32);
+    let def = m.op(
+        OpKind::FullyConnected,
+        OpOptions::FullyConnected {
+            activation: Activation::None,
+            keep_num_dims: false,
+        },
+        &[xi, w],
+        &[1, 3],
+        DType::F32,
+    );
     let e = prepare(&def).unwrap_err().to_string();
     assert!(e.contains("c1"), "{e}");
     // Index out of range.
     let mut m = OneOp::new();
     let xi = m.input(&[1, 4], DType::F32);
-    let def = m.op(OpKind::Relu, OpOptions::None, &[xi + 7], &[1, 4], DType::F32);
+    let def = m.op(
+        OpKind::Relu,
+        OpOptions::None,
+        &[xi + 7],
+        &[1, 4],
+        DType::F32,
+    );
     assert!(prepare(&def).is_err());
     // Wrong input size at run time.
     let mut m = OneOp::new();

@@ -182,7 +182,8 @@ impl ThreadPool {
             // SAFETY: `run` calls each `i` in `0..tasks` exactly once, so the ranges
             // `start..end` handed out are disjoint and inside `out`, which stays mutably
             // borrowed (and so untouched by anyone else) until `run` returns.
-            let part = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
+            let part =
+                unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
             f(i, part);
         });
     }

@@ -14,18 +14,16 @@ pub(crate) struct AlignedBuf {
 
 impl AlignedBuf {
     pub(crate) fn zeroed(len: usize) -> AlignedBuf {
-        AlignedBuf { lines: vec![Line([0; 64]); len.div_ceil(64)], len }
+        AlignedBuf {
+            lines: vec![Line([0; 64]); len.div_ceil(64)],
+            len,
+        }
     }
 
     pub(crate) fn from_bytes(bytes: &[u8]) -> AlignedBuf {
         let mut b = AlignedBuf::zeroed(bytes.len());
         b.bytes_mut().copy_from_slice(bytes);
         b
-    }
-
-    /// An aligned copy of `values`.
-    pub(crate) fn from_slice<T: bytemuck::Pod>(values: &[T]) -> AlignedBuf {
-        AlignedBuf::from_bytes(bytemuck::cast_slice(values))
     }
 
     pub(crate) fn len(&self) -> usize {

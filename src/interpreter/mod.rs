@@ -31,7 +31,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { threads: 1, keep: Vec::new(), profile: false }
+        Options {
+            threads: 1,
+            keep: Vec::new(),
+            profile: false,
+        }
     }
 }
 
@@ -141,7 +145,7 @@ impl<'m> Interpreter<'m> {
         let mut storage: Vec<Storage> = (0..n).map(|_| Storage::None).collect();
         for (i, t) in infos.iter().enumerate() {
             let data = if let Some(d) = model.tensor_data(i) {
-                if (d.as_ptr() as usize) % t.dtype.size_bytes() == 0 {
+                if (d.as_ptr() as usize).is_multiple_of(t.dtype.size_bytes()) {
                     ConstData::Borrowed(d)
                 } else {
                     ConstData::Owned(AlignedBuf::from_bytes(d))
@@ -156,7 +160,10 @@ impl<'m> Interpreter<'m> {
             consts.push(data);
         }
         // Which tensors are known (computed, constant or graph input) before each op.
-        let mut known: Vec<bool> = storage.iter().map(|s| matches!(s, Storage::Const(_))).collect();
+        let mut known: Vec<bool> = storage
+            .iter()
+            .map(|s| matches!(s, Storage::Const(_)))
+            .collect();
         for &i in model.inputs() {
             if known[i] {
                 return Err(tensor_err(i, "a graph input cannot be a constant".into()));
@@ -198,14 +205,20 @@ impl<'m> Interpreter<'m> {
                 return Err(Error::UnsupportedOp {
                     index: oi,
                     kind: op.kind.name().to_string(),
-                    problem: format!("{} outputs (only single-output operators run)", op.outputs.len()),
+                    problem: format!(
+                        "{} outputs (only single-output operators run)",
+                        op.outputs.len()
+                    ),
                 });
             }
             let out = op.outputs[0];
             if known[out] {
                 return Err(op_err(
                     oi,
-                    format!("output tensor {out} \"{}\" is already defined", infos[out].name),
+                    format!(
+                        "output tensor {out} \"{}\" is already defined",
+                        infos[out].name
+                    ),
                 ));
             }
             let ctx = ops::Ctx::new(oi, op, infos, &consts, &storage);
@@ -216,7 +229,11 @@ impl<'m> Interpreter<'m> {
                     oi,
                     format!(
                         "output tensor {out} \"{}\" is declared {}{:?} but computes to {}{:?}",
-                        declared.name, declared.dtype, declared.shape, prepared.dtype, prepared.shape
+                        declared.name,
+                        declared.dtype,
+                        declared.shape,
+                        prepared.dtype,
+                        prepared.shape
                     ),
                 ));
             }
@@ -285,13 +302,20 @@ impl<'m> Interpreter<'m> {
         for i in 0..n {
             if first[i] != usize::MAX && !matches!(storage[i], Storage::Const(_)) {
                 arena_tensors.push(i);
-                reqs.push(arena::Request { size: infos[i].byte_size, first: first[i], last: last[i] });
+                reqs.push(arena::Request {
+                    size: infos[i].byte_size,
+                    first: first[i],
+                    last: last[i],
+                });
             }
         }
         let plan = arena::plan(&reqs, 64)
             .ok_or_else(|| Error::InvalidModel("activation arena size overflows".into()))?;
         for (k, &i) in arena_tensors.iter().enumerate() {
-            storage[i] = Storage::Arena { offset: plan.offsets[k], len: infos[i].byte_size };
+            storage[i] = Storage::Arena {
+                offset: plan.offsets[k],
+                len: infos[i].byte_size,
+            };
         }
         let steps = pending
             .into_iter()
@@ -321,8 +345,9 @@ impl<'m> Interpreter<'m> {
                 }
             })
             .collect::<Vec<_>>();
-        let exec = Exec::new(options.threads)
-            .map_err(|e| Error::Argument(format!("cannot start {} threads: {e}", options.threads)))?;
+        let exec = Exec::new(options.threads).map_err(|e| {
+            Error::Argument(format!("cannot start {} threads: {e}", options.threads))
+        })?;
         let profile = options.profile.then(|| vec![Duration::ZERO; steps.len()]);
         Ok(Interpreter {
             infos,
@@ -340,13 +365,26 @@ impl<'m> Interpreter<'m> {
 
     /// Runs the model on the current inputs. Allocates nothing.
     pub fn invoke(&mut self) -> Result<()> {
-        let Interpreter { steps, arena, consts, exec, profile, .. } = self;
+        let Interpreter {
+            steps,
+            arena,
+            consts,
+            exec,
+            profile,
+            ..
+        } = self;
         let bytes = arena.bytes_mut();
         for (s, step) in steps.iter().enumerate() {
             let start = profile.as_ref().map(|_| Instant::now());
             let (left, rest) = bytes.split_at_mut(step.out_offset);
             let (out, right) = rest.split_at_mut(step.out_len);
-            let ins = Inputs::new(left, right, step.out_offset + step.out_len, &step.inputs, consts);
+            let ins = Inputs::new(
+                left,
+                right,
+                step.out_offset + step.out_len,
+                &step.inputs,
+                consts,
+            );
             step.eval.eval(&ins, out, exec);
             if let (Some(p), Some(t0)) = (profile.as_mut(), start) {
                 p[s] += t0.elapsed();
@@ -403,7 +441,10 @@ impl<'m> Interpreter<'m> {
 
     fn graph_io(&self, list: &[usize], k: usize, what: &str) -> Result<usize> {
         list.get(k).copied().ok_or_else(|| {
-            Error::Argument(format!("{what} {k} does not exist (the model has {})", list.len()))
+            Error::Argument(format!(
+                "{what} {k} does not exist (the model has {})",
+                list.len()
+            ))
         })
     }
 
@@ -471,7 +512,8 @@ impl<'m> Interpreter<'m> {
     /// The raw bytes of graph output `k` after `invoke`.
     pub fn output_bytes(&self, k: usize) -> Result<&[u8]> {
         let t = self.graph_io(&self.outputs, k, "output")?;
-        self.bytes_of(t).ok_or_else(|| Error::Argument(format!("output {k} has no storage")))
+        self.bytes_of(t)
+            .ok_or_else(|| Error::Argument(format!("output {k} has no storage")))
     }
 
     /// Graph output `k` as a typed slice; an error if `T` is not its dtype.
@@ -513,7 +555,13 @@ impl<'m> Interpreter<'m> {
     /// when [`Options::profile`] was set.
     pub fn profile(&self) -> Option<Vec<(usize, OpKind, Duration)>> {
         let p = self.profile.as_ref()?;
-        Some(self.steps.iter().zip(p).map(|(s, d)| (s.op_index, s.kind, *d)).collect())
+        Some(
+            self.steps
+                .iter()
+                .zip(p)
+                .map(|(s, d)| (s.op_index, s.kind, *d))
+                .collect(),
+        )
     }
 
     /// Clears the accumulated profile.
@@ -528,7 +576,9 @@ fn check_dtype<T: Element>(info: &TensorInfo, what: &str) -> Result<()> {
     if T::DTYPE != info.dtype {
         return Err(Error::Argument(format!(
             "{what} \"{}\" is {}, not {}",
-            info.name, info.dtype, T::DTYPE
+            info.name,
+            info.dtype,
+            T::DTYPE
         )));
     }
     Ok(())
@@ -544,7 +594,9 @@ fn densify(s: &SparseView<'_>, elem: usize) -> std::result::Result<Vec<u8>, Stri
         .ok_or("sparse matrix size overflows")?;
     let mut dense = vec![0u8; total];
     let bytes_per_block = br * bc * elem;
-    if s.values.len() != s.col_idx.len() * bytes_per_block || s.row_ptr.len() != s.rows.div_ceil(br) + 1 {
+    if s.values.len() != s.col_idx.len() * bytes_per_block
+        || s.row_ptr.len() != s.rows.div_ceil(br) + 1
+    {
         return Err("sparse encoding does not match its shape".into());
     }
     for bi in 0..s.rows.div_ceil(br) {

@@ -49,7 +49,12 @@ impl Broadcast {
             }
             s
         };
-        Some(Broadcast { rank, out, sa: strides(&pa), sb: strides(&pb) })
+        Some(Broadcast {
+            rank,
+            out,
+            sa: strides(&pa),
+            sb: strides(&pb),
+        })
     }
 
     pub(crate) fn out_shape(&self, a: &[usize], b: &[usize]) -> Vec<usize> {
@@ -101,7 +106,11 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                 OpKind::Minimum => f32::min,
                 _ => |x, y| (x - y) * (x - y),
             };
-            Ok(Prepared { eval: boxed(BinaryF32 { bc, f, act }), shape, dtype: DType::F32 })
+            Ok(Prepared {
+                eval: boxed(BinaryF32 { bc, f, act }),
+                shape,
+                dtype: DType::F32,
+            })
         }
         d => Err(ctx.unsupported(format!("{d} inputs"))),
     }
@@ -127,7 +136,9 @@ impl OpEval for BinaryF32 {
                 let (oa, ob) = self.bc.row_offsets(r0 + ri);
                 match (ia, ib) {
                     (1, 1) => {
-                        for ((v, &x), &y) in o.iter_mut().zip(&a[oa..oa + inner]).zip(&b[ob..ob + inner]) {
+                        for ((v, &x), &y) in
+                            o.iter_mut().zip(&a[oa..oa + inner]).zip(&b[ob..ob + inner])
+                        {
                             *v = f(x, y);
                         }
                     }
@@ -150,4 +161,3 @@ impl OpEval for BinaryF32 {
         });
     }
 }
-

@@ -13,12 +13,17 @@ pub(crate) fn window_axis(
     stride: usize,
     dilation: usize,
 ) -> Option<(usize, usize)> {
-    let effective = kernel.checked_sub(1)?.checked_mul(dilation)?.checked_add(1)?;
+    let effective = kernel
+        .checked_sub(1)?
+        .checked_mul(dilation)?
+        .checked_add(1)?;
     let out = match padding {
         Padding::Same => input.div_ceil(stride),
         Padding::Valid => input.checked_sub(effective)? / stride + 1,
     };
-    let needed = (out.checked_sub(1)?).checked_mul(stride)?.checked_add(effective)?;
+    let needed = (out.checked_sub(1)?)
+        .checked_mul(stride)?
+        .checked_add(effective)?;
     let pad = needed.saturating_sub(input) / 2;
     Some((out, pad))
 }
@@ -47,12 +52,16 @@ impl Geometry {
     /// Input row `y * sh + ky * dh - pad_t`, if inside the input.
     #[inline]
     pub fn in_y(&self, y: usize, ky: usize) -> Option<usize> {
-        (y * self.sh + ky * self.dh).checked_sub(self.pad_t).filter(|&v| v < self.ih)
+        (y * self.sh + ky * self.dh)
+            .checked_sub(self.pad_t)
+            .filter(|&v| v < self.ih)
     }
 
     #[inline]
     pub fn in_x(&self, x: usize, kx: usize) -> Option<usize> {
-        (x * self.sw + kx * self.dw).checked_sub(self.pad_l).filter(|&v| v < self.iw)
+        (x * self.sw + kx * self.dw)
+            .checked_sub(self.pad_l)
+            .filter(|&v| v < self.iw)
     }
 }
 
@@ -69,10 +78,16 @@ pub(crate) fn geometry(
     dilations: (i32, i32),
 ) -> Result<Geometry> {
     let pos = |v: i32, what: &str| {
-        usize::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| ctx.err(format!("{what} is {v}, must be positive")))
+        usize::try_from(v)
+            .ok()
+            .filter(|&v| v > 0)
+            .ok_or_else(|| ctx.err(format!("{what} is {v}, must be positive")))
     };
     let (sh, sw) = (pos(strides.0, "stride_h")?, pos(strides.1, "stride_w")?);
-    let (dh, dw) = (pos(dilations.0, "dilation_h")?, pos(dilations.1, "dilation_w")?);
+    let (dh, dw) = (
+        pos(dilations.0, "dilation_h")?,
+        pos(dilations.1, "dilation_w")?,
+    );
     let (n, ih, iw, ic) = (input[0], input[1], input[2], input[3]);
     let (oh, pad_t) = window_axis(padding, ih, kh, sh, dh)
         .filter(|&(o, _)| o > 0)
@@ -80,24 +95,53 @@ pub(crate) fn geometry(
     let (ow, pad_l) = window_axis(padding, iw, kw, sw, dw)
         .filter(|&(o, _)| o > 0)
         .ok_or_else(|| ctx.err(format!("window {kh}x{kw} does not fit input {input:?}")))?;
-    Ok(Geometry { n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_t, pad_l })
+    Ok(Geometry {
+        n,
+        ih,
+        iw,
+        ic,
+        oh,
+        ow,
+        oc,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        pad_t,
+        pad_l,
+    })
 }
 
 /// The f32 bias of a convolution (zeros when absent).
 fn bias_f32(ctx: &Ctx<'_, '_>, k: usize, oc: usize) -> Result<Vec<f32>> {
-    let Some(t) = ctx.opt_input(k) else { return Ok(vec![0.0; oc]) };
+    let Some(t) = ctx.opt_input(k) else {
+        return Ok(vec![0.0; oc]);
+    };
     ctx.expect_dtype(t, DType::F32)?;
-    let b = ctx.const_bytes(t).ok_or_else(|| ctx.unsupported("a non-constant bias"))?;
+    let b = ctx
+        .const_bytes(t)
+        .ok_or_else(|| ctx.unsupported("a non-constant bias"))?;
     if ctx.shape(t).iter().product::<usize>() != oc {
-        return Err(ctx.tensor_err(t, format!("bias has shape {:?}, expected [{oc}]", ctx.shape(t))));
+        return Err(ctx.tensor_err(
+            t,
+            format!("bias has shape {:?}, expected [{oc}]", ctx.shape(t)),
+        ));
     }
     Ok(bytemuck::cast_slice::<u8, f32>(b).to_vec())
 }
 
 pub(crate) fn prepare_conv(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     ctx.expect_inputs(2, 3)?;
-    let OpOptions::Conv2d { padding, stride_h, stride_w, dilation_h, dilation_w, activation } =
-        *ctx.options
+    let OpOptions::Conv2d {
+        padding,
+        stride_h,
+        stride_w,
+        dilation_h,
+        dilation_w,
+        activation,
+    } = *ctx.options
     else {
         return Err(ctx.err("options are not Conv2d options"));
     };
@@ -107,9 +151,21 @@ pub(crate) fn prepare_conv(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     let ws = ctx.expect_rank(w, 4)?;
     let (oc, kh, kw, wic) = (ws[0], ws[1], ws[2], ws[3]);
     if wic != input[3] {
-        return Err(ctx.tensor_err(w, format!("weights {ws:?} do not match input channels {}", input[3])));
+        return Err(ctx.tensor_err(
+            w,
+            format!("weights {ws:?} do not match input channels {}", input[3]),
+        ));
     }
-    let g = geometry(ctx, input, kh, kw, oc, padding, (stride_h, stride_w), (dilation_h, dilation_w))?;
+    let g = geometry(
+        ctx,
+        input,
+        kh,
+        kw,
+        oc,
+        padding,
+        (stride_h, stride_w),
+        (dilation_h, dilation_w),
+    )?;
     let shape = vec![g.n, g.oh, g.ow, oc];
     match ctx.dtype(x) {
         DType::F32 => {
@@ -124,7 +180,12 @@ pub(crate) fn prepare_conv(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             }
             let bias = bias_f32(ctx, 2, oc)?;
             Ok(Prepared {
-                eval: boxed(ConvF32 { g, w: packed, bias, act: activation }),
+                eval: boxed(ConvF32 {
+                    g,
+                    w: packed,
+                    bias,
+                    act: activation,
+                }),
                 shape,
                 dtype: DType::F32,
             })
@@ -209,10 +270,24 @@ pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     }
     let mult = oc / ic;
     // TFLite ignores depth_multiplier when the shapes say otherwise; only reject nonsense.
-    if depth_multiplier > 0 && depth_multiplier as usize != mult && oc != ic * depth_multiplier as usize {
-        return Err(ctx.err(format!("depth_multiplier {depth_multiplier} but weights give {mult}")));
+    if depth_multiplier > 0
+        && depth_multiplier as usize != mult
+        && oc != ic * depth_multiplier as usize
+    {
+        return Err(ctx.err(format!(
+            "depth_multiplier {depth_multiplier} but weights give {mult}"
+        )));
     }
-    let g = geometry(ctx, input, kh, kw, oc, padding, (stride_h, stride_w), (dilation_h, dilation_w))?;
+    let g = geometry(
+        ctx,
+        input,
+        kh,
+        kw,
+        oc,
+        padding,
+        (stride_h, stride_w),
+        (dilation_h, dilation_w),
+    )?;
     let shape = vec![g.n, g.oh, g.ow, oc];
     match ctx.dtype(x) {
         DType::F32 => {
@@ -220,7 +295,13 @@ pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             let wf: Vec<f32> = bytemuck::cast_slice::<u8, f32>(wbytes).to_vec();
             let bias = bias_f32(ctx, 2, oc)?;
             Ok(Prepared {
-                eval: boxed(DepthwiseF32 { g, mult, w: wf, bias, act: activation }),
+                eval: boxed(DepthwiseF32 {
+                    g,
+                    mult,
+                    w: wf,
+                    bias,
+                    act: activation,
+                }),
                 shape,
                 dtype: DType::F32,
             })

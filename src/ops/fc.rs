@@ -8,7 +8,11 @@ use crate::Result;
 
 pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     ctx.expect_inputs(2, 3)?;
-    let OpOptions::FullyConnected { activation, keep_num_dims } = *ctx.options else {
+    let OpOptions::FullyConnected {
+        activation,
+        keep_num_dims,
+    } = *ctx.options
+    else {
         return Err(ctx.err("options are not FullyConnected options"));
     };
     let x = ctx.input(0)?;
@@ -17,13 +21,17 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     let (oc, ic) = (ws[0], ws[1]);
     let xs = ctx.shape(x);
     let n = elements(xs);
-    if ic == 0 || n % ic != 0 {
-        return Err(ctx.err(format!("input {xs:?} is not a whole number of rows of {ic}")));
+    if ic == 0 || !n.is_multiple_of(ic) {
+        return Err(ctx.err(format!(
+            "input {xs:?} is not a whole number of rows of {ic}"
+        )));
     }
     let rows = n / ic;
     let shape = if keep_num_dims {
         if xs.last() != Some(&ic) {
-            return Err(ctx.err(format!("keep_num_dims with input {xs:?} and weights {ws:?}")));
+            return Err(ctx.err(format!(
+                "keep_num_dims with input {xs:?} and weights {ws:?}"
+            )));
         }
         let mut s = xs.to_vec();
         *s.last_mut().unwrap() = oc;
@@ -49,12 +57,20 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                     if elements(ctx.shape(b)) != oc {
                         return Err(ctx.tensor_err(b, format!("bias is not [{oc}]")));
                     }
-                    let bb = ctx.const_bytes(b).ok_or_else(|| ctx.unsupported("a non-constant bias"))?;
+                    let bb = ctx
+                        .const_bytes(b)
+                        .ok_or_else(|| ctx.unsupported("a non-constant bias"))?;
                     bytemuck::cast_slice::<u8, f32>(bb).to_vec()
                 }
             };
             Ok(Prepared {
-                eval: boxed(FcF32 { ic, oc, wt, bias, act: activation }),
+                eval: boxed(FcF32 {
+                    ic,
+                    oc,
+                    wt,
+                    bias,
+                    act: activation,
+                }),
                 shape,
                 dtype: DType::F32,
             })

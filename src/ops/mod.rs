@@ -47,7 +47,13 @@ impl<'a> Inputs<'a> {
         operands: &'a [Operand],
         consts: &'a [ConstData<'a>],
     ) -> Inputs<'a> {
-        Inputs { left, right, right_base, operands, consts }
+        Inputs {
+            left,
+            right,
+            right_base,
+            operands,
+            consts,
+        }
     }
 
     /// The bytes of input `k` (empty for an absent input).
@@ -68,14 +74,6 @@ impl<'a> Inputs<'a> {
     pub(crate) fn f32(&self, k: usize) -> &'a [f32] {
         bytemuck::cast_slice(self.bytes(k))
     }
-
-    pub(crate) fn i8(&self, k: usize) -> &'a [i8] {
-        bytemuck::cast_slice(self.bytes(k))
-    }
-
-    pub(crate) fn i32(&self, k: usize) -> &'a [i32] {
-        bytemuck::cast_slice(self.bytes(k))
-    }
 }
 
 /// Below this many multiply-adds (or element operations) an operator runs on one thread: the
@@ -89,7 +87,13 @@ pub(crate) struct Exec {
 
 impl Exec {
     pub(crate) fn new(threads: usize) -> std::io::Result<Exec> {
-        Ok(Exec { pool: if threads > 1 { Some(ThreadPool::new(threads)?) } else { None } })
+        Ok(Exec {
+            pool: if threads > 1 {
+                Some(ThreadPool::new(threads)?)
+            } else {
+                None
+            },
+        })
     }
 
     pub(crate) fn single() -> Exec {
@@ -195,7 +199,11 @@ impl<'a, 'm> Ctx<'a, 'm> {
     pub(crate) fn expect_inputs(&self, min: usize, max: usize) -> Result<()> {
         let n = self.inputs.len();
         if n < min || n > max {
-            let want = if min == max { format!("{min}") } else { format!("{min} to {max}") };
+            let want = if min == max {
+                format!("{min}")
+            } else {
+                format!("{min} to {max}")
+            };
             return Err(self.err(format!("has {n} inputs, expected {want}")));
         }
         Ok(())

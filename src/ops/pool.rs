@@ -9,8 +9,14 @@ use crate::Result;
 
 pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     ctx.expect_inputs(1, 1)?;
-    let OpOptions::Pool2d { padding, stride_h, stride_w, filter_h, filter_w, activation } =
-        *ctx.options
+    let OpOptions::Pool2d {
+        padding,
+        stride_h,
+        stride_w,
+        filter_h,
+        filter_w,
+        activation,
+    } = *ctx.options
     else {
         return Err(ctx.err("options are not Pool2d options"));
     };
@@ -20,11 +26,28 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         (Ok(h), Ok(w)) if h > 0 && w > 0 => (h, w),
         _ => return Err(ctx.err(format!("filter {filter_h}x{filter_w} is not positive"))),
     };
-    let g = geometry(ctx, input, kh, kw, input[3], padding, (stride_h, stride_w), (1, 1))?;
+    let g = geometry(
+        ctx,
+        input,
+        kh,
+        kw,
+        input[3],
+        padding,
+        (stride_h, stride_w),
+        (1, 1),
+    )?;
     let shape = vec![g.n, g.oh, g.ow, g.oc];
     let max = ctx.kind == OpKind::MaxPool2d;
     match ctx.dtype(x) {
-        DType::F32 => Ok(Prepared { eval: boxed(PoolF32 { g, max, act: activation }), shape, dtype: DType::F32 }),
+        DType::F32 => Ok(Prepared {
+            eval: boxed(PoolF32 {
+                g,
+                max,
+                act: activation,
+            }),
+            shape,
+            dtype: DType::F32,
+        }),
         d => Err(ctx.unsupported(format!("{d} input"))),
     }
 }

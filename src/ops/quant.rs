@@ -7,10 +7,17 @@ use crate::Result;
 
 /// Per-tensor (scale, zero point) of tensor `t`; an error for a missing or per-axis one.
 pub(crate) fn per_tensor(ctx: &Ctx<'_, '_>, t: usize) -> Result<(f32, i32)> {
-    let q: &Quantization =
-        ctx.quant(t).ok_or_else(|| ctx.tensor_err(t, "has no quantization parameters"))?;
+    let q: &Quantization = ctx
+        .quant(t)
+        .ok_or_else(|| ctx.tensor_err(t, "has no quantization parameters"))?;
     if q.scales.len() != 1 || q.zero_points.len() != 1 {
-        return Err(ctx.tensor_err(t, format!("needs per-tensor quantization, has {} scales", q.scales.len())));
+        return Err(ctx.tensor_err(
+            t,
+            format!(
+                "needs per-tensor quantization, has {} scales",
+                q.scales.len()
+            ),
+        ));
     }
     let scale = q.scales[0];
     if !(scale > 0.0 && scale.is_finite()) {
@@ -27,11 +34,19 @@ pub(crate) fn prepare_dequantize(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         DType::F16 => boxed(DequantizeF16),
         DType::I8 | DType::U8 => {
             let (scale, zp) = per_tensor(ctx, x)?;
-            boxed(DequantizeQ8 { scale, zp, unsigned: ctx.dtype(x) == DType::U8 })
+            boxed(DequantizeQ8 {
+                scale,
+                zp,
+                unsigned: ctx.dtype(x) == DType::U8,
+            })
         }
         d => return Err(ctx.unsupported(format!("{d} input"))),
     };
-    Ok(Prepared { eval, shape, dtype: DType::F32 })
+    Ok(Prepared {
+        eval,
+        shape,
+        dtype: DType::F32,
+    })
 }
 
 struct DequantizeF16;
@@ -57,7 +72,11 @@ impl OpEval for DequantizeQ8 {
         let x = ins.bytes(0);
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
         for (o, &b) in out.iter_mut().zip(x) {
-            let q = if self.unsigned { b as i32 } else { b as i8 as i32 };
+            let q = if self.unsigned {
+                b as i32
+            } else {
+                b as i8 as i32
+            };
             *o = self.scale * (q - self.zp) as f32;
         }
     }
@@ -77,8 +96,14 @@ pub(crate) fn prepare_quantize(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     };
     let _ = elements(&shape);
     match ctx.dtype(x) {
-        DType::F32 => Ok(Prepared { eval: boxed(QuantizeF32 { scale, zp, lo, hi }), shape, dtype }),
-        d => Err(ctx.unsupported(format!("{d} input (requantization comes with the integer ops)"))),
+        DType::F32 => Ok(Prepared {
+            eval: boxed(QuantizeF32 { scale, zp, lo, hi }),
+            shape,
+            dtype,
+        }),
+        d => Err(ctx.unsupported(format!(
+            "{d} input (requantization comes with the integer ops)"
+        ))),
     }
 }
 
@@ -94,7 +119,9 @@ impl OpEval for QuantizeF32 {
         let x = ins.f32(0);
         for (o, &v) in out.iter_mut().zip(x) {
             // TFLite: round half away from zero of val / scale, in f32.
-            let q = ((v / self.scale).round() as i32).saturating_add(self.zp).clamp(self.lo, self.hi);
+            let q = ((v / self.scale).round() as i32)
+                .saturating_add(self.zp)
+                .clamp(self.lo, self.hi);
             *o = q as u8;
         }
     }

@@ -56,14 +56,23 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     }
     let mut dims = [1usize; MAX_RANK];
     dims[..rank].copy_from_slice(xs);
-    let plan = Plan { rank, dims, reduced, count };
+    let plan = Plan {
+        rank,
+        dims,
+        reduced,
+        count,
+    };
     let reducer = match ctx.kind {
         OpKind::Mean => Reducer::Mean,
         OpKind::Sum => Reducer::Sum,
         _ => Reducer::Max,
     };
     match ctx.dtype(x) {
-        DType::F32 => Ok(Prepared { eval: boxed(ReduceF32 { plan, reducer }), shape, dtype: DType::F32 }),
+        DType::F32 => Ok(Prepared {
+            eval: boxed(ReduceF32 { plan, reducer }),
+            shape,
+            dtype: DType::F32,
+        }),
         d => Err(ctx.unsupported(format!("{d} input"))),
     }
 }
@@ -78,7 +87,11 @@ impl OpEval for ReduceF32 {
         let x = ins.f32(0);
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
         let p = &self.plan;
-        out.fill(if self.reducer == Reducer::Max { f32::NEG_INFINITY } else { 0.0 });
+        out.fill(if self.reducer == Reducer::Max {
+            f32::NEG_INFINITY
+        } else {
+            0.0
+        });
         // Output strides for each input dimension (0 along reduced ones).
         let mut ostride = [0usize; MAX_RANK];
         let mut acc = 1;

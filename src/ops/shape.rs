@@ -17,13 +17,14 @@ fn resolve_shape(ctx: &Ctx<'_, '_>, want: &[i32], count: usize) -> Result<Vec<us
             unknown = Some(i);
             shape.push(0);
         } else {
-            let d = usize::try_from(d).map_err(|_| ctx.err(format!("new shape {want:?} is invalid")))?;
+            let d = usize::try_from(d)
+                .map_err(|_| ctx.err(format!("new shape {want:?} is invalid")))?;
             known = known.saturating_mul(d);
             shape.push(d);
         }
     }
     if let Some(i) = unknown {
-        if known == 0 || count % known != 0 {
+        if known == 0 || !count.is_multiple_of(known) {
             return Err(ctx.err(format!("cannot reshape {count} elements to {want:?}")));
         }
         shape[i] = count / known;
@@ -36,7 +37,11 @@ fn resolve_shape(ctx: &Ctx<'_, '_>, want: &[i32], count: usize) -> Result<Vec<us
 
 fn same_quant(ctx: &Ctx<'_, '_>, a: usize, b: usize) -> Result<()> {
     if ctx.dtype(a) != ctx.dtype(b) {
-        return Err(ctx.err(format!("input is {} but output is {}", ctx.dtype(a), ctx.dtype(b))));
+        return Err(ctx.err(format!(
+            "input is {} but output is {}",
+            ctx.dtype(a),
+            ctx.dtype(b)
+        )));
     }
     if ctx.dtype(a) != DType::F32 && ctx.quant(a) != ctx.quant(b) {
         return Err(ctx.unsupported("input and output quantization differ"));
@@ -71,7 +76,10 @@ pub(crate) fn prepare_reshape(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                 .collect()
         }
         OpKind::ExpandDims => {
-            let axis = *ctx.const_i32(1)?.first().ok_or_else(|| ctx.err("axis is empty"))?;
+            let axis = *ctx
+                .const_i32(1)?
+                .first()
+                .ok_or_else(|| ctx.err("axis is empty"))?;
             let r = xs.len() as i32 + 1;
             let a = if axis < 0 { axis + r } else { axis };
             if a < 0 || a >= r {
@@ -89,7 +97,9 @@ pub(crate) fn prepare_reshape(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                 _ => None,
             };
             let from_options = match ctx.options {
-                OpOptions::Reshape { new_shape } if !new_shape.is_empty() => Some(new_shape.clone()),
+                OpOptions::Reshape { new_shape } if !new_shape.is_empty() => {
+                    Some(new_shape.clone())
+                }
                 _ => None,
             };
             match from_input.or(from_options) {
@@ -100,7 +110,11 @@ pub(crate) fn prepare_reshape(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         }
     };
     same_quant(ctx, x, ctx.output())?;
-    Ok(Prepared { eval: boxed(Copy), shape, dtype: ctx.dtype(x) })
+    Ok(Prepared {
+        eval: boxed(Copy),
+        shape,
+        dtype: ctx.dtype(x),
+    })
 }
 
 struct Copy;
@@ -141,13 +155,20 @@ pub(crate) fn prepare_concat(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         let s = ctx.shape(t);
         let mismatch = s.len() != s0.len() || (0..s.len()).any(|d| d != a && s[d] != s0[d]);
         if mismatch {
-            return Err(ctx.tensor_err(t, format!("shape {s:?} does not concatenate with {s0:?} on axis {a}")));
+            return Err(ctx.tensor_err(
+                t,
+                format!("shape {s:?} does not concatenate with {s0:?} on axis {a}"),
+            ));
         }
         same_quant(ctx, t, ctx.output())?;
         shape[a] += s[a];
         chunks.push(s[a] * inner);
     }
-    Ok(Prepared { eval: boxed(Concat { outer, chunks }), shape, dtype: ctx.dtype(first) })
+    Ok(Prepared {
+        eval: boxed(Concat { outer, chunks }),
+        shape,
+        dtype: ctx.dtype(first),
+    })
 }
 
 struct Concat {
@@ -178,7 +199,11 @@ pub(crate) fn prepare_pad(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     }
     let pads = ctx.const_i32(1)?;
     if pads.len() != 2 * rank {
-        return Err(ctx.err(format!("paddings have {} values, expected {}", pads.len(), 2 * rank)));
+        return Err(ctx.err(format!(
+            "paddings have {} values, expected {}",
+            pads.len(),
+            2 * rank
+        )));
     }
     let mut before = [0usize; MAX_RANK];
     let mut shape = Vec::with_capacity(rank);
@@ -202,7 +227,10 @@ pub(crate) fn prepare_pad(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             b.to_vec()
         }
         (None, DType::I8 | DType::U8) => {
-            let zp = ctx.quant(x).and_then(|q| q.zero_points.first().copied()).unwrap_or(0);
+            let zp = ctx
+                .quant(x)
+                .and_then(|q| q.zero_points.first().copied())
+                .unwrap_or(0);
             vec![zp as u8]
         }
         _ => vec![0u8; elem],
@@ -211,7 +239,18 @@ pub(crate) fn prepare_pad(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     in_dims[..rank].copy_from_slice(&xs);
     let mut out_dims = [1usize; MAX_RANK];
     out_dims[..rank].copy_from_slice(&shape);
-    Ok(Prepared { eval: boxed(Pad { rank, in_dims, out_dims, before, elem, fill }), shape, dtype })
+    Ok(Prepared {
+        eval: boxed(Pad {
+            rank,
+            in_dims,
+            out_dims,
+            before,
+            elem,
+            fill,
+        }),
+        shape,
+        dtype,
+    })
 }
 
 struct Pad {
@@ -236,8 +275,8 @@ impl OpEval for Pad {
         for i in 0..rows {
             // Output offset of input row `idx`.
             let mut o = 0usize;
-            for d in 0..r {
-                let v = if d == r - 1 { 0 } else { idx[d] };
+            for (d, &v) in idx.iter().enumerate().take(r) {
+                let v = if d == r - 1 { 0 } else { v };
                 o = o * self.out_dims[d] + v + self.before[d];
             }
             out[o * self.elem..o * self.elem + row].copy_from_slice(&x[i * row..(i + 1) * row]);

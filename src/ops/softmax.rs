@@ -16,7 +16,11 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     };
     let log = ctx.kind == OpKind::LogSoftmax;
     match ctx.dtype(x) {
-        DType::F32 => Ok(Prepared { eval: boxed(SoftmaxF32 { depth, beta, log }), shape, dtype: DType::F32 }),
+        DType::F32 => Ok(Prepared {
+            eval: boxed(SoftmaxF32 { depth, beta, log }),
+            shape,
+            dtype: DType::F32,
+        }),
         d => Err(ctx.unsupported(format!("{d} input"))),
     }
 }
@@ -34,7 +38,10 @@ impl OpEval for SoftmaxF32 {
         if self.depth == 0 {
             return;
         }
-        for (o, xr) in out.chunks_exact_mut(self.depth).zip(x.chunks_exact(self.depth)) {
+        for (o, xr) in out
+            .chunks_exact_mut(self.depth)
+            .zip(x.chunks_exact(self.depth))
+        {
             let max = xr.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
             let mut sum = 0f32;
             for (v, &xv) in o.iter_mut().zip(xr) {

@@ -31,7 +31,11 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                 OpKind::Rsqrt => |v, _| 1.0 / v.sqrt(),
                 _ => |v, _| v * v,
             };
-            Ok(Prepared { eval: boxed(UnaryF32 { f, alpha }), shape, dtype: DType::F32 })
+            Ok(Prepared {
+                eval: boxed(UnaryF32 { f, alpha }),
+                shape,
+                dtype: DType::F32,
+            })
         }
         d => Err(ctx.unsupported(format!("{d} input"))),
     }

@@ -48,27 +48,45 @@ pub struct OneOp {
 
 impl OneOp {
     pub fn new() -> OneOp {
-        OneOp { def: ModelDef::default() }
+        OneOp {
+            def: ModelDef::default(),
+        }
     }
 
     pub fn input(&mut self, shape: &[usize], dtype: DType) -> i32 {
         let n = self.def.tensors.len();
-        let t = self.def.add_tensor(TensorDef::activation(format!("in{n}"), dims(shape), dtype));
+        let t = self
+            .def
+            .add_tensor(TensorDef::activation(format!("in{n}"), dims(shape), dtype));
         self.def.inputs.push(t);
         t as i32
     }
 
     pub fn constant(&mut self, shape: &[usize], dtype: DType, data: Vec<u8>) -> i32 {
         let n = self.def.tensors.len();
-        self.def.add_tensor(TensorDef::constant(format!("c{n}"), dims(shape), dtype, data)) as i32
+        self.def.add_tensor(TensorDef::constant(
+            format!("c{n}"),
+            dims(shape),
+            dtype,
+            data,
+        )) as i32
     }
 
     pub fn tensor(&mut self, t: TensorDef) -> i32 {
         self.def.add_tensor(t) as i32
     }
 
-    pub fn op(mut self, kind: OpKind, options: OpOptions, inputs: &[i32], out_shape: &[usize], dtype: DType) -> ModelDef {
-        let t = self.def.add_tensor(TensorDef::activation("out", dims(out_shape), dtype));
+    pub fn op(
+        mut self,
+        kind: OpKind,
+        options: OpOptions,
+        inputs: &[i32],
+        out_shape: &[usize],
+        dtype: DType,
+    ) -> ModelDef {
+        let t = self
+            .def
+            .add_tensor(TensorDef::activation("out", dims(out_shape), dtype));
         self.def.add_op(kind, options, inputs, &[t as i32]);
         self.def.outputs.push(t);
         self.def
@@ -92,42 +110,105 @@ pub fn assert_close(got: &[f32], want: &[f32], rel: f32, what: &str) {
 /// A small CNN with every op family MobileNets use, big enough to be split across threads.
 pub fn small_cnn(rng: &mut Rng) -> ModelDef {
     let mut d = ModelDef::default();
-    let act = |d: &mut ModelDef, name: &str, s: &[usize]| d.add_tensor(TensorDef::activation(name, dims(s), DType::F32)) as i32;
+    let act = |d: &mut ModelDef, name: &str, s: &[usize]| {
+        d.add_tensor(TensorDef::activation(name, dims(s), DType::F32)) as i32
+    };
     let cst = |d: &mut ModelDef, rng: &mut Rng, name: &str, s: &[usize]| {
         let v = rng.vec_f32(s.iter().product());
-        d.add_tensor(TensorDef::constant(name, dims(s), DType::F32, f32_bytes(&v))) as i32
+        d.add_tensor(TensorDef::constant(
+            name,
+            dims(s),
+            DType::F32,
+            f32_bytes(&v),
+        )) as i32
     };
     let x = act(&mut d, "x", &[1, 32, 32, 3]);
     d.inputs.push(x as u32);
     let w1 = cst(&mut d, rng, "w1", &[16, 3, 3, 3]);
     let b1 = cst(&mut d, rng, "b1", &[16]);
     let c1 = act(&mut d, "c1", &[1, 16, 16, 16]);
-    let conv = |padding, s: i32| OpOptions::Conv2d { padding, stride_h: s, stride_w: s, dilation_h: 1, dilation_w: 1, activation: Activation::Relu6 };
+    let conv = |padding, s: i32| OpOptions::Conv2d {
+        padding,
+        stride_h: s,
+        stride_w: s,
+        dilation_h: 1,
+        dilation_w: 1,
+        activation: Activation::Relu6,
+    };
     d.add_op(OpKind::Conv2d, conv(Padding::Same, 2), &[x, w1, b1], &[c1]);
     let wd = cst(&mut d, rng, "wd", &[1, 3, 3, 16]);
     let bd = cst(&mut d, rng, "bd", &[16]);
     let dw = act(&mut d, "dw", &[1, 16, 16, 16]);
-    let dwo = OpOptions::DepthwiseConv2d { padding: Padding::Same, stride_h: 1, stride_w: 1, dilation_h: 1, dilation_w: 1, depth_multiplier: 1, activation: Activation::Relu6 };
+    let dwo = OpOptions::DepthwiseConv2d {
+        padding: Padding::Same,
+        stride_h: 1,
+        stride_w: 1,
+        dilation_h: 1,
+        dilation_w: 1,
+        depth_multiplier: 1,
+        activation: Activation::Relu6,
+    };
     d.add_op(OpKind::DepthwiseConv2d, dwo, &[c1, wd, bd], &[dw]);
     let w2 = cst(&mut d, rng, "w2", &[16, 1, 1, 16]);
     let b2 = cst(&mut d, rng, "b2", &[16]);
     let pw = act(&mut d, "pw", &[1, 16, 16, 16]);
-    d.add_op(OpKind::Conv2d, conv(Padding::Valid, 1), &[dw, w2, b2], &[pw]);
+    d.add_op(
+        OpKind::Conv2d,
+        conv(Padding::Valid, 1),
+        &[dw, w2, b2],
+        &[pw],
+    );
     let sum = act(&mut d, "sum", &[1, 16, 16, 16]);
-    d.add_op(OpKind::Add, OpOptions::Elementwise { activation: Activation::None }, &[pw, c1], &[sum]);
+    d.add_op(
+        OpKind::Add,
+        OpOptions::Elementwise {
+            activation: Activation::None,
+        },
+        &[pw, c1],
+        &[sum],
+    );
     let mp = act(&mut d, "mp", &[1, 8, 8, 16]);
-    let po = OpOptions::Pool2d { padding: Padding::Valid, stride_h: 2, stride_w: 2, filter_h: 2, filter_w: 2, activation: Activation::None };
+    let po = OpOptions::Pool2d {
+        padding: Padding::Valid,
+        stride_h: 2,
+        stride_w: 2,
+        filter_h: 2,
+        filter_w: 2,
+        activation: Activation::None,
+    };
     d.add_op(OpKind::MaxPool2d, po, &[sum], &[mp]);
-    let axes = d.add_tensor(TensorDef::constant("axes", vec![2], DType::I32, i32_bytes(&[1, 2]))) as i32;
+    let axes = d.add_tensor(TensorDef::constant(
+        "axes",
+        vec![2],
+        DType::I32,
+        i32_bytes(&[1, 2]),
+    )) as i32;
     let mean = act(&mut d, "mean", &[1, 16]);
-    d.add_op(OpKind::Mean, OpOptions::Reducer { keep_dims: false }, &[mp, axes], &[mean]);
+    d.add_op(
+        OpKind::Mean,
+        OpOptions::Reducer { keep_dims: false },
+        &[mp, axes],
+        &[mean],
+    );
     let wf = cst(&mut d, rng, "wf", &[10, 16]);
     let bf = cst(&mut d, rng, "bf", &[10]);
     let logits = act(&mut d, "logits", &[1, 10]);
-    d.add_op(OpKind::FullyConnected, OpOptions::FullyConnected { activation: Activation::None, keep_num_dims: false }, &[mean, wf, bf], &[logits]);
+    d.add_op(
+        OpKind::FullyConnected,
+        OpOptions::FullyConnected {
+            activation: Activation::None,
+            keep_num_dims: false,
+        },
+        &[mean, wf, bf],
+        &[logits],
+    );
     let prob = act(&mut d, "prob", &[1, 10]);
-    d.add_op(OpKind::Softmax, OpOptions::Softmax { beta: 1.0 }, &[logits], &[prob]);
+    d.add_op(
+        OpKind::Softmax,
+        OpOptions::Softmax { beta: 1.0 },
+        &[logits],
+        &[prob],
+    );
     d.outputs.push(prob as u32);
     d
 }
-
