@@ -1,5 +1,6 @@
 //! sparq: an on-device inference runtime for pruned and quantized neural networks.
 
+pub mod convert;
 pub mod error;
 pub mod interpreter;
 pub mod model;

@@ -26,6 +26,7 @@ mod sparq_generated;
 pub use sparq_generated::sparq::fb;
 
 pub mod examples;
+pub mod tflite;
 mod types;
 mod write;
 
