@@ -55,6 +55,11 @@ pub enum Error {
     #[error("unsupported: {0}")]
     Unsupported(String),
 
+    // ---- importing a .tflite model (src/convert/) ----
+    /// A `.tflite` file could not be imported (corrupt, inconsistent, or unsupported).
+    #[error(transparent)]
+    Import(#[from] crate::convert::ImportError),
+
     // ---- preparing and running a model (src/interpreter/, src/ops/) ----
     /// An operator is implemented, but not for these dtypes, options or shapes.
     #[error("operator {index} ({kind}): not supported: {problem}")]

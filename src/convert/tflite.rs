@@ -13,11 +13,10 @@ use super::graph::{
 };
 use super::sparse::{decode_sparse, SparseLevel, SparseSpec};
 
-/// Highest tensor rank accepted.
-pub const MAX_RANK: usize = 8;
-/// Largest element count of one tensor (2^40: far beyond any model, small enough that byte
-/// sizes never overflow).
-pub const MAX_ELEMENTS: u64 = 1 << 40;
+/// Highest tensor rank accepted (as `.sparq`).
+pub const MAX_RANK: usize = crate::model::MAX_RANK;
+/// Largest element count of one tensor (as `.sparq`).
+pub const MAX_ELEMENTS: u64 = crate::model::MAX_TENSOR_ELEMENTS as u64;
 
 /// Decodes and validates subgraph 0 of a TFLite model.
 pub fn read(file: &[u8]) -> Result<Graph> {
@@ -163,6 +162,16 @@ fn read_tensor(
             return Err(ImportError::invalid(
                 &at,
                 "sparsity parameters without data",
+            ));
+        }
+        let bytes = elements.saturating_mul(element_size(dtype).unwrap_or(1) as u64);
+        if bytes > crate::model::MAX_ACTIVATION_BYTES as u64 {
+            return Err(ImportError::invalid(
+                &at,
+                format!(
+                    "activation of {bytes} bytes exceeds the maximum {}",
+                    crate::model::MAX_ACTIVATION_BYTES
+                ),
             ));
         }
         return Ok(tensor);
