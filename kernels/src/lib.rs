@@ -8,6 +8,7 @@
 pub mod isa;
 pub mod pool;
 pub use isa::Isa;
+pub mod activation;
 pub mod arch;
 pub mod dispatch;
 pub mod elementwise;

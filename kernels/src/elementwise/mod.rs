@@ -732,3 +732,7 @@ pub fn binary_u8(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::tests::assert_first_eq;
+}
