@@ -868,6 +868,7 @@ fn decode_options(op: &fb::Operator<'_>) -> std::result::Result<OpOptions, Strin
             OpOptions::FullyConnected {
                 activation: activation(o.activation())?,
                 keep_num_dims: o.keep_num_dims(),
+                asymmetric_quantize_inputs: o.asymmetric_quantize_inputs(),
             }
         }
         T::Pool2dOptions => {

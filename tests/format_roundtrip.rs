@@ -216,6 +216,7 @@ fn every_options_variant() {
             OpOptions::FullyConnected {
                 activation: Activation::Tanh,
                 keep_num_dims: true,
+                asymmetric_quantize_inputs: true,
             },
         ),
         (

@@ -173,3 +173,22 @@ fn flipped_models_that_import_are_valid() {
     }
     assert!(imported > 100, "only {imported} flipped models imported");
 }
+
+/// Dynamic-range models keep TFLite's `asymmetric_quantize_inputs` on hybrid FULLY_CONNECTED.
+#[test]
+fn hybrid_fc_keeps_asymmetric_input_flag() {
+    let (def, _) = roundtrip("dynamic", &fixture("digits_mlp_dynamic"));
+    let flags: Vec<bool> = def
+        .operators
+        .iter()
+        .filter_map(|o| match o.options {
+            sparq::OpOptions::FullyConnected {
+                asymmetric_quantize_inputs,
+                ..
+            } => Some(asymmetric_quantize_inputs),
+            _ => None,
+        })
+        .collect();
+    // fc1 and fc2 have int8 weights (hybrid); the small logits layer stayed f32.
+    assert_eq!(flags, [true, true, false]);
+}

@@ -222,6 +222,7 @@ fn fully_connected_f32_matches_reference() {
         let opts = OpOptions::FullyConnected {
             activation: Activation::Relu,
             keep_num_dims: false,
+            asymmetric_quantize_inputs: false,
         };
         let def = m.op(
             OpKind::FullyConnected,
@@ -493,6 +494,7 @@ fn bad_models_give_errors_naming_the_operator() {
         OpOptions::FullyConnected {
             activation: Activation::None,
             keep_num_dims: false,
+            asymmetric_quantize_inputs: false,
         },
         &[xi, w],
         &[1, 5],
@@ -512,6 +514,7 @@ fn bad_models_give_errors_naming_the_operator() {
         OpOptions::FullyConnected {
             activation: Activation::None,
             keep_num_dims: false,
+            asymmetric_quantize_inputs: false,
         },
         &[xi, w],
         &[1, 3],
@@ -527,6 +530,7 @@ fn bad_models_give_errors_naming_the_operator() {
         OpOptions::FullyConnected {
             activation: Activation::None,
             keep_num_dims: false,
+            asymmetric_quantize_inputs: false,
         },
         &[xi, w],
         &[1, 3],

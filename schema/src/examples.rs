@@ -179,6 +179,7 @@ pub fn tiny() -> ModelDef {
         OpOptions::FullyConnected {
             activation: Activation::None,
             keep_num_dims: false,
+            asymmetric_quantize_inputs: false,
         },
         &[i(flat), i(fc_w), -1],
         &[i(logits)],

@@ -1961,6 +1961,7 @@ impl<'a> ::flatbuffers::Follow<'a> for FullyConnectedOptions<'a> {
 impl<'a> FullyConnectedOptions<'a> {
   pub const VT_ACTIVATION: ::flatbuffers::VOffsetT = 4;
   pub const VT_KEEP_NUM_DIMS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ASYMMETRIC_QUANTIZE_INPUTS: ::flatbuffers::VOffsetT = 8;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1972,6 +1973,7 @@ impl<'a> FullyConnectedOptions<'a> {
     args: &'args FullyConnectedOptionsArgs
   ) -> ::flatbuffers::WIPOffset<FullyConnectedOptions<'bldr>> {
     let mut builder = FullyConnectedOptionsBuilder::new(_fbb);
+    builder.add_asymmetric_quantize_inputs(args.asymmetric_quantize_inputs);
     builder.add_keep_num_dims(args.keep_num_dims);
     builder.add_activation(args.activation);
     builder.finish()
@@ -1992,6 +1994,13 @@ impl<'a> FullyConnectedOptions<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(FullyConnectedOptions::VT_KEEP_NUM_DIMS, Some(false)).unwrap()}
   }
+  #[inline]
+  pub fn asymmetric_quantize_inputs(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(FullyConnectedOptions::VT_ASYMMETRIC_QUANTIZE_INPUTS, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for FullyConnectedOptions<'_> {
@@ -2002,6 +2011,7 @@ impl ::flatbuffers::Verifiable for FullyConnectedOptions<'_> {
     v.visit_table(pos)?
      .visit_field::<Activation>("activation", Self::VT_ACTIVATION, false)?
      .visit_field::<bool>("keep_num_dims", Self::VT_KEEP_NUM_DIMS, false)?
+     .visit_field::<bool>("asymmetric_quantize_inputs", Self::VT_ASYMMETRIC_QUANTIZE_INPUTS, false)?
      .finish();
     Ok(())
   }
@@ -2009,6 +2019,7 @@ impl ::flatbuffers::Verifiable for FullyConnectedOptions<'_> {
 pub struct FullyConnectedOptionsArgs {
     pub activation: Activation,
     pub keep_num_dims: bool,
+    pub asymmetric_quantize_inputs: bool,
 }
 impl<'a> Default for FullyConnectedOptionsArgs {
   #[inline]
@@ -2016,6 +2027,7 @@ impl<'a> Default for FullyConnectedOptionsArgs {
     FullyConnectedOptionsArgs {
       activation: Activation::None,
       keep_num_dims: false,
+      asymmetric_quantize_inputs: false,
     }
   }
 }
@@ -2032,6 +2044,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> FullyConnectedOptionsBuilder<
   #[inline]
   pub fn add_keep_num_dims(&mut self, keep_num_dims: bool) {
     self.fbb_.push_slot::<bool>(FullyConnectedOptions::VT_KEEP_NUM_DIMS, keep_num_dims, false);
+  }
+  #[inline]
+  pub fn add_asymmetric_quantize_inputs(&mut self, asymmetric_quantize_inputs: bool) {
+    self.fbb_.push_slot::<bool>(FullyConnectedOptions::VT_ASYMMETRIC_QUANTIZE_INPUTS, asymmetric_quantize_inputs, false);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> FullyConnectedOptionsBuilder<'a, 'b, A> {
@@ -2053,6 +2069,7 @@ impl ::core::fmt::Debug for FullyConnectedOptions<'_> {
     let mut ds = f.debug_struct("FullyConnectedOptions");
       ds.field("activation", &self.activation());
       ds.field("keep_num_dims", &self.keep_num_dims());
+      ds.field("asymmetric_quantize_inputs", &self.asymmetric_quantize_inputs());
       ds.finish()
   }
 }

@@ -254,6 +254,9 @@ pub enum OpOptions {
     FullyConnected {
         activation: Activation,
         keep_num_dims: bool,
+        /// Hybrid (f32 input, int8 weights): quantize the input asymmetrically (TFLite's
+        /// `asymmetric_quantize_inputs`); false: symmetric.
+        asymmetric_quantize_inputs: bool,
     },
     /// MaxPool2d, AveragePool2d.
     Pool2d {

@@ -220,12 +220,14 @@ fn build_options(fbb: &mut FlatBufferBuilder, o: &OpOptions) -> (fb::OpOptions, 
         OpOptions::FullyConnected {
             activation,
             keep_num_dims,
+            asymmetric_quantize_inputs,
         } => {
             table!(
                 FullyConnectedOptions,
                 FullyConnectedOptionsArgs {
                     activation: act(activation),
                     keep_num_dims: keep_num_dims,
+                    asymmetric_quantize_inputs: asymmetric_quantize_inputs,
                 }
             )
         }

@@ -164,10 +164,11 @@ fn options(op: &Op) -> OpOptions {
         Options::FullyConnected {
             activation,
             keep_num_dims,
-            ..
+            asymmetric_quantize_inputs,
         } => OpOptions::FullyConnected {
             activation: act(activation),
             keep_num_dims,
+            asymmetric_quantize_inputs,
         },
         Options::Pool2d {
             padding,

@@ -11,6 +11,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     let OpOptions::FullyConnected {
         activation,
         keep_num_dims,
+        ..
     } = *ctx.options
     else {
         return Err(ctx.err("options are not FullyConnected options"));

@@ -198,6 +198,7 @@ pub fn small_cnn(rng: &mut Rng) -> ModelDef {
         OpOptions::FullyConnected {
             activation: Activation::None,
             keep_num_dims: false,
+            asymmetric_quantize_inputs: false,
         },
         &[mean, wf, bf],
         &[logits],
