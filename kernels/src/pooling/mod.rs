@@ -14,58 +14,11 @@
 
 pub mod reduce;
 
+pub use crate::gemm::Q8;
 use crate::window::Window2d;
 use crate::Isa;
 use std::ops::Range;
 use std::sync::OnceLock;
-
-/// An 8-bit quantized element type (`i8` or `u8`).
-pub trait QInt: Copy + Default + Send + Sync + 'static {
-    /// Smallest value.
-    const MIN: i32;
-    /// Largest value.
-    const MAX: i32;
-    /// Widens to `i32`.
-    fn to_i32(self) -> i32;
-    /// Narrows an `i32` already clamped to `[MIN, MAX]`.
-    fn from_i32(v: i32) -> Self;
-    /// Narrows with two's-complement wrap-around (C++ `static_cast`).
-    fn wrap_i32(v: i32) -> Self;
-}
-
-impl QInt for i8 {
-    const MIN: i32 = i8::MIN as i32;
-    const MAX: i32 = i8::MAX as i32;
-    #[inline(always)]
-    fn to_i32(self) -> i32 {
-        self as i32
-    }
-    #[inline(always)]
-    fn from_i32(v: i32) -> Self {
-        v as i8
-    }
-    #[inline(always)]
-    fn wrap_i32(v: i32) -> Self {
-        v as i8
-    }
-}
-
-impl QInt for u8 {
-    const MIN: i32 = u8::MIN as i32;
-    const MAX: i32 = u8::MAX as i32;
-    #[inline(always)]
-    fn to_i32(self) -> i32 {
-        self as i32
-    }
-    #[inline(always)]
-    fn from_i32(v: i32) -> Self {
-        v as u8
-    }
-    #[inline(always)]
-    fn wrap_i32(v: i32) -> Self {
-        v as u8
-    }
-}
 
 /// Max pooling, f32: `out = clamp(max over the window, lo, hi)`.
 pub type MaxPoolF32 = fn(&Window2d, &[f32], &mut [f32], Range<usize>, f32, f32);
@@ -255,7 +208,7 @@ pub mod generic {
 
     /// 8-bit max pooling (see [`PoolQ`]).
     #[inline(always)]
-    pub fn max_q<T: QInt + Ord>(
+    pub fn max_q<T: Q8 + Ord>(
         w: &Window2d,
         input: &[T],
         output: &mut [T],
@@ -287,7 +240,7 @@ pub mod generic {
 
     /// 8-bit average pooling (see [`PoolQ`]): rounds half away from zero, as TFLite.
     #[inline(always)]
-    pub fn avg_q<T: QInt>(
+    pub fn avg_q<T: Q8>(
         w: &Window2d,
         input: &[T],
         output: &mut [T],

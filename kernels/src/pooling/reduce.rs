@@ -13,7 +13,7 @@
 //! [`MeanQ::new`] picks the path once; [`MeanQ::run`] executes it. Every accumulation visits
 //! the input in memory order, as TFLite's reference loops do, so f32 sums also match closely.
 
-use super::QInt;
+use super::Q8;
 use crate::requant::{multiply_by_quantized_multiplier, quantize_multiplier};
 use std::fmt;
 
@@ -252,7 +252,7 @@ pub fn reduce_f32(s: &ReduceShape, op: ReduceOp, input: &[f32], output: &mut [f3
 }
 
 /// 8-bit REDUCE_MAX (TFLite requires equal input and output quantization).
-pub fn reduce_max_q<T: QInt + Ord>(s: &ReduceShape, input: &[T], output: &mut [T]) {
+pub fn reduce_max_q<T: Q8 + Ord>(s: &ReduceShape, input: &[T], output: &mut [T]) {
     let out = &mut output[..s.output_len];
     out.fill(T::from_i32(T::MIN));
     s.fold(input, out, |a, x| a.max(x));
@@ -346,7 +346,7 @@ impl MeanQ {
     }
 
     /// Computes the mean into `output`, using `scratch` (at least [`MeanQ::scratch_len`]).
-    pub fn run<T: QInt>(&self, input: &[T], output: &mut [T], scratch: &mut [i32]) {
+    pub fn run<T: Q8>(&self, input: &[T], output: &mut [T], scratch: &mut [i32]) {
         let s = &self.shape;
         let acc = &mut scratch[..s.output_len];
         let out = &mut output[..s.output_len];
@@ -380,7 +380,7 @@ impl MeanQ {
             MeanPath::SameQuant => {
                 s.fold(input, acc, |a, x| a + x.to_i32());
                 for (o, &a) in out.iter_mut().zip(acc.iter()) {
-                    *o = T::wrap_i32(a / n);
+                    *o = T::from_i32(a / n);
                 }
             }
             MeanPath::Float {
@@ -431,16 +431,16 @@ impl SumQ {
     }
 
     /// Computes the sum into `output`, using `scratch`.
-    pub fn run<T: QInt>(&self, input: &[T], output: &mut [T], scratch: &mut [i32]) {
+    pub fn run<T: Q8>(&self, input: &[T], output: &mut [T], scratch: &mut [i32]) {
         let s = &self.shape;
         let acc = &mut scratch[..s.output_len];
         acc.fill(0);
         s.fold(input, acc, |a, x| a.wrapping_add(x.to_i32()));
         for (o, &a) in output[..s.output_len].iter_mut().zip(acc.iter()) {
             *o = match self.rescale {
-                None => T::wrap_i32(a),
+                None => T::from_i32(a),
                 Some((scale, bias, zp)) => {
-                    T::wrap_i32(((a as f32 * scale + bias).round() as i32).wrapping_add(zp))
+                    T::from_i32(((a as f32 * scale + bias).round() as i32).wrapping_add(zp))
                 }
             };
         }

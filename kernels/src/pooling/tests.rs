@@ -43,7 +43,7 @@ fn pool_f32_matches_reference() {
     }
 }
 
-fn check_q<T: QInt + std::fmt::Debug + PartialEq>(
+fn check_q<T: Q8 + std::fmt::Debug + PartialEq>(
     x: &[T],
     w: &Window2d,
     k_max: PoolQ<T>,

@@ -1,0 +1,610 @@
+//! DEPTHWISE_CONV_2D over NHWC tensors, f32 and int8 / uint8, with TFLite's semantics.
+//!
+//! Weights are TFLite's `[1, kh, kw, in_c · depth_multiplier]`; output channel
+//! `oc = ic · depth_multiplier + m` reads input channel `ic`. Taps that fall in the padding are
+//! skipped (for integers that is the same as reading the input zero point), exactly as
+//! `reference_integer_ops::DepthwiseConvPerChannel` and `reference_ops::DepthwiseConv` do, so
+//! int8 / uint8 outputs are bit-identical to TFLite's reference kernels:
+//! `out = requant(bias + Σ (x − zx) · (w − zw))`.
+//!
+//! A prepared op ([`DepthwiseF32`], [`DepthwiseQ`]) owns its weights in the kernel's layout
+//! (f32 as given; 8-bit widened to i16 with the weight zero point subtracted) and its bias. A call
+//! computes output rows `rows` (a range over `batch · out_h`) and allocates nothing.
+//!
+//! Channels are innermost: for each output pixel the kernel walks the channel axis in blocks of
+//! [`BLOCK`] whose accumulators stay in registers while the window's taps stream past
+//! (`dwconv_f32_c64` in the naming grammar); the same loops are compiled per x86 tier inside
+//! `#[target_feature]` entry points (with FMA where the tier has it) and, on aarch64, the
+//! baseline build is the NEON build. A depth multiplier above 1 takes a plain per-channel loop.
+
+use crate::gemm::Q8;
+use crate::requant::Requant;
+use crate::window::Window2d;
+use crate::Isa;
+use std::fmt;
+use std::ops::Range;
+use std::sync::OnceLock;
+
+/// Channels per register block.
+pub const BLOCK: usize = 64;
+
+/// Why a depthwise convolution cannot be prepared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DepthwiseError {
+    /// `out_c` is not `in_c · depth_multiplier`.
+    Channels {
+        /// Input channels.
+        in_c: usize,
+        /// Output channels.
+        out_c: usize,
+    },
+    /// A parameter slice has the wrong length.
+    Length {
+        /// `"weights"`, `"bias"`, `"requant"`.
+        what: &'static str,
+        /// Expected length.
+        expected: usize,
+        /// Found length.
+        found: usize,
+    },
+    /// A zero point outside its type's range.
+    ZeroPoint {
+        /// `"input"` or `"weight"`.
+        what: &'static str,
+        /// The value.
+        value: i32,
+    },
+}
+
+impl fmt::Display for DepthwiseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DepthwiseError::Channels { in_c, out_c } => write!(
+                f,
+                "depthwise: output channels {out_c} are not a multiple of input channels {in_c}"
+            ),
+            DepthwiseError::Length {
+                what,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "depthwise: {what} has {found} elements, expected {expected}"
+                )
+            }
+            DepthwiseError::ZeroPoint { what, value } => {
+                write!(f, "depthwise: {what} zero point {value} out of range")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DepthwiseError {}
+
+fn multiplier(win: &Window2d) -> Result<usize, DepthwiseError> {
+    if !win.out_c.is_multiple_of(win.in_c) {
+        return Err(DepthwiseError::Channels {
+            in_c: win.in_c,
+            out_c: win.out_c,
+        });
+    }
+    Ok(win.out_c / win.in_c)
+}
+
+fn check_len(what: &'static str, expected: usize, found: usize) -> Result<(), DepthwiseError> {
+    if expected != found {
+        return Err(DepthwiseError::Length {
+            what,
+            expected,
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// A prepared f32 depthwise convolution.
+#[derive(Clone, Debug)]
+pub struct DepthwiseF32 {
+    win: Window2d,
+    dm: usize,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    min: f32,
+    max: f32,
+}
+
+impl DepthwiseF32 {
+    /// Prepares from TFLite's weights `[kh·kw·out_c]`, an optional bias `[out_c]` and the fused
+    /// activation's clamp `[min, max]`.
+    pub fn new(
+        win: Window2d,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        min: f32,
+        max: f32,
+    ) -> Result<DepthwiseF32, DepthwiseError> {
+        let dm = multiplier(&win)?;
+        check_len(
+            "weights",
+            win.h.kernel * win.w.kernel * win.out_c,
+            weights.len(),
+        )?;
+        let bias = match bias {
+            Some(b) => {
+                check_len("bias", win.out_c, b.len())?;
+                b.to_vec()
+            }
+            None => vec![0.0; win.out_c],
+        };
+        Ok(DepthwiseF32 {
+            win,
+            dm,
+            weights: weights.to_vec(),
+            bias,
+            min,
+            max,
+        })
+    }
+
+    /// The geometry.
+    pub fn window(&self) -> &Window2d {
+        &self.win
+    }
+
+    /// Computes output rows `rows` (of `batch · out_h`) with the dispatched kernel.
+    pub fn run(&self, input: &[f32], output: &mut [f32], rows: Range<usize>) {
+        (DepthwiseKernels::active().f32)(self, input, output, rows)
+    }
+}
+
+/// A prepared 8-bit depthwise convolution (int8 per-channel or legacy uint8 per-tensor).
+#[derive(Clone, Debug)]
+pub struct DepthwiseQ {
+    win: Window2d,
+    dm: usize,
+    /// `w − zw`, `[kh·kw·out_c]`.
+    weights: Vec<i16>,
+    bias: Vec<i32>,
+    in_zp: i32,
+    rq: Requant,
+}
+
+impl DepthwiseQ {
+    /// Prepares int8 weights (zero point 0) `[kh·kw·out_c]`.
+    pub fn new(
+        win: Window2d,
+        weights: &[i8],
+        bias: Option<&[i32]>,
+        in_zp: i32,
+        rq: Requant,
+    ) -> Result<DepthwiseQ, DepthwiseError> {
+        let w: Vec<i16> = weights.iter().map(|&v| v as i16).collect();
+        DepthwiseQ::build(win, w, bias, in_zp, rq)
+    }
+
+    /// Prepares legacy uint8 weights with a per-tensor zero point.
+    pub fn new_u8(
+        win: Window2d,
+        weights: &[u8],
+        w_zp: i32,
+        bias: Option<&[i32]>,
+        in_zp: i32,
+        rq: Requant,
+    ) -> Result<DepthwiseQ, DepthwiseError> {
+        if !(0..=255).contains(&w_zp) {
+            return Err(DepthwiseError::ZeroPoint {
+                what: "weight",
+                value: w_zp,
+            });
+        }
+        let w: Vec<i16> = weights.iter().map(|&v| (v as i32 - w_zp) as i16).collect();
+        DepthwiseQ::build(win, w, bias, in_zp, rq)
+    }
+
+    fn build(
+        win: Window2d,
+        weights: Vec<i16>,
+        bias: Option<&[i32]>,
+        in_zp: i32,
+        rq: Requant,
+    ) -> Result<DepthwiseQ, DepthwiseError> {
+        let dm = multiplier(&win)?;
+        check_len(
+            "weights",
+            win.h.kernel * win.w.kernel * win.out_c,
+            weights.len(),
+        )?;
+        if !(-128..=255).contains(&in_zp) {
+            return Err(DepthwiseError::ZeroPoint {
+                what: "input",
+                value: in_zp,
+            });
+        }
+        if !rq.is_per_tensor() {
+            check_len("requant", win.out_c, rq.channels())?;
+        }
+        let bias = match bias {
+            Some(b) => {
+                check_len("bias", win.out_c, b.len())?;
+                b.to_vec()
+            }
+            None => vec![0; win.out_c],
+        };
+        Ok(DepthwiseQ {
+            win,
+            dm,
+            weights,
+            bias,
+            in_zp,
+            rq,
+        })
+    }
+
+    /// The geometry.
+    pub fn window(&self) -> &Window2d {
+        &self.win
+    }
+
+    /// The output requantization.
+    pub fn requant(&self) -> &Requant {
+        &self.rq
+    }
+
+    /// Computes output rows `rows` (of `batch · out_h`) with the dispatched kernel. `T` is the
+    /// activation type (input and output): `i8` or `u8`.
+    pub fn run<T: Q8>(&self, input: &[T], output: &mut [T], rows: Range<usize>) {
+        let k = DepthwiseKernels::active();
+        if T::UNSIGNED {
+            let i: &[u8] = cast8(input);
+            let o: &mut [u8] = cast8_mut(output);
+            (k.u8)(self, i, o, rows)
+        } else {
+            let i: &[i8] = cast8(input);
+            let o: &mut [i8] = cast8_mut(output);
+            (k.i8)(self, i, o, rows)
+        }
+    }
+}
+
+/// `&[T]` as `&[U]` for the two one-byte Q8 types (same size, every bit pattern valid).
+fn cast8<T: Q8, U: bytemuck::Pod>(s: &[T]) -> &[U] {
+    assert_eq!(std::mem::size_of::<T>(), 1);
+    assert_eq!(std::mem::size_of::<U>(), 1);
+    // SAFETY: T and U are one-byte types (i8/u8; asserted above) with every bit pattern valid,
+    // alignment 1; the length in elements is unchanged and the borrow is carried over.
+    unsafe { std::slice::from_raw_parts(s.as_ptr() as *const U, s.len()) }
+}
+
+fn cast8_mut<T: Q8, U: bytemuck::Pod>(s: &mut [T]) -> &mut [U] {
+    assert_eq!(std::mem::size_of::<T>(), 1);
+    assert_eq!(std::mem::size_of::<U>(), 1);
+    // SAFETY: as in `cast8`; the exclusive borrow is carried over.
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut U, s.len()) }
+}
+
+/// f32 depthwise kernel.
+pub type DwF32 = fn(&DepthwiseF32, &[f32], &mut [f32], Range<usize>);
+/// 8-bit depthwise kernel for activation type `T`.
+pub type DwQ<T> = fn(&DepthwiseQ, &[T], &mut [T], Range<usize>);
+
+/// The depthwise kernels of one ISA tier.
+#[derive(Clone, Copy, Debug)]
+pub struct DepthwiseKernels {
+    /// The tier.
+    pub isa: Isa,
+    /// f32.
+    pub f32: DwF32,
+    /// int8 activations.
+    pub i8: DwQ<i8>,
+    /// uint8 activations.
+    pub u8: DwQ<u8>,
+}
+
+impl DepthwiseKernels {
+    /// The kernels of tier `isa`, or `None` when that tier may not run here.
+    pub fn for_isa(isa: Isa) -> Option<DepthwiseKernels> {
+        if !isa.enabled() {
+            return None;
+        }
+        match isa {
+            Isa::Scalar => Some(DepthwiseKernels {
+                isa,
+                f32: generic::f32::<false>,
+                i8: generic::q::<i8>,
+                u8: generic::q::<u8>,
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Some(DepthwiseKernels {
+                isa,
+                f32: avx2::f32,
+                i8: avx2::i8,
+                u8: avx2::u8,
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => Some(DepthwiseKernels {
+                isa,
+                f32: avx512::f32,
+                i8: avx512::i8,
+                u8: avx512::u8,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The best kernels for the active tier, chosen once.
+    pub fn active() -> &'static DepthwiseKernels {
+        static K: OnceLock<DepthwiseKernels> = OnceLock::new();
+        K.get_or_init(|| {
+            [Isa::Avx512Vnni, Isa::Avx2]
+                .into_iter()
+                .find_map(DepthwiseKernels::for_isa)
+                .or_else(|| DepthwiseKernels::for_isa(Isa::Scalar))
+                .expect("the scalar tier is always enabled")
+        })
+    }
+}
+
+fn check<T>(w: &Window2d, input: &[T], output: &[T], rows: &Range<usize>) {
+    assert!(
+        input.len() >= w.input_len(),
+        "depthwise input {} < {}",
+        input.len(),
+        w.input_len()
+    );
+    assert!(
+        output.len() >= w.output_len(),
+        "depthwise output {} < {}",
+        output.len(),
+        w.output_len()
+    );
+    assert!(
+        rows.start <= rows.end && rows.end <= w.output_rows(),
+        "depthwise rows {rows:?}"
+    );
+}
+
+/// The loops, written once; instantiated per tier.
+pub mod generic {
+    use super::*;
+
+    #[inline(always)]
+    fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+        if FMA {
+            a.mul_add(b, c)
+        } else {
+            a * b + c
+        }
+    }
+
+    /// Calls `f(tap, input_pixel_offset)` for each window tap of output `(row, ox)` that lies
+    /// inside the input, rows outer, columns inner.
+    #[inline(always)]
+    fn for_taps(w: &Window2d, row: usize, ox: usize, mut f: impl FnMut(usize, usize)) {
+        let (b, oy) = (row / w.h.output, row % w.h.output);
+        for ky in 0..w.h.kernel {
+            let Some(iy) = w.h.input_of(oy, ky) else {
+                continue;
+            };
+            let base = (b * w.h.input + iy) * w.w.input;
+            for kx in 0..w.w.kernel {
+                let Some(ix) = w.w.input_of(ox, kx) else {
+                    continue;
+                };
+                f(ky * w.w.kernel + kx, (base + ix) * w.in_c);
+            }
+        }
+    }
+
+    /// f32 depthwise (see [`DwF32`]); `FMA` fuses multiply-adds (tiers that have FMA).
+    #[inline(always)]
+    pub fn f32<const FMA: bool>(
+        p: &DepthwiseF32,
+        input: &[f32],
+        output: &mut [f32],
+        rows: Range<usize>,
+    ) {
+        let w = &p.win;
+        check(w, input, output, &rows);
+        let (c, oc) = (w.in_c, w.out_c);
+        for row in rows {
+            for ox in 0..w.w.output {
+                let out = &mut output[(row * w.w.output + ox) * oc..][..oc];
+                if p.dm != 1 {
+                    out.copy_from_slice(&p.bias);
+                    for_taps(w, row, ox, |t, off| {
+                        let wt = &p.weights[t * oc..][..oc];
+                        for (ic, &x) in input[off..off + c].iter().enumerate() {
+                            for m in 0..p.dm {
+                                let o = ic * p.dm + m;
+                                out[o] = madd::<FMA>(x, wt[o], out[o]);
+                            }
+                        }
+                    });
+                    for o in out.iter_mut() {
+                        *o = o.max(p.min).min(p.max);
+                    }
+                    continue;
+                }
+                let mut c0 = 0;
+                while c0 + BLOCK <= c {
+                    block_f32::<BLOCK, FMA>(p, input, out, row, ox, c0);
+                    c0 += BLOCK;
+                }
+                while c0 + 16 <= c {
+                    block_f32::<16, FMA>(p, input, out, row, ox, c0);
+                    c0 += 16;
+                }
+                while c0 + 4 <= c {
+                    block_f32::<4, FMA>(p, input, out, row, ox, c0);
+                    c0 += 4;
+                }
+                while c0 < c {
+                    block_f32::<1, FMA>(p, input, out, row, ox, c0);
+                    c0 += 1;
+                }
+            }
+        }
+    }
+
+    /// TFLite's `ActivationFunctionWithMinMax`: `min(max(x, lo), hi)` with std's operand order.
+    #[inline(always)]
+    fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
+        let v = if x < lo { lo } else { x };
+        if hi < v {
+            hi
+        } else {
+            v
+        }
+    }
+
+    /// Channels `c0..c0 + N` of one output pixel, accumulators in registers (dm = 1).
+    #[inline(always)]
+    fn block_f32<const N: usize, const FMA: bool>(
+        p: &DepthwiseF32,
+        input: &[f32],
+        out: &mut [f32],
+        row: usize,
+        ox: usize,
+        c0: usize,
+    ) {
+        let c = p.win.in_c;
+        let mut acc: [f32; N] = p.bias[c0..c0 + N].try_into().unwrap();
+        for_taps(&p.win, row, ox, |t, off| {
+            let x: &[f32; N] = input[off + c0..][..N].try_into().unwrap();
+            let wt: &[f32; N] = p.weights[t * c + c0..][..N].try_into().unwrap();
+            for i in 0..N {
+                acc[i] = madd::<FMA>(x[i], wt[i], acc[i]);
+            }
+        });
+        let (lo, hi) = (p.min, p.max);
+        let o: &mut [f32; N] = (&mut out[c0..c0 + N]).try_into().unwrap();
+        for i in 0..N {
+            o[i] = clamp(acc[i], lo, hi);
+        }
+    }
+
+    /// Channels `c0..c0 + N` of one output pixel into `acc[..N]` (dm = 1).
+    #[inline(always)]
+    fn block_q<T: Q8, const N: usize>(
+        p: &DepthwiseQ,
+        input: &[T],
+        acc: &mut [i32],
+        row: usize,
+        ox: usize,
+        c0: usize,
+    ) {
+        let c = p.win.in_c;
+        let zp = p.in_zp;
+        let mut a: [i32; N] = p.bias[c0..c0 + N].try_into().unwrap();
+        for_taps(&p.win, row, ox, |t, off| {
+            let x: &[T; N] = input[off + c0..][..N].try_into().unwrap();
+            let wt: &[i16; N] = p.weights[t * c + c0..][..N].try_into().unwrap();
+            for i in 0..N {
+                a[i] += (x[i].to_i32() - zp) * wt[i] as i32;
+            }
+        });
+        acc[..N].copy_from_slice(&a);
+    }
+
+    /// 8-bit depthwise (see [`DwQ`]).
+    #[inline(always)]
+    pub fn q<T: Q8>(p: &DepthwiseQ, input: &[T], output: &mut [T], rows: Range<usize>) {
+        let w = &p.win;
+        check(w, input, output, &rows);
+        let (c, oc) = (w.in_c, w.out_c);
+        let zp = p.in_zp;
+        let rq = &p.rq;
+        for row in rows {
+            for ox in 0..w.w.output {
+                let out = &mut output[(row * w.w.output + ox) * oc..][..oc];
+                if p.dm != 1 {
+                    for (o, dst) in out.iter_mut().enumerate() {
+                        let (ic, mut acc) = (o / p.dm, p.bias[o]);
+                        for_taps(w, row, ox, |t, off| {
+                            acc += (input[off + ic].to_i32() - zp) * p.weights[t * oc + o] as i32;
+                        });
+                        *dst = T::from_i32(rq.apply(acc, o));
+                    }
+                    continue;
+                }
+                let mut acc = [0i32; BLOCK];
+                let mut c0 = 0;
+                while c0 < c {
+                    let n = BLOCK.min(c - c0);
+                    let a = &mut acc[..n];
+                    let mut k = 0;
+                    while k + 32 <= n {
+                        block_q::<T, 32>(p, input, &mut a[k..], row, ox, c0 + k);
+                        k += 32;
+                    }
+                    while k + 8 <= n {
+                        block_q::<T, 8>(p, input, &mut a[k..], row, ox, c0 + k);
+                        k += 8;
+                    }
+                    while k < n {
+                        block_q::<T, 1>(p, input, &mut a[k..], row, ox, c0 + k);
+                        k += 1;
+                    }
+                    rq.apply_row(a, c0, &mut out[c0..c0 + n]);
+                    c0 += n;
+                }
+            }
+        }
+    }
+}
+
+/// Instantiates the generic loops inside `#[target_feature]` functions for one x86 tier.
+#[cfg(target_arch = "x86_64")]
+macro_rules! dw_tier {
+    ($module:ident, $features:literal, $isa:expr) => {
+        mod $module {
+            use super::*;
+
+            #[target_feature(enable = $features)]
+            unsafe fn f32_tf(p: &DepthwiseF32, i: &[f32], o: &mut [f32], r: Range<usize>) {
+                generic::f32::<true>(p, i, o, r)
+            }
+            #[target_feature(enable = $features)]
+            unsafe fn i8_tf(p: &DepthwiseQ, i: &[i8], o: &mut [i8], r: Range<usize>) {
+                generic::q::<i8>(p, i, o, r)
+            }
+            #[target_feature(enable = $features)]
+            unsafe fn u8_tf(p: &DepthwiseQ, i: &[u8], o: &mut [u8], r: Range<usize>) {
+                generic::q::<u8>(p, i, o, r)
+            }
+
+            /// Only reachable through a [`DepthwiseKernels`] table of this tier.
+            pub(super) fn f32(p: &DepthwiseF32, i: &[f32], o: &mut [f32], r: Range<usize>) {
+                debug_assert!($isa.enabled());
+                // SAFETY: placed in a table only by `DepthwiseKernels::for_isa`, which checks
+                // that this tier's features are present.
+                unsafe { f32_tf(p, i, o, r) }
+            }
+            /// Only reachable through a [`DepthwiseKernels`] table of this tier.
+            pub(super) fn i8(p: &DepthwiseQ, i: &[i8], o: &mut [i8], r: Range<usize>) {
+                debug_assert!($isa.enabled());
+                // SAFETY: as for `f32`.
+                unsafe { i8_tf(p, i, o, r) }
+            }
+            /// Only reachable through a [`DepthwiseKernels`] table of this tier.
+            pub(super) fn u8(p: &DepthwiseQ, i: &[u8], o: &mut [u8], r: Range<usize>) {
+                debug_assert!($isa.enabled());
+                // SAFETY: as for `f32`.
+                unsafe { u8_tf(p, i, o, r) }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+dw_tier!(avx2, "avx2,fma", Isa::Avx2);
+#[cfg(target_arch = "x86_64")]
+dw_tier!(
+    avx512,
+    "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma",
+    Isa::Avx512Vnni
+);
+
+#[cfg(test)]
+mod tests;

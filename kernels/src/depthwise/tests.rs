@@ -1,0 +1,197 @@
+use super::*;
+use crate::reference::conv::{self as r, QOut};
+use crate::testutil::*;
+
+fn row_splits(n: usize) -> Vec<Range<usize>> {
+    let a = n / 2;
+    [0..a, a..n].into_iter().filter(|r| !r.is_empty()).collect()
+}
+
+/// Depth multiplier 1 mostly; sometimes 2 or 3.
+fn cases(seed: u64) -> Vec<Window2d> {
+    let mut v = window_cases(seed, 40, true, |c, rng| {
+        c * [1, 1, 1, 2, 3][rng.usize(0, 4)]
+    });
+    // Channel counts around the register block.
+    for c in [BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 17] {
+        let spec = crate::window::WindowSpec {
+            k_h: 3,
+            k_w: 3,
+            stride_h: 2,
+            stride_w: 1,
+            padding: crate::window::Padding::Same,
+            ..crate::window::WindowSpec::new(1, 5, 6, c, c)
+        };
+        v.push(Window2d::new(spec).unwrap());
+    }
+    v
+}
+
+#[test]
+fn f32_matches_reference() {
+    let mut rng = Rng::new(21);
+    for isa in tiers() {
+        let Some(k) = DepthwiseKernels::for_isa(isa) else {
+            continue;
+        };
+        for w in cases(22) {
+            let x = rng.vec_f32(w.input_len());
+            let wt = rng.vec_f32(w.h.kernel * w.w.kernel * w.out_c);
+            let bias = rng.vec_f32(w.out_c);
+            let with_bias = rng.range(0, 1) == 1;
+            let (lo, hi) = if rng.range(0, 1) == 0 {
+                (f32::MIN, f32::MAX)
+            } else {
+                (0.0, 6.0)
+            };
+            let b = with_bias.then_some(&bias[..]);
+            let p = DepthwiseF32::new(w, &wt, b, lo, hi).unwrap();
+            let want = r::depthwise_f32(&w, &x, &wt, b, lo, hi);
+            let mut got = vec![f32::NAN; w.output_len()];
+            for rows in row_splits(w.output_rows()) {
+                (k.f32)(&p, &x, &mut got, rows);
+            }
+            assert_close(
+                &got,
+                &want,
+                1e-5,
+                &format!("{} dwconv f32 {w:?}", isa.name()),
+            );
+        }
+    }
+}
+
+fn requant(rng: &mut Rng, oc: usize, per_channel: bool, unsigned: bool) -> (Requant, QOut) {
+    let n = if per_channel { oc } else { 1 };
+    let reals: Vec<f64> = (0..n)
+        .map(|_| 0.0005 + rng.f32().abs() as f64 * 0.01)
+        .collect();
+    let zp = rng.range(-30, 30) as i32 + if unsigned { 128 } else { 0 };
+    let (tmin, tmax) = if unsigned { (0, 255) } else { (-128, 127) };
+    let (lo, hi) = if rng.range(0, 1) == 0 {
+        (tmin, tmax)
+    } else {
+        (zp.max(tmin), tmax - 10)
+    };
+    let rq = Requant::from_real(&reals, zp, lo, hi).unwrap();
+    let q = QOut {
+        in_zp: 0,
+        mult: (0..n).map(|i| rq.channel(i).0).collect(),
+        shift: (0..n).map(|i| rq.channel(i).1).collect(),
+        out_zp: zp,
+        lo,
+        hi,
+    };
+    (rq, q)
+}
+
+#[test]
+fn int8_matches_reference_exactly() {
+    let mut rng = Rng::new(23);
+    for isa in tiers() {
+        let Some(k) = DepthwiseKernels::for_isa(isa) else {
+            continue;
+        };
+        for w in cases(24) {
+            let x = rng.vec_i8(w.input_len());
+            let wt: Vec<i8> = (0..w.h.kernel * w.w.kernel * w.out_c)
+                .map(|_| rng.range(-127, 127) as i8)
+                .collect();
+            let bias: Vec<i32> = (0..w.out_c)
+                .map(|_| rng.range(-5000, 5000) as i32)
+                .collect();
+            let b = (rng.range(0, 1) == 1).then_some(&bias[..]);
+            let pc = rng.range(0, 3) > 0;
+            let (rq, mut q) = requant(&mut rng, w.out_c, pc, false);
+            q.in_zp = rng.range(-128, 127) as i32;
+            let p = DepthwiseQ::new(w, &wt, b, q.in_zp, rq).unwrap();
+            let xi: Vec<i32> = x.iter().map(|&v| v as i32).collect();
+            let wi: Vec<i32> = wt.iter().map(|&v| v as i32).collect();
+            let want = r::depthwise_q(&w, &xi, &wi, b, &q);
+            let mut got = vec![0i8; w.output_len()];
+            for rows in row_splits(w.output_rows()) {
+                (k.i8)(&p, &x, &mut got, rows);
+            }
+            let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
+            if let Some((i, g, e)) = first_diff(&got, &want) {
+                panic!(
+                    "{} dwconv i8 {w:?}: first difference at {i}: got {g}, want {e}",
+                    isa.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn uint8_matches_reference_exactly() {
+    let mut rng = Rng::new(25);
+    for isa in tiers() {
+        let Some(k) = DepthwiseKernels::for_isa(isa) else {
+            continue;
+        };
+        for w in cases(26) {
+            let x = rng.vec_u8(w.input_len());
+            let wt = rng.vec_u8(w.h.kernel * w.w.kernel * w.out_c);
+            let w_zp = rng.range(0, 255) as i32;
+            let bias: Vec<i32> = (0..w.out_c)
+                .map(|_| rng.range(-5000, 5000) as i32)
+                .collect();
+            let (rq, mut q) = requant(&mut rng, w.out_c, false, true);
+            q.in_zp = rng.range(0, 255) as i32;
+            let p = DepthwiseQ::new_u8(w, &wt, w_zp, Some(&bias), q.in_zp, rq).unwrap();
+            let xi: Vec<i32> = x.iter().map(|&v| v as i32).collect();
+            let wi: Vec<i32> = wt.iter().map(|&v| v as i32 - w_zp).collect();
+            let want = r::depthwise_q(&w, &xi, &wi, Some(&bias), &q);
+            let mut got = vec![0u8; w.output_len()];
+            for rows in row_splits(w.output_rows()) {
+                (k.u8)(&p, &x, &mut got, rows);
+            }
+            let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
+            if let Some((i, g, e)) = first_diff(&got, &want) {
+                panic!(
+                    "{} dwconv u8 {w:?}: first difference at {i}: got {g}, want {e}",
+                    isa.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn run_uses_the_dispatched_kernel() {
+    let w = Window2d::new(crate::window::WindowSpec {
+        k_h: 3,
+        k_w: 3,
+        padding: crate::window::Padding::Same,
+        ..crate::window::WindowSpec::new(1, 4, 4, 8, 8)
+    })
+    .unwrap();
+    let mut rng = Rng::new(1);
+    let x = rng.vec_i8(w.input_len());
+    let wt = rng.vec_i8(72);
+    let rq = Requant::from_real(&[0.01], 3, -128, 127).unwrap();
+    let p = DepthwiseQ::new(w, &wt, None, -2, rq).unwrap();
+    let (mut a, mut b) = (vec![0i8; 128], vec![0i8; 128]);
+    p.run(&x, &mut a, 0..4);
+    (DepthwiseKernels::for_isa(Isa::Scalar).unwrap().i8)(&p, &x, &mut b, 0..4);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn bad_parameters_are_errors() {
+    let w = Window2d::new(crate::window::WindowSpec::new(1, 4, 4, 3, 5)).unwrap();
+    assert_eq!(
+        DepthwiseF32::new(w, &[0.0; 5], None, 0.0, 1.0).unwrap_err(),
+        DepthwiseError::Channels { in_c: 3, out_c: 5 }
+    );
+    let w = Window2d::new(crate::window::WindowSpec::new(1, 4, 4, 3, 6)).unwrap();
+    assert_eq!(
+        DepthwiseF32::new(w, &[0.0; 5], None, 0.0, 1.0).unwrap_err(),
+        DepthwiseError::Length {
+            what: "weights",
+            expected: 6,
+            found: 5
+        }
+    );
+}
