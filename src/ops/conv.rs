@@ -119,17 +119,13 @@ fn bias_f32(ctx: &Ctx<'_, '_>, k: usize, oc: usize) -> Result<Vec<f32>> {
     let Some(t) = ctx.opt_input(k) else {
         return Ok(vec![0.0; oc]);
     };
-    ctx.expect_dtype(t, DType::F32)?;
-    let b = ctx
-        .const_bytes(t)
-        .ok_or_else(|| ctx.unsupported("a non-constant bias"))?;
     if ctx.shape(t).iter().product::<usize>() != oc {
         return Err(ctx.tensor_err(
             t,
             format!("bias has shape {:?}, expected [{oc}]", ctx.shape(t)),
         ));
     }
-    Ok(bytemuck::cast_slice::<u8, f32>(b).to_vec())
+    ctx.const_f32(t)
 }
 
 pub(crate) fn prepare_conv(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
@@ -147,7 +143,7 @@ pub(crate) fn prepare_conv(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     };
     let x = ctx.input(0)?;
     let input = ctx.expect_rank(x, 4)?;
-    let (w, wbytes) = ctx.const_input(1)?;
+    let (w, _) = ctx.const_input(1)?;
     let ws = ctx.expect_rank(w, 4)?;
     let (oc, kh, kw, wic) = (ws[0], ws[1], ws[2], ws[3]);
     if wic != input[3] {
@@ -169,8 +165,7 @@ pub(crate) fn prepare_conv(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     let shape = vec![g.n, g.oh, g.ow, oc];
     match ctx.dtype(x) {
         DType::F32 => {
-            ctx.expect_dtype(w, DType::F32)?;
-            let wf: &[f32] = bytemuck::cast_slice(wbytes);
+            let wf = ctx.const_f32(w)?;
             // Pack as [kh][kw][ic][oc] so the inner loop runs along output channels.
             let mut packed = vec![0f32; wf.len()];
             for o in 0..oc {
@@ -261,7 +256,7 @@ pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     };
     let x = ctx.input(0)?;
     let input = ctx.expect_rank(x, 4)?;
-    let (w, wbytes) = ctx.const_input(1)?;
+    let (w, _) = ctx.const_input(1)?;
     let ws = ctx.expect_rank(w, 4)?;
     let (kh, kw, oc) = (ws[1], ws[2], ws[3]);
     let ic = input[3];
@@ -291,8 +286,7 @@ pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     let shape = vec![g.n, g.oh, g.ow, oc];
     match ctx.dtype(x) {
         DType::F32 => {
-            ctx.expect_dtype(w, DType::F32)?;
-            let wf: Vec<f32> = bytemuck::cast_slice::<u8, f32>(wbytes).to_vec();
+            let wf = ctx.const_f32(w)?;
             let bias = bias_f32(ctx, 2, oc)?;
             Ok(Prepared {
                 eval: boxed(DepthwiseF32 {

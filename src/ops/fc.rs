@@ -17,7 +17,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         return Err(ctx.err("options are not FullyConnected options"));
     };
     let x = ctx.input(0)?;
-    let (w, wbytes) = ctx.const_input(1)?;
+    let (w, _) = ctx.const_input(1)?;
     let ws = ctx.expect_rank(w, 2)?;
     let (oc, ic) = (ws[0], ws[1]);
     let xs = ctx.shape(x);
@@ -42,8 +42,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     };
     match ctx.dtype(x) {
         DType::F32 => {
-            ctx.expect_dtype(w, DType::F32)?;
-            let wf: &[f32] = bytemuck::cast_slice(wbytes);
+            let wf = ctx.const_f32(w)?;
             // Pack transposed, [I][O], so the inner loop runs along outputs.
             let mut wt = vec![0f32; wf.len()];
             for o in 0..oc {
@@ -54,14 +53,10 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             let bias = match ctx.opt_input(2) {
                 None => vec![0.0; oc],
                 Some(b) => {
-                    ctx.expect_dtype(b, DType::F32)?;
                     if elements(ctx.shape(b)) != oc {
                         return Err(ctx.tensor_err(b, format!("bias is not [{oc}]")));
                     }
-                    let bb = ctx
-                        .const_bytes(b)
-                        .ok_or_else(|| ctx.unsupported("a non-constant bias"))?;
-                    bytemuck::cast_slice::<u8, f32>(bb).to_vec()
+                    ctx.const_f32(b)?
                 }
             };
             Ok(Prepared {
