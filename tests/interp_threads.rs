@@ -79,3 +79,19 @@ fn kept_intermediates_are_readable_and_others_are_not() {
     let p = it.output::<f32>(0).unwrap();
     assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
 }
+
+#[test]
+fn repeated_invokes_give_the_same_output() {
+    // Inputs set once must survive invoke: the arena never reuses their bytes.
+    let mut rng = Rng(8);
+    let def = small_cnn(&mut rng);
+    let model = Model::from_def(&def).unwrap();
+    let mut it = Interpreter::new(&model, Options::default()).unwrap();
+    it.set_input(0, &rng.vec_f32(32 * 32 * 3)).unwrap();
+    it.invoke().unwrap();
+    let first = it.output_bytes(0).unwrap().to_vec();
+    for _ in 0..3 {
+        it.invoke().unwrap();
+        assert_eq!(it.output_bytes(0).unwrap(), &first[..]);
+    }
+}

@@ -14,7 +14,8 @@ fn fixtures() -> PathBuf {
 fn load(name: &str) -> Model {
     let path = fixtures().join("tflite").join(format!("{name}.tflite"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let def = sparq::convert::import_tflite(&bytes).unwrap_or_else(|e| panic!("{name}: import: {e}"));
+    let def =
+        sparq::convert::import_tflite(&bytes).unwrap_or_else(|e| panic!("{name}: import: {e}"));
     Model::from_def(&def).unwrap_or_else(|e| panic!("{name}: model: {e}"))
 }
 
@@ -36,7 +37,8 @@ fn argmax(v: &[f32]) -> usize {
 /// test sample; accuracy equal to LiteRT's.
 fn check_float(name: &str) {
     let model = load(name);
-    let mut it = Interpreter::new(&model, Options::default()).unwrap_or_else(|e| panic!("{name}: prepare: {e}"));
+    let mut it = Interpreter::new(&model, Options::default())
+        .unwrap_or_else(|e| panic!("{name}: prepare: {e}"));
     let x = io(name, "input.npy").to_f32();
     it.set_input(0, &x).unwrap();
     it.invoke().unwrap();
@@ -44,11 +46,16 @@ fn check_float(name: &str) {
     let got = it.output::<f32>(0).unwrap();
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!((g - w).abs() <= 1e-4 * scale, "{name}: element {i}: got {g}, LiteRT {w}");
+        assert!(
+            (g - w).abs() <= 1e-4 * scale,
+            "{name}: element {i}: got {g}, LiteRT {w}"
+        );
     }
     // The whole test split.
     let xs = NpyArray::read(fixtures().join("digits_test_x.npy")).unwrap();
-    let ys = NpyArray::read(fixtures().join("digits_test_y.npy")).unwrap().to_f32();
+    let ys = NpyArray::read(fixtures().join("digits_test_y.npy"))
+        .unwrap()
+        .to_f32();
     let refs = io(name, "test_out_ref.npy").to_f32();
     let xs = xs.to_f32();
     let per = x.len();
@@ -61,12 +68,20 @@ fn check_float(name: &str) {
         let r = &refs[s * classes..(s + 1) * classes];
         let scale = r.iter().fold(0f32, |m, v| m.max(v.abs()));
         for (i, (g, w)) in got.iter().zip(r).enumerate() {
-            assert!((g - w).abs() <= 1e-4 * scale, "{name}: sample {s} element {i}: got {g}, LiteRT {w}");
+            assert!(
+                (g - w).abs() <= 1e-4 * scale,
+                "{name}: sample {s} element {i}: got {g}, LiteRT {w}"
+            );
         }
         ours += (argmax(got) == ys[s] as usize) as usize;
         theirs += (argmax(r) == ys[s] as usize) as usize;
     }
-    assert_eq!(ours, theirs, "{name}: accuracy {ours}/{} vs LiteRT {theirs}", ys.len());
+    assert_eq!(
+        ours,
+        theirs,
+        "{name}: accuracy {ours}/{} vs LiteRT {theirs}",
+        ys.len()
+    );
 }
 
 const FLOAT_MODELS: &[&str] = &[

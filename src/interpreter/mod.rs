@@ -95,7 +95,7 @@ struct Step {
 
 /// A prepared model, ready to run.
 pub struct Interpreter<'m> {
-    infos: &'m [TensorInfo],
+    infos: Vec<TensorInfo>,
     storage: Vec<Storage>,
     consts: Vec<ConstData<'m>>,
     steps: Vec<Step>,
@@ -127,11 +127,11 @@ impl<'m> Interpreter<'m> {
                 options.threads
             )));
         }
-        let infos = model.tensors();
+        let mut infos: Vec<TensorInfo> = model.tensors().to_vec();
         let n = infos.len();
         let tensor_err = |i: usize, problem: String| Error::InvalidTensor {
             index: i,
-            name: infos[i].name.clone(),
+            name: model.tensors()[i].name.clone(),
             problem,
         };
         let op_err = |i: usize, problem: String| Error::InvalidOperator {
@@ -140,11 +140,20 @@ impl<'m> Interpreter<'m> {
             problem,
         };
         // Constants: dense data is used in place (the model guarantees 64-byte alignment);
-        // sparse constants are densified for the operators that read them densely.
+        // sparse constants are densified for the operators that read them densely; float16
+        // constants are widened to f32 once, here (the file keeps them as f16).
         let mut consts: Vec<ConstData<'m>> = Vec::new();
         let mut storage: Vec<Storage> = (0..n).map(|_| Storage::None).collect();
-        for (i, t) in infos.iter().enumerate() {
-            let data = if let Some(d) = model.tensor_data(i) {
+        for (i, t) in infos.iter_mut().enumerate() {
+            let data = if let (Some(d), DType::F16) = (model.tensor_data(i), t.dtype) {
+                let wide: Vec<f32> = d
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect();
+                t.dtype = DType::F32;
+                t.byte_size = wide.len() * 4;
+                ConstData::Owned(AlignedBuf::from_bytes(bytemuck::cast_slice(&wide)))
+            } else if let Some(d) = model.tensor_data(i) {
                 if (d.as_ptr() as usize).is_multiple_of(t.dtype.size_bytes()) {
                     ConstData::Borrowed(d)
                 } else {
@@ -221,7 +230,7 @@ impl<'m> Interpreter<'m> {
                     ),
                 ));
             }
-            let ctx = ops::Ctx::new(oi, op, infos, &consts, &storage);
+            let ctx = ops::Ctx::new(oi, op, &infos, &consts, &storage);
             let prepared = ops::prepare(&ctx)?;
             let declared = &infos[out];
             if prepared.dtype != declared.dtype || prepared.shape != declared.shape {
@@ -277,8 +286,8 @@ impl<'m> Interpreter<'m> {
             }
         }
 
-        // Liveness, in steps: graph inputs are born before step 0; graph outputs and kept
-        // tensors live to the end.
+        // Liveness, in steps: graph inputs are born before step 0; graph inputs, graph outputs
+        // and kept tensors live to the end.
         let steps_n = pending.len();
         let mut first = vec![usize::MAX; n];
         let mut last = vec![0usize; n];
@@ -292,8 +301,10 @@ impl<'m> Interpreter<'m> {
                 last[t] = last[t].max(s);
             }
         }
+        // Graph inputs live to the end too: a caller may set them once and invoke many times.
         for i in 0..n {
-            if (kept[i] || model.outputs().contains(&i)) && first[i] != usize::MAX {
+            let pinned = kept[i] || model.outputs().contains(&i) || model.inputs().contains(&i);
+            if pinned && first[i] != usize::MAX {
                 last[i] = steps_n;
             }
         }
@@ -419,8 +430,10 @@ impl<'m> Interpreter<'m> {
     }
 
     /// Every tensor of the model, by index.
-    pub fn tensor_infos(&self) -> &'m [TensorInfo] {
-        self.infos
+    /// Every tensor of the model, by index (float16 constants appear as the f32 they were
+    /// widened to).
+    pub fn tensor_infos(&self) -> &[TensorInfo] {
+        &self.infos
     }
 
     /// Index (among the graph inputs) of the input named `name`.

@@ -281,11 +281,17 @@ impl<'a, 'm> Ctx<'a, 'm> {
     /// at prepare).
     pub(crate) fn const_f32(&self, t: usize) -> Result<Vec<f32>> {
         let b = self.const_bytes(t).ok_or_else(|| {
-            self.unsupported(format!("tensor {t} \"{}\" must be a constant", self.infos[t].name))
+            self.unsupported(format!(
+                "tensor {t} \"{}\" must be a constant",
+                self.infos[t].name
+            ))
         })?;
         match self.dtype(t) {
             DType::F32 => Ok(bytemuck::cast_slice::<u8, f32>(b).to_vec()),
-            DType::F16 => Ok(bytemuck::cast_slice::<u8, half::f16>(b).iter().map(|v| v.to_f32()).collect()),
+            DType::F16 => Ok(bytemuck::cast_slice::<u8, half::f16>(b)
+                .iter()
+                .map(|v| v.to_f32())
+                .collect()),
             d => Err(self.tensor_err(t, format!("is {d}, expected f32 or f16"))),
         }
     }

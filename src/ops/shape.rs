@@ -111,15 +111,15 @@ pub(crate) fn prepare_reshape(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     };
     same_quant(ctx, x, ctx.output())?;
     Ok(Prepared {
-        eval: boxed(Copy),
+        eval: boxed(CopyBytes),
         shape,
         dtype: ctx.dtype(x),
     })
 }
 
-struct Copy;
+pub(crate) struct CopyBytes;
 
-impl OpEval for Copy {
+impl OpEval for CopyBytes {
     fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
         out.copy_from_slice(ins.bytes(0));
     }
