@@ -622,7 +622,7 @@ fn run(args: &Args) -> Result<(), String> {
     if args.profile {
         let total: Duration = profile.iter().map(|p| p.2).sum();
         let mut rows = profile.clone();
-        rows.sort_by(|a, b| b.2.cmp(&a.2));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.2));
         println!(
             "per-operator time (mean over {runs} run(s)), total {:.3} ms:",
             total.as_secs_f64() * 1e3

@@ -296,18 +296,6 @@ impl<'a, 'm> Ctx<'a, 'm> {
         }
     }
 
-    /// Checks that tensor `t` has dtype `d`.
-    pub(crate) fn expect_dtype(&self, t: usize, d: DType) -> Result<()> {
-        if self.dtype(t) != d {
-            return Err(self.err(format!(
-                "tensor {t} \"{}\" is {}, expected {d}",
-                self.infos[t].name,
-                self.dtype(t)
-            )));
-        }
-        Ok(())
-    }
-
     /// Checks that tensor `t` has rank `r`.
     pub(crate) fn expect_rank(&self, t: usize, r: usize) -> Result<&'a [usize]> {
         let s = self.shape(t);
