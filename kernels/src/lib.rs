@@ -16,8 +16,10 @@ pub mod elementwise;
 pub mod gemm;
 pub mod pooling;
 pub mod prune;
+pub mod quantize;
 pub mod reference;
 pub mod requant;
+pub mod shape_ops;
 pub mod sparse;
 pub mod spmm;
 #[cfg(test)]

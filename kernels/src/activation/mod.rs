@@ -178,31 +178,35 @@ pub fn prelu_f32(plan: &BroadcastPlan, x: &[f32], alpha: &[f32], out: &mut [f32]
 // ---------------------------------------------------------------------------------------------
 // int8 / uint8: tables
 
-/// A 256-entry table from input code to output code (indexed by the input's bit pattern).
+/// A 256-entry table from input code (of type `I`) to output code (of type `O`), indexed by
+/// the input's bit pattern. Built at prepare; eval is a lookup.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Lut8<T: QInt> {
-    table: [T; 256],
+pub struct Lut8<I: QInt, O: QInt = I> {
+    table: [O; 256],
+    _input: std::marker::PhantomData<I>,
 }
 
-impl<T: QInt> Lut8<T> {
-    /// Tabulates `f(q)` (already clamped to `T`'s range by `from_i32`) for every code `q`.
+impl<I: QInt, O: QInt> Lut8<I, O> {
+    /// Tabulates `f(q)` (saturated to `O`'s range) for every input code `q`.
     pub fn from_fn(f: impl Fn(i32) -> i32) -> Self {
-        let mut table = [T::from_i32(0); 256];
-        for q in T::MIN..=T::MAX {
-            let x = T::from_i32(q);
-            table[x.index()] = T::from_i32(f(q));
+        let mut table = [O::from_i32(0); 256];
+        for q in I::MIN..=I::MAX {
+            table[I::from_i32(q).index()] = O::from_i32(f(q));
         }
-        Lut8 { table }
+        Lut8 {
+            table,
+            _input: std::marker::PhantomData,
+        }
     }
 
     /// The output code for input code `x`.
     #[inline(always)]
-    pub fn get(&self, x: T) -> T {
+    pub fn get(&self, x: I) -> O {
         self.table[x.index()]
     }
 
     /// `out[i] = table[x[i]]`.
-    pub fn apply(&self, x: &[T], out: &mut [T]) {
+    pub fn apply(&self, x: &[I], out: &mut [O]) {
         assert_eq!(
             x.len(),
             out.len(),
