@@ -19,6 +19,7 @@ pub mod prune;
 pub mod quantize;
 pub mod reference;
 pub mod requant;
+pub mod resize;
 pub mod shape_ops;
 pub mod sparse;
 pub mod spmm;
