@@ -27,10 +27,21 @@
 mod reference;
 #[cfg(test)]
 mod tests;
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
+mod tiled;
 
+#[cfg(target_arch = "x86_64")]
+#[path = "../arch/x86_64/spmm_avx2.rs"]
+mod avx2;
 #[cfg(target_arch = "x86_64")]
 #[path = "../arch/x86_64/spmm_avx512.rs"]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+#[path = "../arch/aarch64/spmm_neon.rs"]
+mod neon;
 
 use crate::isa::Isa;
 use crate::requant::Requant;
@@ -176,11 +187,10 @@ impl SpmmTable {
         }
     }
 
-    /// Overwrites the slots of every enabled tier that has sparse kernels.
+    /// Overwrites the slots of every enabled tier that has sparse kernels, lowest tier first.
     pub(crate) fn plug(&mut self) {
-        #[cfg(target_arch = "x86_64")]
-        if Isa::Avx512Vnni.enabled() {
-            *self = avx512::TABLE;
+        for t in tier_tables() {
+            *self = t;
         }
     }
 
@@ -201,25 +211,37 @@ impl SpmmTable {
     }
 }
 
+/// The tables of the enabled tiers that have sparse kernels, lowest first.
+fn tier_tables() -> Vec<SpmmTable> {
+    #[allow(unused_mut)]
+    let mut v = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if Isa::Avx2.enabled() {
+            v.push(avx2::TABLE);
+        }
+        if Isa::Avx512Vnni.enabled() {
+            v.push(avx512::TABLE);
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    if Isa::Neon.enabled() {
+        v.push(neon::TABLE);
+    }
+    v
+}
+
 /// Every f32 kernel of `layout` that may run here (scalar first), for tests and benchmarks.
 pub fn f32_candidates(layout: F32Layout) -> Vec<&'static SpmmF32Kernel> {
     let mut v = vec![SpmmTable::scalar().f32(layout)];
-    let mut t = SpmmTable::scalar();
-    t.plug();
-    if t.f32(layout).name != v[0].name {
-        v.push(t.f32(layout));
-    }
+    v.extend(tier_tables().iter().map(|t| t.f32(layout)));
     v
 }
 
 /// Every int8 kernel of `layout` that may run here (scalar first).
 pub fn i8_candidates(layout: I8Layout) -> Vec<&'static SpmmI8Kernel> {
     let mut v = vec![SpmmTable::scalar().i8(layout)];
-    let mut t = SpmmTable::scalar();
-    t.plug();
-    if t.i8(layout).name != v[0].name {
-        v.push(t.i8(layout));
-    }
+    v.extend(tier_tables().iter().map(|t| t.i8(layout)));
     v
 }
 

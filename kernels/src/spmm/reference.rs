@@ -33,8 +33,9 @@ pub(super) static SPMM_I8_16X4: SpmmI8Kernel = SpmmI8Kernel {
 };
 
 /// `generic::spmm_f32`: any group size.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn spmm_f32(
+pub(crate) fn spmm_f32(
     p: &PackedF32,
     a: &[f32],
     a_stride: usize,
@@ -69,8 +70,9 @@ pub(super) fn spmm_f32(
 }
 
 /// `generic::spmm_i8`: any block height, 4 input channels per block, signed products.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn spmm_i8(
+pub(crate) fn spmm_i8(
     p: &PackedI8,
     a: &[i8],
     a_stride: usize,
