@@ -7,6 +7,7 @@ pub mod error;
 pub mod fold;
 pub mod graph;
 pub mod sparse;
+pub mod summary;
 pub mod tflite;
 pub mod to_def;
 

@@ -21,10 +21,18 @@ pub const MAX_ELEMENTS: u64 = crate::model::MAX_TENSOR_ELEMENTS as u64;
 /// Decodes and validates subgraph 0 of a TFLite model.
 pub fn read(file: &[u8]) -> Result<Graph> {
     let model = tfl::verified_model(file).map_err(|e| {
+        // The verifier's message spans lines (error, then a trace of fields): keep one line.
+        let text = e.to_string();
+        let msg = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>();
+        let msg = msg.join(", ");
         if tfl::has_tflite_identifier(file) {
-            ImportError::NotTflite(e.to_string())
+            ImportError::NotTflite(msg)
         } else {
-            ImportError::NotTflite(format!("{e} (and no TFL3 file identifier)"))
+            ImportError::NotTflite(format!("{msg} (and no TFL3 file identifier)"))
         }
     })?;
     let version = model.version();
