@@ -10,6 +10,7 @@ pub mod pool;
 pub use isa::Isa;
 pub mod activation;
 pub mod arch;
+pub mod conv;
 pub mod depthwise;
 pub mod dispatch;
 pub mod elementwise;

@@ -207,47 +207,39 @@ pub fn conv_q(
 }
 
 /// Transposed convolution (TFLite's `TransposeConv`): scatter each input pixel through the
-/// kernel. `win` describes the equivalent forward convolution from the *output* (as its
-/// input) to the *input* (as its output), which is how TFLite computes the padding. Weights
-/// `[out_c][kh][kw][in_c]`. Returns the int/float accumulators before bias and activation.
+/// kernel into the output. Weights `[out_c][kh][kw][in_c]`; `(kh, kw, sh, sw, pad_top,
+/// pad_left)`. Returns the accumulators before bias and activation.
+#[allow(clippy::type_complexity)]
 pub fn transpose_conv_acc<A: Copy + std::ops::Add<Output = A>>(
-    win: &Window2d,
+    (batch, in_h, in_w, in_c): (usize, usize, usize, usize),
+    (out_h, out_w, out_c): (usize, usize, usize),
+    (kh, kw, sh, sw, pad_t, pad_l): (usize, usize, usize, usize, usize, usize),
     input: &[A],
     weights: &[A],
     zero: A,
     mul: impl Fn(A, A) -> A,
 ) -> Vec<A> {
-    // Forward geometry: input of transpose = output of forward conv (h.output × w.output,
-    // channels win.out_c); output of transpose = input of forward conv (channels win.in_c).
-    let (in_h, in_w, in_c) = (win.h.output, win.w.output, win.out_c);
-    let (out_h, out_w, out_c) = (win.h.input, win.w.input, win.in_c);
-    let mut out = vec![zero; win.batch * out_h * out_w * out_c];
-    for b in 0..win.batch {
+    let mut out = vec![zero; batch * out_h * out_w * out_c];
+    for b in 0..batch {
         for iy in 0..in_h {
             for ix in 0..in_w {
                 for ic in 0..in_c {
-                    let oy0 = (iy * win.h.stride) as isize - win.h.pad_before as isize;
-                    let ox0 = (ix * win.w.stride) as isize - win.w.pad_before as isize;
+                    let oy0 = (iy * sh) as isize - pad_t as isize;
+                    let ox0 = (ix * sw) as isize - pad_l as isize;
                     let x = input[((b * in_h + iy) * in_w + ix) * in_c + ic];
-                    for fy in 0..win.h.kernel {
-                        for fx in 0..win.w.kernel {
+                    for fy in 0..kh {
+                        for fx in 0..kw {
                             for oc in 0..out_c {
                                 let oy = oy0 + fy as isize;
                                 let ox = ox0 + fx as isize;
-                                if oy >= 0
-                                    && ox >= 0
-                                    && (oy as usize) < out_h
-                                    && (ox as usize) < out_w
+                                if oy < 0 || ox < 0 || oy as usize >= out_h || ox as usize >= out_w
                                 {
-                                    let wv = weights[((oc * win.h.kernel + fy) * win.w.kernel
-                                        + fx)
-                                        * in_c
-                                        + ic];
-                                    let o = ((b * out_h + oy as usize) * out_w + ox as usize)
-                                        * out_c
-                                        + oc;
-                                    out[o] = out[o] + mul(x, wv);
+                                    continue;
                                 }
+                                let wv = weights[((oc * kh + fy) * kw + fx) * in_c + ic];
+                                let o =
+                                    ((b * out_h + oy as usize) * out_w + ox as usize) * out_c + oc;
+                                out[o] = out[o] + mul(x, wv);
                             }
                         }
                     }

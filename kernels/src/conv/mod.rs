@@ -1,0 +1,387 @@
+//! CONV_2D over NHWC tensors, f32 and int8 / uint8: convolution = im2col + the dense GEMM.
+//!
+//! Weights are TFLite's `[out_c, kh, kw, in_c]`, which read as a matrix is exactly the GEMM's
+//! `N×K` weight layout with `K = kh·kw·in_c`; they are packed once at prepare
+//! ([`crate::gemm::PackedF32`], [`crate::gemm::PackedI8`]). At run time:
+//! - a 1×1 kernel with stride 1 (no padding possible) reads the input directly as `A` (pixels ×
+//!   channels, no copy);
+//! - anything else gathers, for a chunk of [`CHUNK`] output pixels, each pixel's window into a
+//!   row of `K` values of the caller's scratch buffer (im2col), then runs the GEMM on that chunk.
+//!   Taps in the padding are written as the input zero point (0 for f32), which contributes
+//!   exactly nothing after the GEMM's zero-point correction — TFLite skips those taps, so the
+//!   8-bit result is bit-identical to `reference_integer_ops::ConvPerChannel` and
+//!   `reference_ops::Conv` (uint8).
+//!
+//! A call computes output pixels `pixels` (a range over `batch · out_h · out_w`) and output
+//! channels `channels`, so the caller can split the work across threads in either direction;
+//! it allocates nothing (the scratch size is known at prepare: [`ConvF32::scratch_len`]).
+
+pub mod transpose;
+
+use crate::gemm::{gemm_f32, gemm_i8, ActQuant, PackError, PackedF32, PackedI8, Q8};
+use crate::requant::Requant;
+use crate::window::Window2d;
+use std::fmt;
+use std::ops::Range;
+
+/// Output pixels gathered per im2col chunk (a multiple of every GEMM kernel's row tile).
+pub const CHUNK: usize = 64;
+
+/// Why a convolution cannot be prepared.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConvError {
+    /// A parameter slice has the wrong length.
+    Length {
+        /// `"weights"`, `"bias"`, `"requant"`.
+        what: &'static str,
+        /// Expected length.
+        expected: usize,
+        /// Found length.
+        found: usize,
+    },
+    /// A zero point outside its type's range.
+    ZeroPoint {
+        /// `"input"` or `"weight"`.
+        what: &'static str,
+        /// The value.
+        value: i32,
+    },
+    /// The GEMM refused the weights.
+    Pack(PackError),
+}
+
+impl fmt::Display for ConvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConvError::Length {
+                what,
+                expected,
+                found,
+            } => {
+                write!(f, "conv: {what} has {found} elements, expected {expected}")
+            }
+            ConvError::ZeroPoint { what, value } => {
+                write!(f, "conv: {what} zero point {value} out of range")
+            }
+            ConvError::Pack(e) => write!(f, "conv: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConvError {}
+
+impl From<PackError> for ConvError {
+    fn from(e: PackError) -> ConvError {
+        ConvError::Pack(e)
+    }
+}
+
+fn check_len(what: &'static str, expected: usize, found: usize) -> Result<(), ConvError> {
+    if expected != found {
+        return Err(ConvError::Length {
+            what,
+            expected,
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// True when the input itself is the GEMM's `A` (1×1 kernel, stride 1: no padding, no gaps).
+fn is_direct(w: &Window2d) -> bool {
+    w.h.kernel == 1 && w.w.kernel == 1 && w.h.stride == 1 && w.w.stride == 1
+}
+
+/// `K` of the GEMM.
+fn depth(w: &Window2d) -> usize {
+    w.h.kernel * w.w.kernel * w.in_c
+}
+
+fn check_call<T, U>(
+    w: &Window2d,
+    input: &[T],
+    output: &[U],
+    pixels: &Range<usize>,
+    channels: &Range<usize>,
+) {
+    assert!(
+        input.len() >= w.input_len(),
+        "conv input {} < {}",
+        input.len(),
+        w.input_len()
+    );
+    assert!(
+        output.len() >= w.output_len(),
+        "conv output {} < {}",
+        output.len(),
+        w.output_len()
+    );
+    assert!(
+        pixels.start <= pixels.end && pixels.end <= w.output_pixels(),
+        "conv pixels {pixels:?} beyond {}",
+        w.output_pixels()
+    );
+    assert!(
+        channels.start <= channels.end && channels.end <= w.out_c,
+        "conv channels {channels:?} beyond {}",
+        w.out_c
+    );
+}
+
+/// Gathers the windows of output pixels `p0..p0 + n` into `cols` (`n` rows of `K`), padding with
+/// `pad`. Rows are `(ky, kx, ic)` — the order of TFLite's weights.
+fn im2col<T: Copy>(w: &Window2d, input: &[T], p0: usize, n: usize, pad: T, cols: &mut [T]) {
+    let k = depth(w);
+    let c = w.in_c;
+    let (oh, ow) = (w.h.output, w.w.output);
+    for (r, row) in cols[..n * k].chunks_exact_mut(k).enumerate() {
+        let p = p0 + r;
+        let (b, rem) = (p / (oh * ow), p % (oh * ow));
+        let (oy, ox) = (rem / ow, rem % ow);
+        for ky in 0..w.h.kernel {
+            let dst_y = &mut row[ky * w.w.kernel * c..(ky + 1) * w.w.kernel * c];
+            let Some(iy) = w.h.input_of(oy, ky) else {
+                dst_y.fill(pad);
+                continue;
+            };
+            let base = (b * w.h.input + iy) * w.w.input;
+            for (kx, dst) in dst_y.chunks_exact_mut(c).enumerate() {
+                match w.w.input_of(ox, kx) {
+                    Some(ix) => dst.copy_from_slice(&input[(base + ix) * c..][..c]),
+                    None => dst.fill(pad),
+                }
+            }
+        }
+    }
+}
+
+/// A prepared f32 convolution.
+#[derive(Clone, Debug)]
+pub struct ConvF32 {
+    win: Window2d,
+    packed: PackedF32,
+    min: f32,
+    max: f32,
+}
+
+impl ConvF32 {
+    /// Prepares from TFLite's weights `[out_c·kh·kw·in_c]`, an optional bias `[out_c]` and the
+    /// fused activation's clamp.
+    pub fn new(
+        win: Window2d,
+        weights: &[f32],
+        bias: Option<&[f32]>,
+        min: f32,
+        max: f32,
+    ) -> Result<ConvF32, ConvError> {
+        check_len("weights", win.out_c * depth(&win), weights.len())?;
+        if let Some(b) = bias {
+            check_len("bias", win.out_c, b.len())?;
+        }
+        let packed = PackedF32::new(weights, win.out_c, depth(&win), bias)?;
+        Ok(ConvF32 {
+            win,
+            packed,
+            min,
+            max,
+        })
+    }
+
+    /// The geometry.
+    pub fn window(&self) -> &Window2d {
+        &self.win
+    }
+
+    /// Scratch elements [`ConvF32::run`] needs (0 for a direct 1×1 convolution).
+    pub fn scratch_len(&self) -> usize {
+        if is_direct(&self.win) {
+            0
+        } else {
+            CHUNK * depth(&self.win)
+        }
+    }
+
+    /// Computes output pixels `pixels` × channels `channels`.
+    pub fn run(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        pixels: Range<usize>,
+        channels: Range<usize>,
+        scratch: &mut [f32],
+    ) {
+        let w = &self.win;
+        check_call(w, input, output, &pixels, &channels);
+        let (k, n) = (depth(w), w.out_c);
+        if is_direct(w) {
+            gemm_f32(
+                input,
+                k,
+                &self.packed,
+                self.min,
+                self.max,
+                output,
+                n,
+                pixels,
+                channels,
+            );
+            return;
+        }
+        assert!(
+            scratch.len() >= self.scratch_len(),
+            "conv scratch too small"
+        );
+        let mut p0 = pixels.start;
+        while p0 < pixels.end {
+            let m = CHUNK.min(pixels.end - p0);
+            im2col(w, input, p0, m, 0.0, scratch);
+            let out = &mut output[p0 * n..(p0 + m) * n];
+            gemm_f32(
+                scratch,
+                k,
+                &self.packed,
+                self.min,
+                self.max,
+                out,
+                n,
+                0..m,
+                channels.clone(),
+            );
+            p0 += m;
+        }
+    }
+}
+
+/// A prepared 8-bit convolution: int8 per-channel (or per-tensor) weights, or legacy uint8
+/// weights with a zero point; activations int8 or uint8 as given by [`ActQuant`].
+#[derive(Clone, Debug)]
+pub struct ConvQ {
+    win: Window2d,
+    packed: PackedI8,
+    rq: Requant,
+    act: ActQuant,
+}
+
+impl ConvQ {
+    /// Prepares int8 weights `[out_c·kh·kw·in_c]` (zero point 0), an optional int32 bias, the
+    /// input quantization and the output requantization (multipliers `in_scale · w_scale /
+    /// out_scale`, output zero point, activation clamp).
+    pub fn new(
+        win: Window2d,
+        weights: &[i8],
+        bias: Option<&[i32]>,
+        act: ActQuant,
+        rq: Requant,
+    ) -> Result<ConvQ, ConvError> {
+        ConvQ::check(&win, weights.len(), bias, &rq)?;
+        let packed = PackedI8::new(weights, win.out_c, depth(&win), bias, act)?;
+        Ok(ConvQ {
+            win,
+            packed,
+            rq,
+            act,
+        })
+    }
+
+    /// Prepares legacy uint8 weights with a per-tensor zero point.
+    pub fn new_u8(
+        win: Window2d,
+        weights: &[u8],
+        w_zero_point: i32,
+        bias: Option<&[i32]>,
+        act: ActQuant,
+        rq: Requant,
+    ) -> Result<ConvQ, ConvError> {
+        ConvQ::check(&win, weights.len(), bias, &rq)?;
+        let packed = PackedI8::new_u8(weights, w_zero_point, win.out_c, depth(&win), bias, act)?;
+        Ok(ConvQ {
+            win,
+            packed,
+            rq,
+            act,
+        })
+    }
+
+    fn check(
+        win: &Window2d,
+        weights: usize,
+        bias: Option<&[i32]>,
+        rq: &Requant,
+    ) -> Result<(), ConvError> {
+        check_len("weights", win.out_c * depth(win), weights)?;
+        if let Some(b) = bias {
+            check_len("bias", win.out_c, b.len())?;
+        }
+        if !rq.is_per_tensor() {
+            check_len("requant", win.out_c, rq.channels())?;
+        }
+        Ok(())
+    }
+
+    /// The geometry.
+    pub fn window(&self) -> &Window2d {
+        &self.win
+    }
+
+    /// Scratch bytes [`ConvQ::run`] needs (0 for a direct 1×1 convolution).
+    pub fn scratch_len(&self) -> usize {
+        if is_direct(&self.win) {
+            0
+        } else {
+            CHUNK * depth(&self.win)
+        }
+    }
+
+    /// Computes output pixels `pixels` × channels `channels`. `A` is the input type (as the
+    /// [`ActQuant`] given at prepare), `O` the output type.
+    pub fn run<A: Q8, O: Q8>(
+        &self,
+        input: &[A],
+        output: &mut [O],
+        pixels: Range<usize>,
+        channels: Range<usize>,
+        scratch: &mut [A],
+    ) {
+        let w = &self.win;
+        check_call(w, input, output, &pixels, &channels);
+        let (k, n) = (depth(w), w.out_c);
+        if is_direct(w) {
+            gemm_i8(
+                input,
+                k,
+                &self.packed,
+                &self.rq,
+                output,
+                n,
+                pixels,
+                channels,
+            );
+            return;
+        }
+        assert!(
+            scratch.len() >= self.scratch_len(),
+            "conv scratch too small"
+        );
+        let pad = A::from_i32(self.act.zero_point);
+        let mut p0 = pixels.start;
+        while p0 < pixels.end {
+            let m = CHUNK.min(pixels.end - p0);
+            im2col(w, input, p0, m, pad, scratch);
+            let out = &mut output[p0 * n..(p0 + m) * n];
+            gemm_i8(
+                scratch,
+                k,
+                &self.packed,
+                &self.rq,
+                out,
+                n,
+                0..m,
+                channels.clone(),
+            );
+            p0 += m;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
