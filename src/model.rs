@@ -465,6 +465,14 @@ fn decode(bytes: &[u8]) -> Result<Decoded> {
         },
     };
 
+    for (k, (name, s)) in metadata.layer_sparsity.iter().enumerate() {
+        if !(0.0..=1.0).contains(s) {
+            return Err(Error::InvalidModel(format!(
+                "metadata layer_sparsity[{k}] (\"{name}\") = {s} is not in [0, 1]"
+            )));
+        }
+    }
+
     Ok(Decoded {
         version: (version.major(), version.minor()),
         tensors,

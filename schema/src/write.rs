@@ -49,11 +49,14 @@ pub fn write(model: &ModelDef) -> Result<Vec<u8>, WriteError> {
             blobs.push(&s.values);
         }
     }
+    // The file ends exactly where the last buffer ends (no trailing padding), so any truncation
+    // of a file cuts into a buffer or the FlatBuffer and is detected.
     let mut rel: Vec<(u64, u64)> = Vec::with_capacity(blobs.len());
     let mut data_len: u64 = 0;
     for b in &blobs {
-        rel.push((data_len, b.len() as u64));
-        data_len = align_up(data_len + b.len() as u64);
+        let at = align_up(data_len);
+        rel.push((at, b.len() as u64));
+        data_len = at + b.len() as u64;
     }
 
     // The FlatBuffer's size does not depend on the offset values (structs are fixed-size and
@@ -67,7 +70,11 @@ pub fn write(model: &ModelDef) -> Result<Vec<u8>, WriteError> {
         data_start = align_up(bytes.len() as u64);
     };
 
-    let total = data_start + data_len;
+    let total = if blobs.is_empty() {
+        fb_bytes.len() as u64
+    } else {
+        data_start + data_len
+    };
     let mut out = Vec::with_capacity(total as usize);
     out.extend_from_slice(&fb_bytes);
     out.resize(data_start as usize, 0);
