@@ -8,7 +8,7 @@
 
 use core::arch::x86_64::*;
 
-use super::requant::requant16;
+use super::requant::Rq16;
 use crate::gemm::{F32Args, F32Kernel, I8Args, I8Kernel};
 use crate::isa::Isa;
 
@@ -73,8 +73,15 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
     let groups = k / 4;
     let rem = k % 4;
     let xor = _mm512_set1_epi8(args.a_xor as i8);
-    let mut acc0 = [_mm512_setzero_si512(); R];
-    let mut acc1 = [_mm512_setzero_si512(); R];
+    // SAFETY: `ep` per the I8Args contract; its arrays hold NR_MAX ≥ 32 values.
+    let ep = unsafe { &*args.ep };
+    let ld = |p: &[i32; crate::gemm::NR_MAX], h: usize| {
+        // SAFETY: 16h + 16 ≤ 32 ≤ NR_MAX.
+        unsafe { _mm512_loadu_si512(p.as_ptr().add(16 * h) as *const __m512i) }
+    };
+    // The accumulators start at the folded bias.
+    let mut acc0 = [ld(&ep.bias, 0); R];
+    let mut acc1 = [ld(&ep.bias, 1); R];
     let mut a = [args.a; R];
     for (r, p) in a.iter_mut().enumerate() {
         // SAFETY: r < R = rows, so row r lies in A (I8Args contract).
@@ -115,38 +122,37 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
             acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, w1);
         }
     }
-    // SAFETY: `ep` and `row_off` per the I8Args contract.
-    let ep = unsafe { &*args.ep };
-    let ld = |p: &[i32; crate::gemm::NR_MAX], h: usize| {
-        // SAFETY: 16h + 16 ≤ 32 ≤ NR_MAX.
-        unsafe { _mm512_loadu_si512(p.as_ptr().add(16 * h) as *const __m512i) }
-    };
-    let zero = _mm512_setzero_si512();
-    let zp = _mm512_set1_epi32(args.zero_point);
-    let lo = _mm512_set1_epi32(args.min);
-    let hi = _mm512_set1_epi32(args.max);
-    let mut bias = [zero; 2];
-    let mut mult = [zero; 2];
-    let mut lsh = [zero; 2];
-    let mut rsh = [zero; 2];
+    let mut rq = [Rq16::new(
+        ld(&ep.mult, 0),
+        ld(&ep.shift, 0),
+        args.zero_point,
+        args.min,
+        args.max,
+    ); 2];
+    rq[1] = Rq16::new(
+        ld(&ep.mult, 1),
+        ld(&ep.shift, 1),
+        args.zero_point,
+        args.min,
+        args.max,
+    );
     let mut mask = [0u16; 2];
-    for h in 0..2 {
-        bias[h] = ld(&ep.bias, h);
-        mult[h] = ld(&ep.mult, h);
-        let s = ld(&ep.shift, h);
-        lsh[h] = _mm512_max_epi32(s, zero);
-        rsh[h] = _mm512_max_epi32(_mm512_sub_epi32(zero, s), zero);
+    for (h, m) in mask.iter_mut().enumerate() {
         let from = args.col_lo.clamp(16 * h, 16 * h + 16) - 16 * h;
         let to = args.col_hi.clamp(16 * h, 16 * h + 16) - 16 * h;
-        mask[h] = (((1u32 << to) - 1) & !((1u32 << from) - 1)) as u16;
+        *m = (((1u32 << to) - 1) & !((1u32 << from) - 1)) as u16;
     }
     for r in 0..R {
-        // SAFETY: r < rows.
-        let off = _mm512_set1_epi32(unsafe { *args.row_off.add(r) });
+        // SAFETY: r < rows (row_off holds `rows` values).
+        let off = unsafe { *args.row_off.add(r) };
         let row = args.c.wrapping_add(r * args.c_stride);
         for (h, acc) in [acc0[r], acc1[r]].into_iter().enumerate() {
-            let x = _mm512_add_epi32(_mm512_add_epi32(acc, bias[h]), off);
-            let y = requant16(x, mult[h], lsh[h], rsh[h], zp, lo, hi);
+            let x = if off != 0 {
+                _mm512_add_epi32(acc, _mm512_set1_epi32(off))
+            } else {
+                acc
+            };
+            let y = rq[h].apply(x);
             // SAFETY: only the tile's columns col_lo..col_hi of row r are written (masked
             // store: masked-off bytes are neither read nor written).
             unsafe {
