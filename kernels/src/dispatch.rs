@@ -91,6 +91,18 @@ impl Kernels {
                 crate::arch::x86_64::avx512vnni::plug(&mut k);
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        {
+            if Isa::Neon.enabled() {
+                crate::arch::aarch64::neon::plug(&mut k);
+            }
+            if Isa::Dotprod.enabled() {
+                crate::arch::aarch64::dotprod::plug(&mut k);
+            }
+            if Isa::I8mm.enabled() {
+                crate::arch::aarch64::i8mm::plug(&mut k);
+            }
+        }
         k.spmm.plug();
         k
     }
@@ -111,6 +123,10 @@ pub fn i8_gemm_candidates() -> Vec<&'static I8Kernel> {
     {
         v.extend(crate::arch::x86_64::i8_gemm_kernels());
     }
+    #[cfg(target_arch = "aarch64")]
+    {
+        v.extend(crate::arch::aarch64::i8_gemm_kernels());
+    }
     v
 }
 
@@ -122,6 +138,10 @@ pub fn f32_gemm_candidates() -> Vec<&'static F32Kernel> {
     {
         v.extend(crate::arch::x86_64::f32_gemm_kernels());
     }
+    #[cfg(target_arch = "aarch64")]
+    {
+        v.extend(crate::arch::aarch64::f32_gemm_kernels());
+    }
     v
 }
 
@@ -132,6 +152,10 @@ pub fn requant_row_candidates() -> Vec<RequantTable> {
     #[cfg(target_arch = "x86_64")]
     {
         v.extend(crate::arch::x86_64::requant_kernels());
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        v.extend(crate::arch::aarch64::requant_kernels());
     }
     v
 }

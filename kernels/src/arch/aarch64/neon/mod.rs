@@ -1,0 +1,13 @@
+//! NEON: int8 GEMM by widening multiply-accumulate (`smlal`), f32 FMA GEMM, 4-lane requantization.
+
+pub mod gemm;
+pub mod requant;
+
+use crate::dispatch::Kernels;
+
+/// Overwrites the slots this tier does better.
+pub fn plug(k: &mut Kernels) {
+    k.gemm.i8 = &gemm::GEMM_I8;
+    k.gemm.f32 = &gemm::GEMM_F32;
+    k.requant = requant::TABLE;
+}
