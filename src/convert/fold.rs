@@ -10,34 +10,54 @@ use sparq_schema::tflite::{BuiltinOperator, TensorType};
 use super::error::{ImportError, Result};
 use super::graph::{element_size, Graph, Op, Options};
 
-/// Runs all folding passes until nothing changes.
+/// Largest constant (in elements) that shape arithmetic is folded into; bigger STRIDED_SLICE /
+/// PACK / CONCATENATION results are left to the interpreter, so a hostile file cannot make
+/// folding allocate more than the file justifies.
+pub const MAX_FOLDED_ELEMENTS: usize = 4096;
+
+/// Runs the folding passes in one forward sweep (operators are in execution order, so a folded
+/// result is known before any reader of it): O(operators + tensors).
 pub fn fold(g: &mut Graph) -> Result<()> {
-    loop {
-        let mut changed = false;
-        let mut i = 0;
-        while i < g.ops.len() {
-            if try_fold(g, i)? {
-                g.ops.remove(i);
-                changed = true;
-            } else {
-                i += 1;
+    let n = g.tensors.len();
+    // alias[t] = the tensor that replaces t (the source of a dropped DEQUANTIZE / DENSIFY).
+    let mut alias: Vec<usize> = (0..n).collect();
+    let mut is_output = vec![false; n];
+    for &o in &g.outputs {
+        is_output[o] = true;
+    }
+    let mut keep = vec![true; g.ops.len()];
+    for (i, kept) in keep.iter_mut().enumerate() {
+        for x in &mut g.ops[i].inputs {
+            if *x >= 0 {
+                *x = alias[*x as usize] as i32;
             }
         }
-        if !changed {
-            return Ok(());
+        match try_fold(g, i, &is_output)? {
+            Folded::No => {}
+            Folded::Constant => *kept = false,
+            Folded::Alias { from, to } => {
+                alias[from] = to;
+                *kept = false;
+            }
         }
     }
+    let mut k = 0;
+    g.ops.retain(|_| {
+        k += 1;
+        keep[k - 1]
+    });
+    Ok(())
 }
 
-/// Replaces every read of tensor `from` by a read of tensor `to`.
-fn rewire(g: &mut Graph, from: usize, to: usize) {
-    for op in &mut g.ops {
-        for x in &mut op.inputs {
-            if *x == from as i32 {
-                *x = to as i32;
-            }
-        }
-    }
+enum Folded {
+    No,
+    /// The output became a constant.
+    Constant,
+    /// Readers of `from` read `to` instead.
+    Alias {
+        from: usize,
+        to: usize,
+    },
 }
 
 fn const_input(g: &Graph, op: &Op, k: usize) -> Option<usize> {
@@ -45,61 +65,59 @@ fn const_input(g: &Graph, op: &Op, k: usize) -> Option<usize> {
     (x >= 0 && g.tensors[x as usize].is_constant()).then_some(x as usize)
 }
 
-/// Folds operator `i` if it can be; returns true when the operator is to be removed.
-fn try_fold(g: &mut Graph, i: usize) -> Result<bool> {
+/// Folds operator `i` if it can be.
+fn try_fold(g: &mut Graph, i: usize, is_output: &[bool]) -> Result<Folded> {
     let op = &g.ops[i];
     if op.outputs.len() != 1 {
-        return Ok(false);
+        return Ok(Folded::No);
     }
     let out = op.outputs[0] as usize;
-    if g.outputs.contains(&out) {
-        return Ok(false);
+    if is_output[out] {
+        return Ok(Folded::No);
     }
+    let folded = |b: bool| if b { Folded::Constant } else { Folded::No };
     match op.code {
         BuiltinOperator::DEQUANTIZE => {
             let Some(src) = const_input(g, op, 0) else {
-                return Ok(false);
+                return Ok(Folded::No);
             };
             if g.tensors[src].dtype != TensorType::FLOAT16 {
-                return Ok(false);
+                return Ok(Folded::No);
             }
             check_same_shape(g, op, src, out)?;
-            rewire(g, out, src);
-            Ok(true)
+            Ok(Folded::Alias { from: out, to: src })
         }
         BuiltinOperator::DENSIFY => {
             let Some(src) = const_input(g, op, 0) else {
-                return Ok(false);
+                return Ok(Folded::No);
             };
             check_same_shape(g, op, src, out)?;
             if g.tensors[src].quant.is_none() {
                 g.tensors[src].quant = g.tensors[out].quant.clone();
             }
-            rewire(g, out, src);
-            Ok(true)
+            Ok(Folded::Alias { from: out, to: src })
         }
         BuiltinOperator::SHAPE => {
             let x = match op.inputs.first() {
                 Some(&x) if x >= 0 => x as usize,
-                _ => return Ok(false),
+                _ => return Ok(Folded::No),
             };
             let dims: Vec<i64> = g.tensors[x].shape.iter().map(|&d| d as i64).collect();
-            let ty = g.tensors[out].dtype;
-            let data = match ty {
+            let data = match g.tensors[out].dtype {
                 TensorType::INT32 => dims
                     .iter()
                     .flat_map(|&d| (d as i32).to_le_bytes())
                     .collect(),
                 TensorType::INT64 => dims.iter().flat_map(|&d| d.to_le_bytes()).collect(),
-                _ => return Ok(false),
+                _ => return Ok(Folded::No),
             };
             set_const(g, out, vec![dims.len() as i32], data);
-            Ok(true)
+            Ok(Folded::Constant)
         }
-        BuiltinOperator::STRIDED_SLICE => fold_strided_slice(g, i),
-        BuiltinOperator::PACK => fold_pack(g, i),
-        BuiltinOperator::CONCATENATION => fold_concat(g, i),
-        _ => Ok(false),
+        BuiltinOperator::STRIDED_SLICE => fold_strided_slice(g, i).map(folded),
+        BuiltinOperator::PACK => fold_pack(g, i).map(folded),
+        BuiltinOperator::CONCATENATION => fold_concat(g, i).map(folded),
+        _ => Ok(Folded::No),
     }
 }
 
@@ -268,6 +286,9 @@ fn fold_pack(g: &mut Graph, i: usize) -> Result<bool> {
         .product::<usize>()
         * es;
     let outer: usize = shape[..a as usize].iter().map(|&d| d as usize).product();
+    if outer.saturating_mul(inner).saturating_mul(ids.len()) > MAX_FOLDED_ELEMENTS * es {
+        return Ok(false);
+    }
     let mut bytes = Vec::with_capacity(outer * inner * ids.len());
     for o in 0..outer {
         for &t in &ids {
@@ -315,7 +336,10 @@ fn fold_concat(g: &mut Graph, i: usize) -> Result<bool> {
         if tt.shape.len() != 1 || tt.dtype != dtype {
             return Ok(false);
         }
-        n += tt.shape[0];
+        n = n.saturating_add(tt.shape[0]);
+        if n as usize > MAX_FOLDED_ELEMENTS {
+            return Ok(false);
+        }
         bytes.extend_from_slice(d);
     }
     set_const(g, out, vec![n], bytes);

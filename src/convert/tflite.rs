@@ -792,6 +792,7 @@ fn read_options(at: &str, code: BuiltinOperator, op: &tfl::Operator<'_>) -> Resu
 fn check_dataflow(g: &Graph) -> Result<()> {
     let n = g.tensors.len();
     let mut ready: Vec<bool> = g.tensors.iter().map(Tensor::is_constant).collect();
+    let mut is_input = vec![false; n];
     for &i in &g.inputs {
         if g.tensors[i].is_constant() {
             return Err(ImportError::invalid(
@@ -800,6 +801,7 @@ fn check_dataflow(g: &Graph) -> Result<()> {
             ));
         }
         ready[i] = true;
+        is_input[i] = true;
     }
     let mut produced = vec![false; n];
     for op in &g.ops {
@@ -816,7 +818,7 @@ fn check_dataflow(g: &Graph) -> Result<()> {
         }
         for &y in &op.outputs {
             let y = y as usize;
-            if g.tensors[y].is_constant() || g.inputs.contains(&y) || produced[y] {
+            if g.tensors[y].is_constant() || is_input[y] || produced[y] {
                 return Err(ImportError::invalid(
                     format!("operator {} {}", op.index, op.name()),
                     format!(

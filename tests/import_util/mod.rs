@@ -149,7 +149,15 @@ impl T {
 pub enum Opt {
     None,
     Fc,
-    Pack { axis: i32, count: i32 },
+    Pack {
+        axis: i32,
+        count: i32,
+    },
+    StridedSlice {
+        begin_mask: i32,
+        end_mask: i32,
+        shrink_axis_mask: i32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -341,6 +349,25 @@ fn build_once(m: &M, after_base: u64) -> Vec<u8> {
                 );
                 (tfl::BuiltinOptions::PackOptions, Some(o.as_union_value()))
             }
+            Opt::StridedSlice {
+                begin_mask,
+                end_mask,
+                shrink_axis_mask,
+            } => {
+                let o = tfl::StridedSliceOptions::create(
+                    &mut b,
+                    &tfl::StridedSliceOptionsArgs {
+                        begin_mask,
+                        end_mask,
+                        shrink_axis_mask,
+                        ..Default::default()
+                    },
+                );
+                (
+                    tfl::BuiltinOptions::StridedSliceOptions,
+                    Some(o.as_union_value()),
+                )
+            }
         };
         ops.push(tfl::Operator::create(
             &mut b,
@@ -443,4 +470,8 @@ pub fn fc_model(rows: i32, cols: i32, weight: Buf, sparsity: Option<Sparsity>) -
         buffers: vec![Buf::Empty, weight],
         version: 3,
     }
+}
+
+pub fn i32_bytes(v: &[i32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
