@@ -40,6 +40,9 @@ mod avx2;
 #[path = "../arch/x86_64/spmm_avx512.rs"]
 mod avx512;
 #[cfg(target_arch = "aarch64")]
+#[path = "../arch/aarch64/spmm_dotprod.rs"]
+mod dotprod;
+#[cfg(target_arch = "aarch64")]
 #[path = "../arch/aarch64/spmm_neon.rs"]
 mod neon;
 
@@ -225,8 +228,17 @@ fn tier_tables() -> Vec<SpmmTable> {
         }
     }
     #[cfg(target_arch = "aarch64")]
-    if Isa::Neon.enabled() {
-        v.push(neon::TABLE);
+    {
+        if Isa::Neon.enabled() {
+            v.push(neon::TABLE);
+        }
+        if Isa::Dotprod.enabled() {
+            v.push(SpmmTable {
+                i8_1x4: &dotprod::SPMM_I8_1X4,
+                i8_16x4: &dotprod::SPMM_I8_16X4,
+                ..neon::TABLE
+            });
+        }
     }
     v
 }

@@ -193,12 +193,11 @@ unsafe fn spmm_f32_impl(
     let ap = scratch;
     // SAFETY: scratch_len = P·(K + ceil(N/4)·4 + 4): activations [K][P], then outputs [N'][P].
     let cb = unsafe { scratch.add(P * k) };
-    let (lov, hiv) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
-    let g = p.layout.rows();
-    let ngroups = p.group_ptr.len() - 1;
     let mut m0 = 0;
     while m0 < m {
         let pt = (m - m0).min(P);
+        // Vectors of 16 pixels actually computed: a short last tile costs what it holds.
+        let nv = pt.div_ceil(16);
         // SAFETY: rows m0..m0 + pt of `a` (K each) are in bounds; `ap` holds K·P floats.
         unsafe {
             transpose32(
@@ -210,76 +209,17 @@ unsafe fn spmm_f32_impl(
                 P,
                 0,
             );
-            if pt < P {
+            if pt < nv * 16 {
                 for c in 0..k {
-                    for r in pt..P {
+                    for r in pt..nv * 16 {
                         *ap.add(c * P + r) = 0.0;
                     }
                 }
             }
-        }
-        for grp in 0..ngroups {
-            let (s, e) = (p.group_ptr[grp] as usize, p.group_ptr[grp + 1] as usize);
-            if g == 1 {
-                let b = _mm512_set1_ps(p.bias[grp]);
-                let (mut a0, mut a1) = (b, b);
-                let (mut b0, mut b1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-                let mut i = s;
-                // SAFETY: kidx < K (validated source), so every load is within `ap`'s K·P.
-                unsafe {
-                    while i + 2 <= e {
-                        let x = ap.add(*p.kidx.get_unchecked(i) as usize * P);
-                        let w = _mm512_set1_ps(*p.vals.get_unchecked(i));
-                        a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x), a0);
-                        a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x.add(16)), a1);
-                        let x = ap.add(*p.kidx.get_unchecked(i + 1) as usize * P);
-                        let w = _mm512_set1_ps(*p.vals.get_unchecked(i + 1));
-                        b0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x), b0);
-                        b1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x.add(16)), b1);
-                        i += 2;
-                    }
-                    if i < e {
-                        let x = ap.add(*p.kidx.get_unchecked(i) as usize * P);
-                        let w = _mm512_set1_ps(*p.vals.get_unchecked(i));
-                        a0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x), a0);
-                        a1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x.add(16)), a1);
-                    }
-                }
-                a0 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(a0, b0), lov), hiv);
-                a1 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(a1, b1), lov), hiv);
-                // SAFETY: channel grp < N' rows of `cb`.
-                unsafe {
-                    _mm512_storeu_ps(cb.add(grp * P), a0);
-                    _mm512_storeu_ps(cb.add(grp * P + 16), a1);
-                }
+            if nv == 1 {
+                f32_groups::<1>(p, ap, cb, lo, hi);
             } else {
-                let mut acc = [[_mm512_setzero_ps(); 2]; 4];
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let b = _mm512_set1_ps(p.bias[grp * 4 + r]);
-                    *acc = [b, b];
-                }
-                // SAFETY: kidx < K; vals has 4 per entry.
-                unsafe {
-                    for i in s..e {
-                        let x = ap.add(*p.kidx.get_unchecked(i) as usize * P);
-                        let (x0, x1) = (_mm512_loadu_ps(x), _mm512_loadu_ps(x.add(16)));
-                        let wp = p.vals.as_ptr().add(i * 4);
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            let w = _mm512_set1_ps(*wp.add(r));
-                            acc[0] = _mm512_fmadd_ps(w, x0, acc[0]);
-                            acc[1] = _mm512_fmadd_ps(w, x1, acc[1]);
-                        }
-                    }
-                }
-                for (r, acc) in acc.iter().enumerate() {
-                    let a0 = _mm512_min_ps(_mm512_max_ps(acc[0], lov), hiv);
-                    let a1 = _mm512_min_ps(_mm512_max_ps(acc[1], lov), hiv);
-                    // SAFETY: channel grp·4 + r < ceil(N/4)·4 rows of `cb`.
-                    unsafe {
-                        _mm512_storeu_ps(cb.add((grp * 4 + r) * P), a0);
-                        _mm512_storeu_ps(cb.add((grp * 4 + r) * P + 16), a1);
-                    }
-                }
+                f32_groups::<2>(p, ap, cb, lo, hi);
             }
         }
         // SAFETY: `cb` holds N rows of P; output rows m0..m0 + pt have N columns.
@@ -295,6 +235,84 @@ unsafe fn spmm_f32_impl(
             )
         };
         m0 += P;
+    }
+}
+
+/// Every group of channels on `NV` vectors of 16 pixels: `cb[n][..] = clamp(bias + Σ w·ap[k])`.
+///
+/// # Safety
+/// AVX-512F + FMA; `ap` holds K rows of `F32_TILE` floats, `cb` ceil(N/4)·4 rows; the packed
+/// column indices are below K.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
+#[inline]
+unsafe fn f32_groups<const NV: usize>(
+    p: &PackedF32,
+    ap: *const f32,
+    cb: *mut f32,
+    lo: f32,
+    hi: f32,
+) {
+    const P: usize = F32_TILE;
+    let (lov, hiv) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+    let ngroups = p.group_ptr.len() - 1;
+    for grp in 0..ngroups {
+        let (s, e) = (p.group_ptr[grp] as usize, p.group_ptr[grp + 1] as usize);
+        if p.layout.rows() == 1 {
+            let mut acc = [_mm512_set1_ps(p.bias[grp]); NV];
+            let mut acc2 = [_mm512_setzero_ps(); NV];
+            let mut i = s;
+            // SAFETY: kidx < K (validated source), so every load is within `ap`'s K·P.
+            unsafe {
+                while i + 2 <= e {
+                    let x = ap.add(*p.kidx.get_unchecked(i) as usize * P);
+                    let w = _mm512_set1_ps(*p.vals.get_unchecked(i));
+                    let x2 = ap.add(*p.kidx.get_unchecked(i + 1) as usize * P);
+                    let w2 = _mm512_set1_ps(*p.vals.get_unchecked(i + 1));
+                    for v in 0..NV {
+                        acc[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x.add(16 * v)), acc[v]);
+                        acc2[v] = _mm512_fmadd_ps(w2, _mm512_loadu_ps(x2.add(16 * v)), acc2[v]);
+                    }
+                    i += 2;
+                }
+                if i < e {
+                    let x = ap.add(*p.kidx.get_unchecked(i) as usize * P);
+                    let w = _mm512_set1_ps(*p.vals.get_unchecked(i));
+                    for (v, acc) in acc.iter_mut().enumerate() {
+                        *acc = _mm512_fmadd_ps(w, _mm512_loadu_ps(x.add(16 * v)), *acc);
+                    }
+                }
+            }
+            for v in 0..NV {
+                let r = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(acc[v], acc2[v]), lov), hiv);
+                // SAFETY: channel grp < N' rows of `cb`.
+                unsafe { _mm512_storeu_ps(cb.add(grp * P + 16 * v), r) };
+            }
+        } else {
+            let mut acc = [[_mm512_setzero_ps(); NV]; 4];
+            for (r, acc) in acc.iter_mut().enumerate() {
+                *acc = [_mm512_set1_ps(p.bias[grp * 4 + r]); NV];
+            }
+            // SAFETY: kidx < K; vals has 4 per entry.
+            unsafe {
+                for i in s..e {
+                    let x = ap.add(*p.kidx.get_unchecked(i) as usize * P);
+                    let wp = p.vals.as_ptr().add(i * 4);
+                    for v in 0..NV {
+                        let xv = _mm512_loadu_ps(x.add(16 * v));
+                        for (r, acc) in acc.iter_mut().enumerate() {
+                            acc[v] = _mm512_fmadd_ps(_mm512_set1_ps(*wp.add(r)), xv, acc[v]);
+                        }
+                    }
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                for (v, &av) in acc.iter().enumerate() {
+                    let y = _mm512_min_ps(_mm512_max_ps(av, lov), hiv);
+                    // SAFETY: channel grp·4 + r < ceil(N/4)·4 rows of `cb`.
+                    unsafe { _mm512_storeu_ps(cb.add((grp * 4 + r) * P + 16 * v), y) };
+                }
+            }
+        }
     }
 }
 
@@ -504,54 +522,13 @@ unsafe fn i8_1x4_impl(
         let pt = (m - m0).min(P);
         // SAFETY: rows m0..m0 + pt in bounds; `ap` holds K4·P words.
         unsafe { pack_i8(a.add(m0 * a_stride), a_stride, pt, p.k, ap, true) };
-        for ch in 0..n {
-            let (s, e) = (p.block_ptr[ch] as usize, p.block_ptr[ch + 1] as usize);
-            let z = _mm512_setzero_si512();
-            let (mut a0, mut a1, mut a2, mut a3) = (z, z, z, z);
-            let (mut b0, mut b1, mut b2, mut b3) = (z, z, z, z);
-            let mut i = s;
-            // SAFETY: k4 < K4 (validated source), loads within `ap`.
-            unsafe {
-                while i + 2 <= e {
-                    let x = ap.add(*p.k4.get_unchecked(i) as usize * P) as *const __m512i;
-                    let w = _mm512_set1_epi32(*p.w.get_unchecked(i));
-                    a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(x as *const _), w);
-                    a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(x.add(1) as *const _), w);
-                    a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512(x.add(2) as *const _), w);
-                    a3 = _mm512_dpbusd_epi32(a3, _mm512_loadu_si512(x.add(3) as *const _), w);
-                    let x = ap.add(*p.k4.get_unchecked(i + 1) as usize * P) as *const __m512i;
-                    let w = _mm512_set1_epi32(*p.w.get_unchecked(i + 1));
-                    b0 = _mm512_dpbusd_epi32(b0, _mm512_loadu_si512(x as *const _), w);
-                    b1 = _mm512_dpbusd_epi32(b1, _mm512_loadu_si512(x.add(1) as *const _), w);
-                    b2 = _mm512_dpbusd_epi32(b2, _mm512_loadu_si512(x.add(2) as *const _), w);
-                    b3 = _mm512_dpbusd_epi32(b3, _mm512_loadu_si512(x.add(3) as *const _), w);
-                    i += 2;
-                }
-                if i < e {
-                    let x = ap.add(*p.k4.get_unchecked(i) as usize * P) as *const __m512i;
-                    let w = _mm512_set1_epi32(*p.w.get_unchecked(i));
-                    a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(x as *const _), w);
-                    a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(x.add(1) as *const _), w);
-                    a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512(x.add(2) as *const _), w);
-                    a3 = _mm512_dpbusd_epi32(a3, _mm512_loadu_si512(x.add(3) as *const _), w);
-                }
-            }
-            let c = _mm512_set1_epi32(p.c[ch]);
-            let (mm, ss) = rq.channel(ch);
-            // SAFETY: AVX-512 is enabled in this function.
-            let q = unsafe { rq_vec(&[mm; 16], &[ss; 16], rq) };
-            let accs = [
-                _mm512_add_epi32(a0, b0),
-                _mm512_add_epi32(a1, b1),
-                _mm512_add_epi32(a2, b2),
-                _mm512_add_epi32(a3, b3),
-            ];
-            for (j, &acc) in accs.iter().enumerate() {
-                // SAFETY: AVX-512; byte row `ch` of `cb` holds P bytes.
-                unsafe {
-                    let r = requant16(_mm512_add_epi32(acc, c), &q);
-                    _mm_storeu_si128(cb.add(ch * P + 16 * j) as *mut _, _mm512_cvtsepi32_epi8(r));
-                }
+        // SAFETY: AVX-512 VNNI; `ap` and `cb` as sized above; packed k4 < K4.
+        unsafe {
+            match pt.div_ceil(16) {
+                1 => i8_channels::<1>(p, ap, cb, rq),
+                2 => i8_channels::<2>(p, ap, cb, rq),
+                3 => i8_channels::<3>(p, ap, cb, rq),
+                _ => i8_channels::<4>(p, ap, cb, rq),
             }
         }
         // Transpose bytes [N][P] → out rows m0..m0 + pt.
@@ -597,6 +574,58 @@ unsafe fn i8_1x4_impl(
             }
         }
         m0 += P;
+    }
+}
+
+/// Every output channel on `NV` vectors of 16 pixels: bytes `cb[n][..]` = requantized
+/// `c[n] + Σ_blocks dot4(ap[k4], w)`.
+///
+/// # Safety
+/// AVX-512 VNNI; `ap` holds K4 rows of `I8_TILE` words, `cb` N rows of `I8_TILE` bytes; the
+/// packed `k4` are below K4.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+unsafe fn i8_channels<const NV: usize>(p: &PackedI8, ap: *const u32, cb: *mut i8, rq: &Requant) {
+    const P: usize = I8_TILE;
+    for ch in 0..p.n {
+        let (s, e) = (p.block_ptr[ch] as usize, p.block_ptr[ch + 1] as usize);
+        let mut acc = [_mm512_setzero_si512(); NV];
+        let mut acc2 = [_mm512_setzero_si512(); NV];
+        let mut i = s;
+        // SAFETY: k4 < K4, loads within `ap`.
+        unsafe {
+            while i + 2 <= e {
+                let x = ap.add(*p.k4.get_unchecked(i) as usize * P) as *const __m512i;
+                let w = _mm512_set1_epi32(*p.w.get_unchecked(i));
+                let x2 = ap.add(*p.k4.get_unchecked(i + 1) as usize * P) as *const __m512i;
+                let w2 = _mm512_set1_epi32(*p.w.get_unchecked(i + 1));
+                for v in 0..NV {
+                    acc[v] =
+                        _mm512_dpbusd_epi32(acc[v], _mm512_loadu_si512(x.add(v) as *const _), w);
+                    acc2[v] =
+                        _mm512_dpbusd_epi32(acc2[v], _mm512_loadu_si512(x2.add(v) as *const _), w2);
+                }
+                i += 2;
+            }
+            if i < e {
+                let x = ap.add(*p.k4.get_unchecked(i) as usize * P) as *const __m512i;
+                let w = _mm512_set1_epi32(*p.w.get_unchecked(i));
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm512_dpbusd_epi32(*acc, _mm512_loadu_si512(x.add(v) as *const _), w);
+                }
+            }
+        }
+        let c = _mm512_set1_epi32(p.c[ch]);
+        let (mm, ss) = rq.channel(ch);
+        // SAFETY: AVX-512 (the caller's target features).
+        let q = unsafe { rq_vec(&[mm; 16], &[ss; 16], rq) };
+        for v in 0..NV {
+            // SAFETY: AVX-512; byte row `ch` of `cb` holds P bytes.
+            unsafe {
+                let r = requant16(_mm512_add_epi32(_mm512_add_epi32(acc[v], acc2[v]), c), &q);
+                _mm_storeu_si128(cb.add(ch * P + 16 * v) as *mut _, _mm512_cvtsepi32_epi8(r));
+            }
+        }
     }
 }
 
