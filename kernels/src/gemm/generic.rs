@@ -41,6 +41,16 @@ unsafe fn gemm_i8_4x8c4(args: &I8Args) {
     for (r, acc_row) in acc.iter().enumerate().take(args.rows) {
         // SAFETY: row_off holds `rows` values.
         let off = unsafe { *args.row_off.add(r) };
+        if !args.acc_out.is_null() {
+            for (j, &accv) in acc_row.iter().enumerate() {
+                // SAFETY: acc_out holds rows × nr values (I8Args contract).
+                unsafe {
+                    *args.acc_out.add(r * I8_NR + j) =
+                        accv.wrapping_add(ep.bias[j]).wrapping_add(off)
+                };
+            }
+            continue;
+        }
         for (j, &accv) in acc_row
             .iter()
             .enumerate()

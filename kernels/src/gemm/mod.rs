@@ -18,7 +18,10 @@
 //! bias, and a nonzero weight zero point adds a per-row correction `−zw · Σ_k a[m][k]`.
 
 pub mod generic;
+mod hybrid;
 mod pack;
+
+pub use hybrid::{gemm_i8_hybrid, quantize_rows_asymmetric, quantize_rows_symmetric, HybridParams};
 
 use std::ops::Range;
 
@@ -138,6 +141,9 @@ pub struct I8Args {
     pub col_lo: usize,
     /// See `col_lo`.
     pub col_hi: usize,
+    /// Null, or where to write the raw int32 accumulators (bias and row term included) instead
+    /// of requantizing: `acc_out[r·nr + j]` for every row `r < rows` and every column `j < nr`.
+    pub acc_out: *mut i32,
 }
 
 /// An int8 GEMM micro-kernel and the packing it expects.
@@ -292,6 +298,8 @@ pub struct PackedI8 {
     data: pack::AlignedBytes,
     /// Folded bias, tiles × nr.
     bias: Vec<i32>,
+    /// Σ_k w[n][k] in the int8 domain, tiles × nr (for per-row zero points of hybrid GEMM).
+    colsums: Vec<i32>,
 }
 
 impl PackedI8 {
@@ -571,6 +579,7 @@ pub fn gemm_i8<A: Q8, O: Q8>(
                 c_stride,
                 col_lo,
                 col_hi,
+                acc_out: std::ptr::null_mut(),
             };
             // SAFETY: the kernel came from the dispatch table or a candidate list, so the CPU has
             // its ISA; the extents of `args` were checked above (A rows of k bytes, C columns up

@@ -120,6 +120,7 @@ pub(super) fn pack_i8(
 
     let mut data = AlignedBytes::zeroed(total);
     let mut folded = vec![0i32; tiles * nr];
+    let mut colsums = vec![0i32; tiles * nr];
     let tl = tile_len(k, kr);
     let out = data.as_mut_slice();
     for col in 0..n {
@@ -140,6 +141,7 @@ pub(super) fn pack_i8(
             b = b.wrapping_add(128i32.wrapping_mul(colsum));
         }
         folded[col] = b;
+        colsums[col] = colsum;
     }
     Ok(PackedI8 {
         kernel,
@@ -149,6 +151,7 @@ pub(super) fn pack_i8(
         w_zero_point,
         data,
         bias: folded,
+        colsums,
     })
 }
 

@@ -443,3 +443,115 @@ fn requant_rows_match_scalar() {
         }
     }
 }
+
+#[test]
+fn hybrid_matches_reference() {
+    for kernel in i8_gemm_candidates() {
+        let mut rng = Rng::new(0x5eed_0005);
+        for _ in 0..120 {
+            let case = random_case(&mut rng, false, false);
+            let Case {
+                m,
+                n,
+                k,
+                a_stride,
+                c_stride,
+                ..
+            } = case;
+            let a: Vec<i8> = bytes(&mut rng, (m - 1) * a_stride + k);
+            let w: Vec<i8> = bytes(&mut rng, n * k);
+            let per_row = rng.below(2) == 0;
+            let rows_n = if per_row { m } else { 1 };
+            let a_zp: Vec<i32> = (0..rows_n).map(|_| rng.range(-128, 127)).collect();
+            let a_scale: Vec<f32> = (0..rows_n).map(|_| rng.f32().abs() + 0.01).collect();
+            let w_scale: Vec<f32> = if case.per_channel {
+                (0..n).map(|_| rng.f32().abs() * 0.1 + 0.001).collect()
+            } else {
+                vec![0.02]
+            };
+            let bias: Vec<f32> = (0..n).map(|_| rng.f32() * 10.0).collect();
+            let bias = case.bias.then_some(&bias[..]);
+            let (min, max) = if rng.below(2) == 0 {
+                (f32::MIN, f32::MAX)
+            } else {
+                (0.0, 6.0)
+            };
+            let packed = PackedI8::with_kernel(kernel, &w, n, k, None, ActQuant::i8(0)).unwrap();
+            let len = (m - 1) * c_stride + n;
+            let mut want = vec![f32::NAN; len];
+            reference::gemm::gemm_hybrid(
+                m, n, k, &a, a_stride, &a_zp, &a_scale, &w, &w_scale, bias, min, max, &mut want,
+                c_stride,
+            );
+            let mut got = vec![f32::NAN; len];
+            let p = HybridParams {
+                a_scales: &a_scale,
+                a_zero_points: &a_zp,
+                w_scales: &w_scale,
+                bias,
+                min,
+                max,
+            };
+            let (rows, cols) = (case.rows.0..case.rows.1, case.cols.0..case.cols.1);
+            gemm_i8_hybrid(
+                &a,
+                a_stride,
+                &packed,
+                &p,
+                &mut got,
+                c_stride,
+                rows.clone(),
+                cols.clone(),
+            );
+            for r in 0..m {
+                for j in 0..n {
+                    let (g, w) = (got[r * c_stride + j], want[r * c_stride + j]);
+                    let inside = rows.contains(&r) && cols.contains(&j);
+                    let ok = if inside {
+                        g.to_bits() == w.to_bits()
+                    } else {
+                        g.is_nan()
+                    };
+                    assert!(
+                        ok,
+                        "{} hybrid: M×N×K = {m}×{n}×{k} ({case:?}): first difference at row {r} \
+                         col {j}: got {g}, want {}",
+                        kernel.name,
+                        if inside { w } else { f32::NAN }
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn row_quantizers() {
+    let x = [
+        -1.0f32, 0.0, 0.5, 3.0, /* row 2 */ 0.0, 0.0, 0.0, 0.0, /* row 3 */ 2.0, 4.0,
+        1.0, 0.25,
+    ];
+    let mut q = [0i8; 12];
+    let mut s = [0f32; 3];
+    let mut z = [0i32; 3];
+    quantize_rows_asymmetric(&x, 4, 3, 4, &mut q, 4, &mut s, &mut z);
+    // Row 0: range [-1, 3], scale 4/255; zero point from min: -128 + 63.75 → -64.
+    assert_eq!(s[0], 4.0 / 255.0);
+    assert_eq!(z[0], -64);
+    assert_eq!(&q[..4], &[-128, -64, -32, 127]);
+    assert_eq!((s[1], z[1], &q[4..8]), (1.0, 0, &[0i8, 0, 0, 0][..]));
+    // Row 2: range [0, 4] (0 is always included): zero point −128.
+    assert_eq!(z[2], -128);
+    for i in 0..4 {
+        let back = (q[8 + i] as i32 - z[2]) as f32 * s[2];
+        assert!(
+            (back - x[8 + i]).abs() <= s[2] / 2.0 + 1e-6,
+            "element {i}: {back}"
+        );
+    }
+    let mut s2 = [0f32; 3];
+    quantize_rows_symmetric(&x, 4, 3, 4, &mut q, 4, &mut s2);
+    assert_eq!(&q[..4], &[-42, 0, 21, 127]);
+    assert_eq!(s2[0], 3.0 / 127.0);
+    assert_eq!(&q[4..8], &[0, 0, 0, 0]);
+}

@@ -59,3 +59,37 @@ pub fn gemm_f32(
         }
     }
 }
+
+/// Hybrid (dynamic-range) GEMM: `c[m][n] = clamp(bias[n] + (Σ_k (a[m][k] − za[m]) · w[n][k]) as
+/// f32 · (sa[m] · sw[n]))`; per-row / per-column slices of length 1 apply to all.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_hybrid(
+    rows: usize,
+    n_cols: usize,
+    k: usize,
+    a: &[i8],
+    a_stride: usize,
+    a_zp: &[i32],
+    a_scale: &[f32],
+    w: &[i8],
+    w_scale: &[f32],
+    bias: Option<&[f32]>,
+    min: f32,
+    max: f32,
+    c: &mut [f32],
+    c_stride: usize,
+) {
+    let at = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+    for m in 0..rows {
+        let za = if a_zp.len() == 1 { a_zp[0] } else { a_zp[m] };
+        for n in 0..n_cols {
+            let mut acc = 0i32;
+            for kk in 0..k {
+                acc = acc.wrapping_add((a[m * a_stride + kk] as i32 - za) * w[n * k + kk] as i32);
+            }
+            let b = bias.map_or(0.0, |b| b[n]);
+            let v = b + acc as f32 * (at(a_scale, m) * at(w_scale, n));
+            c[m * c_stride + n] = v.max(min).min(max);
+        }
+    }
+}

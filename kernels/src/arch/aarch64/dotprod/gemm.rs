@@ -5,7 +5,7 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use crate::arch::aarch64::neon::gemm::{bias8, Epi8};
+use crate::arch::aarch64::neon::gemm::{bias8, out_row, Epi8};
 use crate::gemm::{I8Args, I8Kernel};
 use crate::isa::Isa;
 
@@ -110,6 +110,7 @@ unsafe fn tile<const R: usize>(args: &I8Args) {
                 args.c.wrapping_add(r * args.c_stride),
                 args.col_lo,
                 args.col_hi,
+                out_row(args, r),
             )
         };
     }

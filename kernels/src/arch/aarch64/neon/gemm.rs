@@ -55,12 +55,15 @@ impl Epi8 {
         }
     }
 
-    /// Requantizes one row (8 accumulators, bias included) and stores columns `col_lo..col_hi`.
+    /// Requantizes one row (8 accumulators, bias included) and stores columns `col_lo..col_hi`;
+    /// or, when `acc_out` is not null, stores the 8 raw accumulators there instead.
     ///
     /// # Safety
-    /// `row` is valid for writes at columns `col_lo..col_hi` (≤ 8).
+    /// `row` is valid for writes at columns `col_lo..col_hi` (≤ 8); `acc_out` is null or valid
+    /// for 8 writes.
     #[inline]
     #[target_feature(enable = "neon")]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn store(
         &self,
         a: int32x4_t,
@@ -69,8 +72,17 @@ impl Epi8 {
         row: *mut u8,
         col_lo: usize,
         col_hi: usize,
+        acc_out: *mut i32,
     ) {
         let o = vdupq_n_s32(off);
+        if !acc_out.is_null() {
+            // SAFETY: acc_out is valid for 8 writes (caller contract).
+            unsafe {
+                vst1q_s32(acc_out, vaddq_s32(a, o));
+                vst1q_s32(acc_out.add(4), vaddq_s32(b, o));
+            }
+            return;
+        }
         let bytes = low_bytes8(
             self.rq[0].apply(vaddq_s32(a, o)),
             self.rq[1].apply(vaddq_s32(b, o)),
@@ -84,6 +96,16 @@ impl Epi8 {
                 unsafe { *row.add(j) = v };
             }
         }
+    }
+}
+
+/// Row `r` of the raw-accumulator output of an 8-column tile, or null.
+#[inline]
+pub(crate) fn out_row(args: &I8Args, r: usize) -> *mut i32 {
+    if args.acc_out.is_null() {
+        args.acc_out
+    } else {
+        args.acc_out.wrapping_add(8 * r)
     }
 }
 
@@ -190,6 +212,7 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
                 args.c.wrapping_add(r * args.c_stride),
                 args.col_lo,
                 args.col_hi,
+                out_row(args, r),
             )
         };
     }

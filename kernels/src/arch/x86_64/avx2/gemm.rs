@@ -112,6 +112,11 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
         // SAFETY: r < rows.
         let off = _mm256_set1_epi32(unsafe { *args.row_off.add(r) });
         let x = _mm256_add_epi32(_mm256_add_epi32(s, bias), off);
+        if !args.acc_out.is_null() {
+            // SAFETY: acc_out holds rows × 8 values (I8Args contract).
+            unsafe { _mm256_storeu_si256(args.acc_out.add(8 * r) as *mut __m256i, x) };
+            continue;
+        }
         let bytes = low_bytes8(requant8(x, mult, lsh, rsh, zp, lo, hi)).to_le_bytes();
         let row = args.c.wrapping_add(r * args.c_stride);
         for (j, &b) in bytes.iter().enumerate().take(args.col_hi).skip(args.col_lo) {

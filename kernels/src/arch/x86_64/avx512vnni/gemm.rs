@@ -152,6 +152,13 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
             } else {
                 acc
             };
+            if !args.acc_out.is_null() {
+                // SAFETY: acc_out holds rows × 32 values (I8Args contract).
+                unsafe {
+                    _mm512_storeu_si512(args.acc_out.add(32 * r + 16 * h) as *mut __m512i, x)
+                };
+                continue;
+            }
             let y = rq[h].apply(x);
             // SAFETY: only the tile's columns col_lo..col_hi of row r are written (masked
             // store: masked-off bytes are neither read nor written).

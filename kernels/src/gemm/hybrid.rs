@@ -1,0 +1,244 @@
+//! Dynamic-range ("hybrid") GEMM: int8 weights, activations quantized to int8 at run time per
+//! row, f32 output — TFLite's hybrid fully-connected / convolution semantics:
+//! `C[m][n] = bias[n] + (Σ_k (a[m][k] − za[m]) · w[n][k]) · (sa[m] · sw[n])`, clamped.
+//!
+//! The int8 micro-kernel of the packed weights computes the integer sums (its raw-accumulator
+//! mode); the per-row zero point is applied as `− za[m] · Σ_k w[n][k]` with the column sums kept
+//! at packing, and the float epilogue runs per tile.
+
+use std::ops::Range;
+
+use super::{check_block, I8Args, PackedI8, TileEpilogue, MR_MAX, NR_MAX};
+
+/// The float side of a hybrid GEMM. Per-row arrays are indexed by absolute row (length 1: the
+/// same for every row); per-column arrays by output channel (length 1: per-tensor).
+#[derive(Clone, Copy, Debug)]
+pub struct HybridParams<'a> {
+    /// Activation scale per row.
+    pub a_scales: &'a [f32],
+    /// Activation zero point per row (all zeros for symmetric quantization).
+    pub a_zero_points: &'a [i32],
+    /// Weight scale per output channel.
+    pub w_scales: &'a [f32],
+    /// Float bias per output channel.
+    pub bias: Option<&'a [f32]>,
+    /// Clamp bounds (fused activation).
+    pub min: f32,
+    /// Clamp bounds.
+    pub max: f32,
+}
+
+/// Hybrid GEMM of the block `rows × cols`. `packed` must come from int8 weights packed for
+/// int8 activations with zero point 0 and no bias: `PackedI8::new(w, n, k, None,
+/// ActQuant::i8(0))`. Layout and contract as [`super::gemm_i8`]; no allocation.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_i8_hybrid(
+    a: &[i8],
+    a_stride: usize,
+    packed: &PackedI8,
+    p: &HybridParams<'_>,
+    c: &mut [f32],
+    c_stride: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) {
+    let (n, k) = (packed.n, packed.k);
+    assert!(
+        !packed.act.unsigned && packed.act.zero_point == 0 && packed.w_zero_point == 0,
+        "gemm_i8_hybrid: weights must be int8, packed for int8 activations with zero point 0"
+    );
+    assert!(
+        cols.start <= cols.end && cols.end <= n,
+        "gemm_i8_hybrid: cols {cols:?} beyond N={n}"
+    );
+    assert!(
+        rows.start <= rows.end,
+        "gemm_i8_hybrid: reversed rows {rows:?}"
+    );
+    let per_row = |len: usize, what: &str| {
+        assert!(
+            len == 1 || len >= rows.end,
+            "gemm_i8_hybrid: {what} has {len} values for rows up to {}",
+            rows.end
+        )
+    };
+    per_row(p.a_scales.len(), "a_scales");
+    per_row(p.a_zero_points.len(), "a_zero_points");
+    assert!(
+        p.w_scales.len() == 1 || p.w_scales.len() == n,
+        "gemm_i8_hybrid: {} weight scales for N={n}",
+        p.w_scales.len()
+    );
+    assert!(
+        p.bias.is_none_or(|b| b.len() >= n),
+        "gemm_i8_hybrid: bias shorter than N={n}"
+    );
+    if rows.is_empty() || cols.is_empty() {
+        return;
+    }
+    check_block("A", a.len(), a_stride, &rows, k, k);
+    check_block("C", c.len(), c_stride, &rows, cols.end, cols.end);
+
+    let kern = packed.kernel;
+    let (mr, nr) = (kern.mr, kern.nr);
+    let a_xor = if kern.signed_a { 0 } else { 0x80 };
+    let tile_bytes = super::pack::tile_len(k, kern.kr) * nr;
+    let mut ep = TileEpilogue {
+        bias: [0; NR_MAX],
+        mult: [0; NR_MAX],
+        shift: [0; NR_MAX],
+    };
+    let row_off = [0i32; MR_MAX];
+    let mut acc = [0i32; MR_MAX * NR_MAX];
+    let at = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+    let zp_at = |i: usize| {
+        if p.a_zero_points.len() == 1 {
+            p.a_zero_points[0]
+        } else {
+            p.a_zero_points[i]
+        }
+    };
+    for t in cols.start / nr..cols.end.div_ceil(nr) {
+        let base = t * nr;
+        ep.bias[..nr].copy_from_slice(&packed.bias[base..base + nr]);
+        let col_lo = cols.start.max(base);
+        let col_hi = cols.end.min(base + nr);
+        let mut m0 = rows.start;
+        while m0 < rows.end {
+            let tile_rows = mr.min(rows.end - m0);
+            let args = I8Args {
+                // SAFETY: rows m0.. lie inside `a` (check_block).
+                a: unsafe { a.as_ptr().add(m0 * a_stride) } as *const u8,
+                a_stride,
+                a_xor,
+                rows: tile_rows,
+                k,
+                // SAFETY: tile t < tiles; the packed data holds tiles × tile_bytes bytes.
+                w: unsafe { packed.data.as_ptr().add(t * tile_bytes) },
+                ep: &ep,
+                row_off: row_off.as_ptr(),
+                zero_point: 0,
+                min: i32::MIN,
+                max: i32::MAX,
+                c: std::ptr::null_mut(),
+                c_stride: 0,
+                col_lo: 0,
+                col_hi: 0,
+                acc_out: acc.as_mut_ptr(),
+            };
+            // SAFETY: the CPU has the kernel's ISA; A extents checked; in raw-accumulator mode the
+            // kernel writes tile_rows × nr ≤ MR_MAX × NR_MAX values to `acc` and nothing to `c`.
+            unsafe { (kern.run)(&args) };
+            for r in 0..tile_rows {
+                let m = m0 + r;
+                let (sa, za) = (at(p.a_scales, m), zp_at(m));
+                let out = &mut c[m * c_stride + col_lo..m * c_stride + col_hi];
+                for (j, o) in (col_lo..col_hi).zip(out.iter_mut()) {
+                    let s = acc[r * nr + j - base].wrapping_sub(za.wrapping_mul(packed.colsums[j]));
+                    let b = p.bias.map_or(0.0, |b| b[j]);
+                    let v = b + s as f32 * (sa * at(p.w_scales, j));
+                    *o = v.max(p.min).min(p.max);
+                }
+            }
+            m0 += tile_rows;
+        }
+    }
+}
+
+/// Quantizes each row of `x` (`rows` rows of `k` values, row stride `x_stride`) to int8 with its
+/// own asymmetric scale and zero point, as TFLite's `AsymmetricQuantizeFloats`: the range is
+/// `[min(0, min x), max(0, max x)]` mapped onto −128..127 with a nudged integer zero point.
+/// Writes `q[r·q_stride + i]`, `scales[r]`, `zero_points[r]`. An all-zero row gets scale 1 and
+/// zero point 0.
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_rows_asymmetric(
+    x: &[f32],
+    x_stride: usize,
+    rows: usize,
+    k: usize,
+    q: &mut [i8],
+    q_stride: usize,
+    scales: &mut [f32],
+    zero_points: &mut [i32],
+) {
+    assert!(
+        scales.len() >= rows && zero_points.len() >= rows,
+        "quantize: outputs too short"
+    );
+    let r = 0..rows;
+    check_block("x", x.len(), x_stride, &r, k, k);
+    check_block("q", q.len(), q_stride, &r, k, k);
+    for row in 0..rows {
+        let xs = &x[row * x_stride..row * x_stride + k];
+        let qs = &mut q[row * q_stride..row * q_stride + k];
+        let (mut lo, mut hi) = (0f32, 0f32);
+        for &v in xs {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        if lo == hi {
+            qs.fill(0);
+            scales[row] = 1.0;
+            zero_points[row] = 0;
+            continue;
+        }
+        let (qmin, qmax) = (-128f64, 127f64);
+        let scale = (hi - lo) as f64 / (qmax - qmin);
+        let scale = scale as f32;
+        let (lo, hi, s) = (lo as f64, hi as f64, scale as f64);
+        let zp_from_min = qmin - lo / s;
+        let zp_from_max = qmax - hi / s;
+        let err_min = qmin.abs() + (lo / s).abs();
+        let err_max = qmax.abs() + (hi / s).abs();
+        let zp = if err_min < err_max {
+            zp_from_min
+        } else {
+            zp_from_max
+        };
+        let zp = if zp <= qmin {
+            -128
+        } else if zp >= qmax {
+            127
+        } else {
+            zp.round() as i32
+        };
+        let inv = 1.0 / scale;
+        for (o, &v) in qs.iter_mut().zip(xs) {
+            *o = (zp + (v * inv).round() as i32).clamp(-128, 127) as i8;
+        }
+        scales[row] = scale;
+        zero_points[row] = zp;
+    }
+}
+
+/// Quantizes each row symmetrically (zero point 0), as TFLite's `SymmetricQuantizeFloats`:
+/// `scale = max|x| / 127`, `q = clamp(round(x · 127 / max|x|), −127, 127)`.
+pub fn quantize_rows_symmetric(
+    x: &[f32],
+    x_stride: usize,
+    rows: usize,
+    k: usize,
+    q: &mut [i8],
+    q_stride: usize,
+    scales: &mut [f32],
+) {
+    assert!(scales.len() >= rows, "quantize: scales too short");
+    let r = 0..rows;
+    check_block("x", x.len(), x_stride, &r, k, k);
+    check_block("q", q.len(), q_stride, &r, k, k);
+    for row in 0..rows {
+        let xs = &x[row * x_stride..row * x_stride + k];
+        let qs = &mut q[row * q_stride..row * q_stride + k];
+        let m = xs.iter().fold(0f32, |m, &v| m.max(v.abs()));
+        if m == 0.0 {
+            qs.fill(0);
+            scales[row] = 1.0;
+            continue;
+        }
+        let inv = 127.0 / m;
+        for (o, &v) in qs.iter_mut().zip(xs) {
+            *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
+        }
+        scales[row] = m / 127.0;
+    }
+}
