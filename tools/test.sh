@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README.md, .ci/run). Runs the workspace tests, the kernel tests once per
-# x86 ISA tier (SPARQ_ISA caps the dispatch), and the kernel tests for aarch64 under qemu.
+# x86 ISA tier (SPARQ_ISA caps the dispatch), the kernel tests under qemu-x86_64 (an AVX2 CPU
+# without AVX-512), and the kernel tests for aarch64 under qemu (with dotprod + i8mm, and plain NEON).
 # Set SPARQ_REQUIRE_CROSS=1 to fail (not skip) when the aarch64 toolchain or qemu is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,17 @@ for isa in scalar avx2; do
     echo "-- SPARQ_ISA=$isa"
     SPARQ_ISA=$isa cargo test -p sparq-kernels --lib --tests
 done
+
+# CPUID as a real AVX2-without-AVX-512 machine reports it (not only the SPARQ_ISA cap): detection
+# and the AVX2 paths under qemu's x86 emulation.
+if command -v qemu-x86_64 >/dev/null; then
+    echo "== kernel tests, x86-64 under qemu -cpu max (AVX2, no AVX-512)"
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="qemu-x86_64 -cpu max" \
+        cargo test -p sparq-kernels --lib
+elif [ "${SPARQ_REQUIRE_CROSS:-0}" = 1 ]; then
+    echo "qemu-x86_64 missing (SPARQ_REQUIRE_CROSS=1)" >&2
+    exit 1
+fi
 
 have_cross=1
 command -v qemu-aarch64 >/dev/null || have_cross=0
