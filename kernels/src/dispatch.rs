@@ -56,6 +56,10 @@ pub struct Kernels {
     pub elementwise: crate::elementwise::ElementwiseKernels,
     /// Sparse × dense.
     pub spmm: crate::spmm::SpmmTable,
+    /// Max / average pooling.
+    pub pooling: crate::pooling::PoolKernels,
+    /// Depthwise convolution.
+    pub depthwise: crate::depthwise::DepthwiseKernels,
 }
 
 impl Kernels {
@@ -73,6 +77,8 @@ impl Kernels {
             },
             elementwise: crate::elementwise::ElementwiseKernels::for_isa(Isa::Scalar),
             spmm: crate::spmm::SpmmTable::scalar(),
+            pooling: crate::pooling::PoolKernels::scalar(),
+            depthwise: crate::depthwise::DepthwiseKernels::scalar(),
         }
     }
 
@@ -104,6 +110,8 @@ impl Kernels {
             }
         }
         k.spmm.plug();
+        k.pooling = crate::pooling::PoolKernels::best();
+        k.depthwise = crate::depthwise::DepthwiseKernels::best();
         k
     }
 }

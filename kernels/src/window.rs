@@ -180,6 +180,18 @@ impl Axis {
         (pos < self.input).then_some(pos)
     }
 
+    /// The outputs `lo..hi` whose every kernel tap lies inside the input (no padding involved).
+    pub fn interior(&self) -> (usize, usize) {
+        let lo = self.pad_before.div_ceil(self.stride).min(self.output);
+        let reach = (self.kernel - 1) * self.dilation;
+        let hi = if self.input + self.pad_before > reach {
+            ((self.input - 1 + self.pad_before - reach) / self.stride + 1).min(self.output)
+        } else {
+            0
+        };
+        (lo, hi.max(lo))
+    }
+
     /// The range of kernel taps `k` (dilation 1 assumed by callers that use it as a range) whose
     /// input coordinate lies inside the input for output `o`: TFLite pooling's
     /// `filter_start..filter_end`.
@@ -412,6 +424,30 @@ mod tests {
                                 .filter(|&k| a.input_of(o, k).is_some())
                                 .collect();
                             assert_eq!(inside, (s..e).collect::<Vec<_>>(), "{a:?} o={o}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn interior_is_where_every_tap_is_inside() {
+        for padding in [Padding::Same, Padding::Valid] {
+            for input in 1..10 {
+                for kernel in 1..6 {
+                    for stride in 1..4 {
+                        for dilation in 1..3 {
+                            let Ok(a) =
+                                Axis::new("width", padding, input, kernel, stride, dilation)
+                            else {
+                                continue;
+                            };
+                            let (lo, hi) = a.interior();
+                            for o in 0..a.output {
+                                let all = (0..kernel).all(|k| a.input_of(o, k).is_some());
+                                assert_eq!(all, (lo..hi).contains(&o), "{a:?} o={o}");
+                            }
                         }
                     }
                 }

@@ -11,11 +11,14 @@
 //! (f32 as given; 8-bit widened to i16 with the weight zero point subtracted) and its bias. A call
 //! computes output rows `rows` (a range over `batch · out_h`) and allocates nothing.
 //!
-//! Channels are innermost: for each output pixel the kernel walks the channel axis in blocks of
-//! [`BLOCK`] whose accumulators stay in registers while the window's taps stream past
-//! (`dwconv_f32_c64` in the naming grammar); the same loops are compiled per x86 tier inside
-//! `#[target_feature]` entry points (with FMA where the tier has it) and, on aarch64, the
-//! baseline build is the NEON build. A depth multiplier above 1 takes a plain per-channel loop.
+//! Channels are innermost. In the interior of a row (every tap inside the input) the kernel
+//! computes 4 neighbouring output pixels × 16 channels at once (`dwconv_f32_4x16` in the naming
+//! grammar): the accumulators stay in registers, each weight vector is loaded once per tap for
+//! the 4 pixels, and the taps are a precomputed list of offsets. Border pixels take the same
+//! loop with one pixel. The loops are written once ([`generic`]) and compiled per x86 tier inside
+//! `#[target_feature]` entry points (with FMA where the tier has it); on aarch64 the baseline
+//! build is the NEON build. A depth multiplier above 1, or a window of more than
+//! [`generic::MAX_TAPS`] taps, takes a plain per-channel loop.
 
 use crate::gemm::Q8;
 use crate::requant::Requant;
@@ -23,9 +26,8 @@ use crate::window::Window2d;
 use crate::Isa;
 use std::fmt;
 use std::ops::Range;
-use std::sync::OnceLock;
 
-/// Channels per register block.
+/// Channels accumulated per pixel before one requantization pass (8-bit path).
 pub const BLOCK: usize = 64;
 
 /// Why a depthwise convolution cannot be prepared.
@@ -332,16 +334,22 @@ impl DepthwiseKernels {
         }
     }
 
-    /// The best kernels for the active tier, chosen once.
+    /// The portable kernels (the dispatch table's floor).
+    pub fn scalar() -> DepthwiseKernels {
+        DepthwiseKernels::for_isa(Isa::Scalar).expect("the scalar tier is always enabled")
+    }
+
+    /// The best enabled tier's kernels (what the dispatch table plugs in).
+    pub fn best() -> DepthwiseKernels {
+        [Isa::Avx512Vnni, Isa::Avx2]
+            .into_iter()
+            .find_map(DepthwiseKernels::for_isa)
+            .unwrap_or_else(DepthwiseKernels::scalar)
+    }
+
+    /// The dispatch table's kernels.
     pub fn active() -> &'static DepthwiseKernels {
-        static K: OnceLock<DepthwiseKernels> = OnceLock::new();
-        K.get_or_init(|| {
-            [Isa::Avx512Vnni, Isa::Avx2]
-                .into_iter()
-                .find_map(DepthwiseKernels::for_isa)
-                .or_else(|| DepthwiseKernels::for_isa(Isa::Scalar))
-                .expect("the scalar tier is always enabled")
-        })
+        &crate::dispatch::kernels().depthwise
     }
 }
 
@@ -396,6 +404,36 @@ pub mod generic {
         }
     }
 
+    /// Window taps per output pixel handled by the register-blocked path.
+    pub const MAX_TAPS: usize = 64;
+
+    /// The taps of output `(row, ox)` inside the input as `(weight offset, input offset)`
+    /// pairs (element offsets, the channel block is added by the caller); `kh·kw ≤ MAX_TAPS`.
+    #[inline(always)]
+    fn tap_list(
+        w: &Window2d,
+        row: usize,
+        ox: usize,
+        list: &mut [(usize, usize); MAX_TAPS],
+    ) -> usize {
+        let (b, oy) = (row / w.h.output, row % w.h.output);
+        let mut n = 0;
+        for ky in 0..w.h.kernel {
+            let Some(iy) = w.h.input_of(oy, ky) else {
+                continue;
+            };
+            let base = (b * w.h.input + iy) * w.w.input;
+            for kx in 0..w.w.kernel {
+                let Some(ix) = w.w.input_of(ox, kx) else {
+                    continue;
+                };
+                list[n] = ((ky * w.w.kernel + kx) * w.out_c, (base + ix) * w.in_c);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// f32 depthwise (see [`DwF32`]); `FMA` fuses multiply-adds (tiers that have FMA).
     #[inline(always)]
     pub fn f32<const FMA: bool>(
@@ -407,41 +445,68 @@ pub mod generic {
         let w = &p.win;
         check(w, input, output, &rows);
         let (c, oc) = (w.in_c, w.out_c);
+        let mut list = [(0usize, 0usize); MAX_TAPS];
+        let general = p.dm != 1 || w.h.kernel * w.w.kernel > MAX_TAPS;
+        let (x_lo, x_hi) = w.w.interior();
+        let dx = w.w.stride * c;
         for row in rows {
-            for ox in 0..w.w.output {
+            let mut ox = 0;
+            while !general && ox < w.w.output {
+                if ox >= x_lo && ox + PX <= x_hi {
+                    // PX neighbouring pixels with the same taps, shifted by `dx` in the input.
+                    let nt = tap_list(w, row, ox, &mut list);
+                    let taps = &list[..nt];
+                    let out = &mut output[(row * w.w.output + ox) * oc..][..PX * oc];
+                    let mut c0 = 0;
+                    while c0 + 16 <= c {
+                        block_f32_px::<16, PX, FMA>(p, input, out, taps, c0, dx);
+                        c0 += 16;
+                    }
+                    while c0 + 4 <= c {
+                        block_f32_px::<4, PX, FMA>(p, input, out, taps, c0, dx);
+                        c0 += 4;
+                    }
+                    while c0 < c {
+                        block_f32_px::<1, PX, FMA>(p, input, out, taps, c0, dx);
+                        c0 += 1;
+                    }
+                    ox += PX;
+                    continue;
+                }
+                let nt = tap_list(w, row, ox, &mut list);
+                let taps = &list[..nt];
                 let out = &mut output[(row * w.w.output + ox) * oc..][..oc];
-                if p.dm != 1 {
+                let mut c0 = 0;
+                while c0 + 16 <= c {
+                    block_f32_px::<16, 1, FMA>(p, input, out, taps, c0, dx);
+                    c0 += 16;
+                }
+                while c0 + 4 <= c {
+                    block_f32_px::<4, 1, FMA>(p, input, out, taps, c0, dx);
+                    c0 += 4;
+                }
+                while c0 < c {
+                    block_f32_px::<1, 1, FMA>(p, input, out, taps, c0, dx);
+                    c0 += 1;
+                }
+                ox += 1;
+            }
+            for ox in 0..if general { w.w.output } else { 0 } {
+                let out = &mut output[(row * w.w.output + ox) * oc..][..oc];
+                {
                     out.copy_from_slice(&p.bias);
                     for_taps(w, row, ox, |t, off| {
                         let wt = &p.weights[t * oc..][..oc];
                         for (ic, &x) in input[off..off + c].iter().enumerate() {
                             for m in 0..p.dm {
                                 let o = ic * p.dm + m;
-                                out[o] = madd::<FMA>(x, wt[o], out[o]);
+                                out[o] = madd::<false>(x, wt[o], out[o]);
                             }
                         }
                     });
                     for o in out.iter_mut() {
-                        *o = o.max(p.min).min(p.max);
+                        *o = clamp(*o, p.min, p.max);
                     }
-                    continue;
-                }
-                let mut c0 = 0;
-                while c0 + BLOCK <= c {
-                    block_f32::<BLOCK, FMA>(p, input, out, row, ox, c0);
-                    c0 += BLOCK;
-                }
-                while c0 + 16 <= c {
-                    block_f32::<16, FMA>(p, input, out, row, ox, c0);
-                    c0 += 16;
-                }
-                while c0 + 4 <= c {
-                    block_f32::<4, FMA>(p, input, out, row, ox, c0);
-                    c0 += 4;
-                }
-                while c0 < c {
-                    block_f32::<1, FMA>(p, input, out, row, ox, c0);
-                    c0 += 1;
                 }
             }
         }
@@ -458,53 +523,39 @@ pub mod generic {
         }
     }
 
-    /// Channels `c0..c0 + N` of one output pixel, accumulators in registers (dm = 1).
+    /// Output pixels in the register tile of the interior (same taps, shifted input).
+    const PX: usize = 4;
+
+    /// Channels `c0..c0 + N` of `P` neighbouring output pixels (input offsets `dx` apart; the
+    /// outputs are consecutive pixels of `out`), accumulators in registers (dm = 1).
     #[inline(always)]
-    fn block_f32<const N: usize, const FMA: bool>(
+    fn block_f32_px<const N: usize, const P: usize, const FMA: bool>(
         p: &DepthwiseF32,
         input: &[f32],
         out: &mut [f32],
-        row: usize,
-        ox: usize,
+        taps: &[(usize, usize)],
         c0: usize,
+        dx: usize,
     ) {
-        let c = p.win.in_c;
-        let mut acc: [f32; N] = p.bias[c0..c0 + N].try_into().unwrap();
-        for_taps(&p.win, row, ox, |t, off| {
-            let x: &[f32; N] = input[off + c0..][..N].try_into().unwrap();
-            let wt: &[f32; N] = p.weights[t * c + c0..][..N].try_into().unwrap();
-            for i in 0..N {
-                acc[i] = madd::<FMA>(x[i], wt[i], acc[i]);
+        let bias: [f32; N] = p.bias[c0..c0 + N].try_into().unwrap();
+        let mut acc = [bias; P];
+        for &(wo, io) in taps {
+            let wt: &[f32; N] = p.weights[wo + c0..][..N].try_into().unwrap();
+            for (j, a) in acc.iter_mut().enumerate() {
+                let x: &[f32; N] = input[io + j * dx + c0..][..N].try_into().unwrap();
+                for i in 0..N {
+                    a[i] = madd::<FMA>(x[i], wt[i], a[i]);
+                }
             }
-        });
-        let (lo, hi) = (p.min, p.max);
-        let o: &mut [f32; N] = (&mut out[c0..c0 + N]).try_into().unwrap();
-        for i in 0..N {
-            o[i] = clamp(acc[i], lo, hi);
         }
-    }
-
-    /// Channels `c0..c0 + N` of one output pixel into `acc[..N]` (dm = 1).
-    #[inline(always)]
-    fn block_q<T: Q8, const N: usize>(
-        p: &DepthwiseQ,
-        input: &[T],
-        acc: &mut [i32],
-        row: usize,
-        ox: usize,
-        c0: usize,
-    ) {
-        let c = p.win.in_c;
-        let zp = p.in_zp;
-        let mut a: [i32; N] = p.bias[c0..c0 + N].try_into().unwrap();
-        for_taps(&p.win, row, ox, |t, off| {
-            let x: &[T; N] = input[off + c0..][..N].try_into().unwrap();
-            let wt: &[i16; N] = p.weights[t * c + c0..][..N].try_into().unwrap();
+        let (lo, hi) = (p.min, p.max);
+        let oc = p.win.out_c;
+        for (j, a) in acc.iter().enumerate() {
+            let o: &mut [f32; N] = (&mut out[j * oc + c0..][..N]).try_into().unwrap();
             for i in 0..N {
-                a[i] += (x[i].to_i32() - zp) * wt[i] as i32;
+                o[i] = clamp(a[i], lo, hi);
             }
-        });
-        acc[..N].copy_from_slice(&a);
+        }
     }
 
     /// 8-bit depthwise (see [`DwQ`]).
@@ -515,10 +566,14 @@ pub mod generic {
         let (c, oc) = (w.in_c, w.out_c);
         let zp = p.in_zp;
         let rq = &p.rq;
+        let mut list = [(0usize, 0usize); MAX_TAPS];
+        let general = p.dm != 1 || w.h.kernel * w.w.kernel > MAX_TAPS;
+        let (x_lo, x_hi) = w.w.interior();
+        let dx = w.w.stride * c;
         for row in rows {
-            for ox in 0..w.w.output {
+            for ox in 0..if general { w.w.output } else { 0 } {
                 let out = &mut output[(row * w.w.output + ox) * oc..][..oc];
-                if p.dm != 1 {
+                {
                     for (o, dst) in out.iter_mut().enumerate() {
                         let (ic, mut acc) = (o / p.dm, p.bias[o]);
                         for_taps(w, row, ox, |t, off| {
@@ -526,30 +581,87 @@ pub mod generic {
                         });
                         *dst = T::from_i32(rq.apply(acc, o));
                     }
-                    continue;
-                }
-                let mut acc = [0i32; BLOCK];
-                let mut c0 = 0;
-                while c0 < c {
-                    let n = BLOCK.min(c - c0);
-                    let a = &mut acc[..n];
-                    let mut k = 0;
-                    while k + 32 <= n {
-                        block_q::<T, 32>(p, input, &mut a[k..], row, ox, c0 + k);
-                        k += 32;
-                    }
-                    while k + 8 <= n {
-                        block_q::<T, 8>(p, input, &mut a[k..], row, ox, c0 + k);
-                        k += 8;
-                    }
-                    while k < n {
-                        block_q::<T, 1>(p, input, &mut a[k..], row, ox, c0 + k);
-                        k += 1;
-                    }
-                    rq.apply_row(a, c0, &mut out[c0..c0 + n]);
-                    c0 += n;
                 }
             }
+            let mut ox = 0;
+            while !general && ox < w.w.output {
+                let nt = tap_list(w, row, ox, &mut list);
+                let taps = &list[..nt];
+                let out_row = (row * w.w.output + ox) * oc;
+                if ox >= x_lo && ox + PX <= x_hi {
+                    let out = &mut output[out_row..out_row + PX * oc];
+                    q_pixels::<T, PX>(p, input, out, taps, dx);
+                    ox += PX;
+                } else {
+                    let out = &mut output[out_row..out_row + oc];
+                    q_pixels::<T, 1>(p, input, out, taps, dx);
+                    ox += 1;
+                }
+            }
+        }
+    }
+
+    /// `P` neighbouring output pixels (dm = 1): channel chunks of [`BLOCK`] accumulated in
+    /// registers 16 at a time, then requantized row by row.
+    #[inline(always)]
+    fn q_pixels<T: Q8, const P: usize>(
+        p: &DepthwiseQ,
+        input: &[T],
+        out: &mut [T],
+        taps: &[(usize, usize)],
+        dx: usize,
+    ) {
+        let (c, oc) = (p.win.in_c, p.win.out_c);
+        let mut acc = [[0i32; BLOCK]; P];
+        let mut c0 = 0;
+        while c0 < c {
+            let n = BLOCK.min(c - c0);
+            let mut k = 0;
+            while k + 16 <= n {
+                block_q_px::<T, 16, P>(p, input, &mut acc, taps, c0, k, dx);
+                k += 16;
+            }
+            while k + 4 <= n {
+                block_q_px::<T, 4, P>(p, input, &mut acc, taps, c0, k, dx);
+                k += 4;
+            }
+            while k < n {
+                block_q_px::<T, 1, P>(p, input, &mut acc, taps, c0, k, dx);
+                k += 1;
+            }
+            for (j, a) in acc.iter().enumerate() {
+                p.rq.apply_row(&a[..n], c0, &mut out[j * oc + c0..j * oc + c0 + n]);
+            }
+            c0 += n;
+        }
+    }
+
+    /// Channels `c0 + k .. c0 + k + N` of `P` pixels into `acc[j][k..k + N]`.
+    #[inline(always)]
+    fn block_q_px<T: Q8, const N: usize, const P: usize>(
+        p: &DepthwiseQ,
+        input: &[T],
+        acc: &mut [[i32; BLOCK]; P],
+        taps: &[(usize, usize)],
+        c0: usize,
+        k: usize,
+        dx: usize,
+    ) {
+        let ch = c0 + k;
+        let zp = p.in_zp;
+        let bias: [i32; N] = p.bias[ch..ch + N].try_into().unwrap();
+        let mut a = [bias; P];
+        for &(wo, io) in taps {
+            let wt: &[i16; N] = p.weights[wo + ch..][..N].try_into().unwrap();
+            for (j, aj) in a.iter_mut().enumerate() {
+                let x: &[T; N] = input[io + j * dx + ch..][..N].try_into().unwrap();
+                for i in 0..N {
+                    aj[i] += (x[i].to_i32() - zp) * wt[i] as i32;
+                }
+            }
+        }
+        for (dst, src) in acc.iter_mut().zip(&a) {
+            dst[k..k + N].copy_from_slice(src);
         }
     }
 }

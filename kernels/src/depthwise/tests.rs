@@ -195,3 +195,20 @@ fn bad_parameters_are_errors() {
         }
     );
 }
+
+#[test]
+fn dispatch_plugs_the_best_tier() {
+    let best = tiers()
+        .into_iter()
+        .filter(|i| DepthwiseKernels::for_isa(*i).is_some())
+        .max()
+        .unwrap();
+    assert_eq!(DepthwiseKernels::active().isa, best);
+    if Isa::Avx2.enabled() {
+        assert_ne!(
+            DepthwiseKernels::active().isa,
+            Isa::Scalar,
+            "depthwise slot is scalar"
+        );
+    }
+}

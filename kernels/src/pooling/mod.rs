@@ -18,7 +18,6 @@ pub use crate::gemm::Q8;
 use crate::window::Window2d;
 use crate::Isa;
 use std::ops::Range;
-use std::sync::OnceLock;
 
 /// Max pooling, f32: `out = clamp(max over the window, lo, hi)`.
 pub type MaxPoolF32 = fn(&Window2d, &[f32], &mut [f32], Range<usize>, f32, f32);
@@ -87,16 +86,22 @@ impl PoolKernels {
         }
     }
 
-    /// The best kernels for the active tier, chosen once.
+    /// The portable kernels (the dispatch table's floor).
+    pub fn scalar() -> PoolKernels {
+        PoolKernels::for_isa(Isa::Scalar).expect("the scalar tier is always enabled")
+    }
+
+    /// The best enabled tier's kernels (what the dispatch table plugs in).
+    pub fn best() -> PoolKernels {
+        [Isa::Avx512Vnni, Isa::Avx2]
+            .into_iter()
+            .find_map(PoolKernels::for_isa)
+            .unwrap_or_else(PoolKernels::scalar)
+    }
+
+    /// The dispatch table's kernels.
     pub fn active() -> &'static PoolKernels {
-        static K: OnceLock<PoolKernels> = OnceLock::new();
-        K.get_or_init(|| {
-            [Isa::Avx512Vnni, Isa::Avx2]
-                .into_iter()
-                .find_map(PoolKernels::for_isa)
-                .or_else(|| PoolKernels::for_isa(Isa::Scalar))
-                .expect("the scalar tier is always enabled")
-        })
+        &crate::dispatch::kernels().pooling
     }
 }
 
