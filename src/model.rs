@@ -193,6 +193,15 @@ impl Model {
 
     /// Validates a model in static memory. When `bytes` starts at a 64-byte aligned address it
     /// is used in place (no copy); otherwise it is copied as in [`Model::from_bytes`].
+    /// `include_bytes!` alone aligns to 1; to embed a model without a copy, align it:
+    ///
+    /// ```text
+    /// #[repr(C, align(64))] struct Align64;
+    /// #[repr(C)] struct AlignedAs<A, B: ?Sized> { _align: [A; 0], bytes: B }
+    /// static MODEL: &AlignedAs<Align64, [u8]> =
+    ///     &AlignedAs { _align: [], bytes: *include_bytes!("model.sparq") };
+    /// let model = Model::from_static(&MODEL.bytes)?;
+    /// ```
     pub fn from_static(bytes: &'static [u8]) -> Result<Model> {
         if bytes.as_ptr().align_offset(DATA_ALIGN) == 0 {
             Model::from_storage(Storage::Static(bytes))

@@ -404,3 +404,45 @@ fn from_bytes_accepts_misaligned_slices() {
         }
     }
 }
+
+/// 64-byte alignment for an embedded model (`include_bytes!` alone aligns to 1).
+#[repr(C, align(64))]
+struct Align64;
+#[repr(C)]
+struct AlignedAs<A, B: ?Sized> {
+    _align: [A; 0],
+    bytes: B,
+}
+static TINY: &AlignedAs<Align64, [u8]> = &AlignedAs {
+    _align: [],
+    bytes: *include_bytes!("fixtures/tiny.sparq"),
+};
+
+#[test]
+fn from_static_uses_aligned_bytes_in_place() {
+    let model = Model::from_static(&TINY.bytes).unwrap();
+    assert_eq!(
+        model.as_bytes().as_ptr(),
+        TINY.bytes.as_ptr(),
+        "aligned static bytes were copied"
+    );
+    // Misaligned static bytes are copied into an aligned buffer.
+    let leaked: &'static mut [u8] = Vec::leak(vec![0u8; TINY.bytes.len() + 2]);
+    let k = if (leaked.as_ptr() as usize + 1) % 64 == 0 {
+        2
+    } else {
+        1
+    };
+    leaked[k..k + TINY.bytes.len()].copy_from_slice(&TINY.bytes);
+    let misaligned: &'static [u8] = &leaked[k..k + TINY.bytes.len()];
+    let model = Model::from_static(misaligned).unwrap();
+    assert_ne!(model.as_bytes().as_ptr(), misaligned.as_ptr());
+    assert_eq!(model.as_bytes().as_ptr() as usize % 64, 0);
+    assert_eq!(model.to_def(), examples::tiny());
+}
+
+#[test]
+fn model_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Model>();
+}
