@@ -428,7 +428,7 @@ fn from_static_uses_aligned_bytes_in_place() {
     );
     // Misaligned static bytes are copied into an aligned buffer.
     let leaked: &'static mut [u8] = Vec::leak(vec![0u8; TINY.bytes.len() + 2]);
-    let k = if (leaked.as_ptr() as usize + 1) % 64 == 0 {
+    let k = if leaked[1..].as_ptr().align_offset(64) == 0 {
         2
     } else {
         1
