@@ -189,6 +189,42 @@ impl ThreadPool {
     }
 }
 
+impl ThreadPool {
+    /// As [`ThreadPool::run_chunks_mut`] over two slices at once: call `i` gets chunk `i` of `a`
+    /// (`a_chunk` elements) and chunk `i` of `b` (`b_chunk` elements), exclusively. Runs
+    /// `tasks` calls; chunks past the end of a slice are empty.
+    pub fn run_chunks2_mut<T: Send, U: Send>(
+        &self,
+        tasks: usize,
+        a: &mut [T],
+        a_chunk: usize,
+        b: &mut [U],
+        b_chunk: usize,
+        f: &(dyn Fn(usize, &mut [T], &mut [U]) + Sync),
+    ) {
+        let (a_len, b_len) = (a.len(), b.len());
+        let (pa, pb) = (SendPtr(a.as_mut_ptr()), SendPtr(b.as_mut_ptr()));
+        let part = |i: usize, chunk: usize, len: usize| {
+            let start = (i * chunk).min(len);
+            (start, (start + chunk).min(len))
+        };
+        self.run(tasks, &|i| {
+            let (a0, a1) = part(i, a_chunk, a_len);
+            let (b0, b1) = part(i, b_chunk, b_len);
+            // SAFETY: as in `run_chunks_mut`: each `i` runs once, so the ranges handed out of
+            // each slice are disjoint and in bounds, and both slices stay mutably borrowed until
+            // `run` returns.
+            let (ca, cb) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(pa.get().add(a0), a1 - a0),
+                    std::slice::from_raw_parts_mut(pb.get().add(b0), b1 - b0),
+                )
+            };
+            f(i, ca, cb);
+        });
+    }
+}
+
 /// A raw pointer that may cross threads; see the SAFETY note in `run_chunks_mut`.
 struct SendPtr<T>(*mut T);
 
@@ -383,6 +419,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn two_slices_split_together() {
+        let pool = ThreadPool::new(3).unwrap();
+        let mut a = vec![0u32; 10];
+        let mut b = vec![0u8; 7];
+        pool.run_chunks2_mut(4, &mut a, 3, &mut b, 2, &|i, ca, cb| {
+            ca.iter_mut().for_each(|x| *x = i as u32 + 1);
+            cb.iter_mut().for_each(|x| *x = i as u8 + 1);
+        });
+        assert_eq!(a, [1, 1, 1, 2, 2, 2, 3, 3, 3, 4]);
+        assert_eq!(b, [1, 1, 2, 2, 3, 3, 4]);
     }
 
     #[test]

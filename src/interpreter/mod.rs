@@ -91,6 +91,8 @@ struct Step {
     inputs: Vec<Operand>,
     out_offset: usize,
     out_len: usize,
+    scratch_offset: usize,
+    scratch_len: usize,
 }
 
 /// A prepared model, ready to run.
@@ -194,6 +196,7 @@ impl<'m> Interpreter<'m> {
             eval: Box<dyn OpEval>,
             inputs: Vec<Option<usize>>,
             output: usize,
+            scratch: usize,
         }
         let mut pending: Vec<Pending> = Vec::new();
         for (oi, op) in model.operators().iter().enumerate() {
@@ -266,8 +269,11 @@ impl<'m> Interpreter<'m> {
                     })
                     .collect();
                 let mut buf = AlignedBuf::zeroed(declared.byte_size);
-                let ins = Inputs::new(&[], &[], 0, &operands, &consts);
-                prepared.eval.eval(&ins, buf.bytes_mut(), &Exec::single());
+                let mut scratch = AlignedBuf::zeroed(prepared.scratch);
+                let ins = Inputs::new([(0, &[]); 3], &operands, &consts);
+                prepared
+                    .eval
+                    .eval(&ins, buf.bytes_mut(), scratch.bytes_mut(), &Exec::single());
                 storage[out] = Storage::Const(consts.len());
                 consts.push(ConstData::Owned(buf));
                 continue;
@@ -278,6 +284,7 @@ impl<'m> Interpreter<'m> {
                 eval: prepared.eval,
                 inputs: op.inputs.clone(),
                 output: out,
+                scratch: prepared.scratch,
             });
         }
         for &o in model.outputs() {
@@ -320,6 +327,15 @@ impl<'m> Interpreter<'m> {
                 });
             }
         }
+        // Each step's scratch lives during that step only.
+        let scratch_base = reqs.len();
+        for (s, p) in pending.iter().enumerate() {
+            reqs.push(arena::Request {
+                size: p.scratch,
+                first: s,
+                last: s,
+            });
+        }
         let plan = arena::plan(&reqs, 64)
             .ok_or_else(|| Error::InvalidModel("activation arena size overflows".into()))?;
         for (k, &i) in arena_tensors.iter().enumerate() {
@@ -330,7 +346,8 @@ impl<'m> Interpreter<'m> {
         }
         let steps = pending
             .into_iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(s, p)| {
                 let inputs = p
                     .inputs
                     .iter()
@@ -353,6 +370,8 @@ impl<'m> Interpreter<'m> {
                     inputs,
                     out_offset: offset,
                     out_len: len,
+                    scratch_offset: plan.offsets[scratch_base + s],
+                    scratch_len: p.scratch,
                 }
             })
             .collect::<Vec<_>>();
@@ -387,16 +406,9 @@ impl<'m> Interpreter<'m> {
         let bytes = arena.bytes_mut();
         for (s, step) in steps.iter().enumerate() {
             let start = profile.as_ref().map(|_| Instant::now());
-            let (left, rest) = bytes.split_at_mut(step.out_offset);
-            let (out, right) = rest.split_at_mut(step.out_len);
-            let ins = Inputs::new(
-                left,
-                right,
-                step.out_offset + step.out_len,
-                &step.inputs,
-                consts,
-            );
-            step.eval.eval(&ins, out, exec);
+            let (segments, out, scratch) = split_arena(bytes, step);
+            let ins = Inputs::new(segments, &step.inputs, consts);
+            step.eval.eval(&ins, out, scratch, exec);
             if let (Some(p), Some(t0)) = (profile.as_mut(), start) {
                 p[s] += t0.elapsed();
             }
@@ -629,4 +641,33 @@ fn densify(s: &SparseView<'_>, elem: usize) -> std::result::Result<Vec<u8>, Stri
         }
     }
     Ok(dense)
+}
+
+type Split<'a> = ([(usize, &'a [u8]); 3], &'a mut [u8], &'a mut [u8]);
+
+/// Splits the arena into the step's output, its scratch, and the (up to three) runs of bytes
+/// around them, where the inputs are. The planner keeps output and scratch disjoint (they are
+/// alive at the same step).
+fn split_arena<'a>(bytes: &'a mut [u8], step: &Step) -> Split<'a> {
+    let (o0, o1) = (step.out_offset, step.out_offset + step.out_len);
+    let (s0, s1) = (step.scratch_offset, step.scratch_offset + step.scratch_len);
+    if step.scratch_len == 0 {
+        let (left, rest) = bytes.split_at_mut(o0);
+        let (out, right) = rest.split_at_mut(o1 - o0);
+        return ([(0, left), (o1, right), (0, &[])], out, &mut []);
+    }
+    debug_assert!(s1 <= o0 || o1 <= s0, "output and scratch overlap");
+    if o1 <= s0 {
+        let (left, rest) = bytes.split_at_mut(o0);
+        let (out, rest) = rest.split_at_mut(o1 - o0);
+        let (mid, rest) = rest.split_at_mut(s0 - o1);
+        let (scratch, right) = rest.split_at_mut(s1 - s0);
+        ([(0, left), (o1, mid), (s1, right)], out, scratch)
+    } else {
+        let (left, rest) = bytes.split_at_mut(s0);
+        let (scratch, rest) = rest.split_at_mut(s1 - s0);
+        let (mid, rest) = rest.split_at_mut(o0 - s1);
+        let (out, right) = rest.split_at_mut(o1 - o0);
+        ([(0, left), (s1, mid), (o1, right)], out, scratch)
+    }
 }

@@ -110,6 +110,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                 eval: boxed(BinaryF32 { bc, f, act }),
                 shape,
                 dtype: DType::F32,
+                scratch: 0,
             })
         }
         d => Err(ctx.unsupported(format!("{d} inputs"))),
@@ -123,7 +124,7 @@ struct BinaryF32 {
 }
 
 impl OpEval for BinaryF32 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
         let (a, b) = (ins.f32(0), ins.f32(1));
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
         let (lo, hi) = act_range_f32(self.act);

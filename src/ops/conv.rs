@@ -163,71 +163,8 @@ pub(crate) fn prepare_conv(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         (dilation_h, dilation_w),
     )?;
     let shape = vec![g.n, g.oh, g.ow, oc];
-    match ctx.dtype(x) {
-        DType::F32 => {
-            let wf = ctx.const_f32(w)?;
-            // Pack as [kh][kw][ic][oc] so the inner loop runs along output channels.
-            let mut packed = vec![0f32; wf.len()];
-            for o in 0..oc {
-                for t in 0..kh * kw * wic {
-                    packed[t * oc + o] = wf[o * kh * kw * wic + t];
-                }
-            }
-            let bias = bias_f32(ctx, 2, oc)?;
-            Ok(Prepared {
-                eval: boxed(ConvF32 {
-                    g,
-                    w: packed,
-                    bias,
-                    act: activation,
-                }),
-                shape,
-                dtype: DType::F32,
-            })
-        }
-        d => Err(ctx.unsupported(format!("{d} input"))),
-    }
-}
-
-struct ConvF32 {
-    g: Geometry,
-    w: Vec<f32>,
-    bias: Vec<f32>,
-    act: Activation,
-}
-
-impl OpEval for ConvF32 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], exec: &Exec) {
-        let g = &self.g;
-        let x = ins.f32(0);
-        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
-        let (lo, hi) = act_range_f32(self.act);
-        let row_len = g.ow * g.oc;
-        let work = out.len() * g.kh * g.kw * g.ic;
-        exec.rows(out, row_len, work, &|r0, rows| {
-            for (ri, orow) in rows.chunks_exact_mut(row_len).enumerate() {
-                let r = r0 + ri;
-                let (b, y) = (r / g.oh, r % g.oh);
-                for (xo, o) in orow.chunks_exact_mut(g.oc).enumerate() {
-                    o.copy_from_slice(&self.bias);
-                    for ky in 0..g.kh {
-                        let Some(iy) = g.in_y(y, ky) else { continue };
-                        for kx in 0..g.kw {
-                            let Some(ix) = g.in_x(xo, kx) else { continue };
-                            let px = &x[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic];
-                            let wb = &self.w[(ky * g.kw + kx) * g.ic * g.oc..][..g.ic * g.oc];
-                            for (&v, wr) in px.iter().zip(wb.chunks_exact(g.oc)) {
-                                for (a, &w) in o.iter_mut().zip(wr) {
-                                    *a += v * w;
-                                }
-                            }
-                        }
-                    }
-                    finish_f32(o, lo, hi, self.act);
-                }
-            }
-        });
-    }
+    let op = super::gemm::prepare(ctx, g, activation)?;
+    Ok(op.into_prepared(shape, ctx.dtype(x)))
 }
 
 /// Applies a fused activation in place.
@@ -298,6 +235,7 @@ pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                 }),
                 shape,
                 dtype: DType::F32,
+                scratch: 0,
             })
         }
         d => Err(ctx.unsupported(format!("{d} input"))),
@@ -314,7 +252,7 @@ struct DepthwiseF32 {
 }
 
 impl OpEval for DepthwiseF32 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
         let g = &self.g;
         let x = ins.f32(0);
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);

@@ -1,9 +1,9 @@
 //! FULLY_CONNECTED: `out[r, o] = sum_i x[r, i] * w[o, i] + bias[o]`, weights [O, I].
 
-use sparq_schema::{Activation, DType, OpOptions};
+use sparq_schema::OpOptions;
 
-use super::conv::finish_f32;
-use super::{act_range_f32, boxed, elements, Ctx, Exec, Inputs, OpEval, Prepared};
+use super::conv::Geometry;
+use super::{elements, Ctx, Prepared};
 use crate::Result;
 
 pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
@@ -40,66 +40,23 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     } else {
         vec![rows, oc]
     };
-    match ctx.dtype(x) {
-        DType::F32 => {
-            let wf = ctx.const_f32(w)?;
-            // Pack transposed, [I][O], so the inner loop runs along outputs.
-            let mut wt = vec![0f32; wf.len()];
-            for o in 0..oc {
-                for i in 0..ic {
-                    wt[i * oc + o] = wf[o * ic + i];
-                }
-            }
-            let bias = match ctx.opt_input(2) {
-                None => vec![0.0; oc],
-                Some(b) => {
-                    if elements(ctx.shape(b)) != oc {
-                        return Err(ctx.tensor_err(b, format!("bias is not [{oc}]")));
-                    }
-                    ctx.const_f32(b)?
-                }
-            };
-            Ok(Prepared {
-                eval: boxed(FcF32 {
-                    ic,
-                    oc,
-                    wt,
-                    bias,
-                    act: activation,
-                }),
-                shape,
-                dtype: DType::F32,
-            })
-        }
-        d => Err(ctx.unsupported(format!("{d} input"))),
-    }
-}
-
-struct FcF32 {
-    ic: usize,
-    oc: usize,
-    wt: Vec<f32>,
-    bias: Vec<f32>,
-    act: Activation,
-}
-
-impl OpEval for FcF32 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], exec: &Exec) {
-        let x = ins.f32(0);
-        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
-        let (lo, hi) = act_range_f32(self.act);
-        let work = out.len() * self.ic;
-        exec.rows(out, self.oc, work, &|r0, rows| {
-            for (ri, o) in rows.chunks_exact_mut(self.oc).enumerate() {
-                let xr = &x[(r0 + ri) * self.ic..][..self.ic];
-                o.copy_from_slice(&self.bias);
-                for (&v, wr) in xr.iter().zip(self.wt.chunks_exact(self.oc)) {
-                    for (a, &w) in o.iter_mut().zip(wr) {
-                        *a += v * w;
-                    }
-                }
-                finish_f32(o, lo, hi, self.act);
-            }
-        });
-    }
+    let g = Geometry {
+        n: rows,
+        ih: 1,
+        iw: 1,
+        ic,
+        oh: 1,
+        ow: 1,
+        oc,
+        kh: 1,
+        kw: 1,
+        sh: 1,
+        sw: 1,
+        dh: 1,
+        dw: 1,
+        pad_t: 0,
+        pad_l: 0,
+    };
+    let op = super::gemm::prepare(ctx, g, activation)?;
+    Ok(op.into_prepared(shape, ctx.dtype(x)))
 }

@@ -5,6 +5,7 @@
 mod binary;
 mod conv;
 mod fc;
+mod gemm;
 mod pool;
 mod quant;
 mod reduce;
@@ -32,25 +33,20 @@ pub(crate) enum Operand {
 /// The inputs of one operator at run time. The arena is split around the operator's output, so
 /// inputs (which the planner never places over a live output) are shared slices.
 pub(crate) struct Inputs<'a> {
-    left: &'a [u8],
-    right: &'a [u8],
-    right_base: usize,
+    /// The arena minus the output and the scratch: up to three runs, as (offset, bytes).
+    segments: [(usize, &'a [u8]); 3],
     operands: &'a [Operand],
     consts: &'a [ConstData<'a>],
 }
 
 impl<'a> Inputs<'a> {
     pub(crate) fn new(
-        left: &'a [u8],
-        right: &'a [u8],
-        right_base: usize,
+        segments: [(usize, &'a [u8]); 3],
         operands: &'a [Operand],
         consts: &'a [ConstData<'a>],
     ) -> Inputs<'a> {
         Inputs {
-            left,
-            right,
-            right_base,
+            segments,
             operands,
             consts,
         }
@@ -62,11 +58,14 @@ impl<'a> Inputs<'a> {
             Operand::Absent => &[],
             Operand::Const(c) => self.consts[c].bytes(),
             Operand::Arena { offset, len } => {
-                if offset + len <= self.left.len() {
-                    &self.left[offset..offset + len]
-                } else {
-                    &self.right[offset - self.right_base..offset - self.right_base + len]
+                // The planner never overlaps a live input with the output or the scratch, so
+                // the input lies inside one segment.
+                for &(base, seg) in &self.segments {
+                    if offset >= base && offset + len <= base + seg.len() {
+                        return &seg[offset - base..offset - base + len];
+                    }
                 }
+                unreachable!("input {k} at {offset}+{len} crosses the output or scratch")
             }
         }
     }
@@ -126,18 +125,51 @@ impl Exec {
     }
 }
 
+impl Exec {
+    /// As [`Exec::rows`], with a scratch buffer split alongside: the call for rows
+    /// `first..first + n` also gets scratch rows `first..first + n` (`scratch_row` elements each).
+    pub(crate) fn rows_with_scratch<T: Send, U: Send>(
+        &self,
+        out: &mut [T],
+        row_len: usize,
+        scratch: &mut [U],
+        scratch_row: usize,
+        work: usize,
+        f: &(dyn Fn(usize, &mut [T], &mut [U]) + Sync),
+    ) {
+        let rows = out.len().checked_div(row_len).unwrap_or(0);
+        match &self.pool {
+            Some(pool) if work >= PAR_MIN_WORK && rows >= 2 => {
+                let per = rows.div_ceil(pool.threads());
+                let tasks = rows.div_ceil(per);
+                pool.run_chunks2_mut(
+                    tasks,
+                    out,
+                    per * row_len,
+                    scratch,
+                    per * scratch_row,
+                    &|i, o, s| f(i * per, o, s),
+                );
+            }
+            _ => f(0, out, scratch),
+        }
+    }
+}
+
 /// What `prepare` of an operator returns.
 pub(crate) struct Prepared {
     pub eval: Box<dyn OpEval>,
     pub shape: Vec<usize>,
     pub dtype: DType,
+    /// Scratch bytes `eval` needs (planned in the arena, alive during this op only).
+    pub scratch: usize,
 }
 
 /// The run-time half of a prepared operator.
 pub(crate) trait OpEval: Send + Sync {
     /// Computes the output from the inputs. `out` has exactly the output's byte length and is
     /// 64-byte aligned; inputs have the shapes and dtypes checked at prepare.
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], exec: &Exec);
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec);
 }
 
 /// What an operator's `prepare` sees: its options, its tensors' shapes, dtypes, quantization
@@ -354,4 +386,13 @@ pub(crate) fn boxed(e: impl OpEval + 'static) -> Box<dyn OpEval> {
 /// Number of elements of a shape.
 pub(crate) fn elements(shape: &[usize]) -> usize {
     shape.iter().product()
+}
+
+/// A byte buffer of the arena as a typed slice. Arena buffers are 64-byte aligned; an empty one
+/// (no scratch asked) may not be, so it maps to an empty slice.
+pub(crate) fn cast_mut<T: bytemuck::Pod>(b: &mut [u8]) -> &mut [T] {
+    if b.is_empty() {
+        return &mut [];
+    }
+    bytemuck::cast_slice_mut(b)
 }

@@ -47,6 +47,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             }),
             shape,
             dtype: DType::F32,
+            scratch: 0,
         }),
         d => Err(ctx.unsupported(format!("{d} input"))),
     }
@@ -59,7 +60,7 @@ struct PoolF32 {
 }
 
 impl OpEval for PoolF32 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
         let g = &self.g;
         let x = ins.f32(0);
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);

@@ -48,13 +48,14 @@ pub(crate) fn prepare_dequantize(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         eval,
         shape,
         dtype: DType::F32,
+        scratch: 0,
     })
 }
 
 struct DequantizeF16;
 
 impl OpEval for DequantizeF16 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
         let x: &[half::f16] = bytemuck::cast_slice(ins.bytes(0));
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
         for (o, v) in out.iter_mut().zip(x) {
@@ -70,7 +71,7 @@ struct DequantizeQ8 {
 }
 
 impl OpEval for DequantizeQ8 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
         let x = ins.bytes(0);
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
         for (o, &b) in out.iter_mut().zip(x) {
@@ -102,6 +103,7 @@ pub(crate) fn prepare_quantize(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             eval: boxed(QuantizeF32 { scale, zp, lo, hi }),
             shape,
             dtype,
+            scratch: 0,
         }),
         d => Err(ctx.unsupported(format!(
             "{d} input (requantization comes with the integer ops)"
@@ -117,7 +119,7 @@ struct QuantizeF32 {
 }
 
 impl OpEval for QuantizeF32 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
         let x = ins.f32(0);
         for (o, &v) in out.iter_mut().zip(x) {
             // TFLite: round half away from zero of val / scale, in f32.

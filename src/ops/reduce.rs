@@ -72,6 +72,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             eval: boxed(ReduceF32 { plan, reducer }),
             shape,
             dtype: DType::F32,
+            scratch: 0,
         }),
         d => Err(ctx.unsupported(format!("{d} input"))),
     }
@@ -83,7 +84,7 @@ struct ReduceF32 {
 }
 
 impl OpEval for ReduceF32 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
         let x = ins.f32(0);
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
         let p = &self.plan;

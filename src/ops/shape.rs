@@ -114,13 +114,14 @@ pub(crate) fn prepare_reshape(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         eval: boxed(CopyBytes),
         shape,
         dtype: ctx.dtype(x),
+        scratch: 0,
     })
 }
 
 pub(crate) struct CopyBytes;
 
 impl OpEval for CopyBytes {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
         out.copy_from_slice(ins.bytes(0));
     }
 }
@@ -168,6 +169,7 @@ pub(crate) fn prepare_concat(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         eval: boxed(Concat { outer, chunks }),
         shape,
         dtype: ctx.dtype(first),
+        scratch: 0,
     })
 }
 
@@ -178,7 +180,7 @@ struct Concat {
 }
 
 impl OpEval for Concat {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
         let mut o = 0;
         for i in 0..self.outer {
             for (k, &c) in self.chunks.iter().enumerate() {
@@ -250,6 +252,7 @@ pub(crate) fn prepare_pad(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         }),
         shape,
         dtype,
+        scratch: 0,
     })
 }
 
@@ -263,7 +266,7 @@ struct Pad {
 }
 
 impl OpEval for Pad {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
         let x = ins.bytes(0);
         for c in out.chunks_exact_mut(self.elem) {
             c.copy_from_slice(&self.fill);

@@ -20,6 +20,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             eval: boxed(SoftmaxF32 { depth, beta, log }),
             shape,
             dtype: DType::F32,
+            scratch: 0,
         }),
         d => Err(ctx.unsupported(format!("{d} input"))),
     }
@@ -32,7 +33,7 @@ struct SoftmaxF32 {
 }
 
 impl OpEval for SoftmaxF32 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
         let x = ins.f32(0);
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
         if self.depth == 0 {

@@ -35,6 +35,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                 eval: boxed(UnaryF32 { f, alpha }),
                 shape,
                 dtype: DType::F32,
+                scratch: 0,
             })
         }
         d => Err(ctx.unsupported(format!("{d} input"))),
@@ -50,7 +51,7 @@ struct UnaryF32 {
 const ROW: usize = 4096;
 
 impl OpEval for UnaryF32 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
         let x = ins.f32(0);
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
         let work = out.len();

@@ -1,0 +1,288 @@
+//! CONV_2D and FULLY_CONNECTED on the packed GEMM kernels: f32, int8 and legacy uint8.
+//!
+//! A convolution is `out[pixels × O] = im2col(x)[pixels × K] · W[O × K]ᵀ` with `K = kh·kw·I`
+//! (weights as TFLite stores them, [O, kh, kw, I], are already O × K row-major). A 1×1 stride-1
+//! convolution and a fully-connected layer read the input in place; other convolutions gather
+//! their rows into the op's scratch first (padding filled with the input zero point, so it adds
+//! nothing). Rows (output pixels) are split across threads; each thread gathers and multiplies
+//! its own rows, so the result does not depend on the thread count.
+
+use sparq_kernels::gemm::{gemm_f32, gemm_i8, ActQuant, PackedF32, PackedI8, Q8};
+use sparq_kernels::requant::{activation_range, Activation as KAct, Requant};
+use sparq_schema::{Activation, DType};
+
+use super::conv::{finish_f32, Geometry};
+use super::quant::per_tensor;
+use super::{act_range_f32, boxed, elements, Ctx, Exec, Inputs, OpEval, Prepared};
+use crate::Result;
+
+enum Kind {
+    F32 {
+        packed: PackedF32,
+        lo: f32,
+        hi: f32,
+        act: Activation,
+    },
+    I8 {
+        packed: PackedI8,
+        rq: Requant,
+        zp: i8,
+    },
+    U8 {
+        packed: PackedI8,
+        rq: Requant,
+        zp: u8,
+    },
+}
+
+pub(crate) struct GemmOp {
+    g: Geometry,
+    /// Gather rows (im2col) into scratch; false when the input rows are the GEMM rows.
+    im2col: bool,
+    k: usize,
+    kind: Kind,
+}
+
+/// Whether a convolution reads its input rows in place (1×1 window, stride 1, no padding).
+pub(crate) fn direct(g: &Geometry) -> bool {
+    g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pad_t == 0 && g.pad_l == 0
+}
+
+/// The kernel's fused activation, or `None` for one it cannot fold (tanh).
+fn kernel_act(a: Activation) -> Option<KAct> {
+    match a {
+        Activation::None => Some(KAct::None),
+        Activation::Relu => Some(KAct::Relu),
+        Activation::ReluN1To1 => Some(KAct::ReluN1To1),
+        Activation::Relu6 => Some(KAct::Relu6),
+        Activation::Tanh => None,
+    }
+}
+
+/// Prepares the GEMM of a convolution (`g`) or fully-connected layer (`g` 1×1 over `n` rows)
+/// from input 0 (activations), input 1 (weights, O × K) and optional input 2 (bias).
+pub(crate) fn prepare(ctx: &Ctx<'_, '_>, g: Geometry, act: Activation) -> Result<GemmOp> {
+    let x = ctx.input(0)?;
+    let (w, wbytes) = ctx.const_input(1)?;
+    let (n, k) = (g.oc, g.kh * g.kw * g.ic);
+    if elements(ctx.shape(w)) != n * k {
+        return Err(ctx.tensor_err(w, format!("weights {:?} are not {n} × {k}", ctx.shape(w))));
+    }
+    let im2col = !direct(&g);
+    let kind = match ctx.dtype(x) {
+        DType::F32 => {
+            if matches!(ctx.dtype(w), DType::I8 | DType::U8) {
+                return Err(ctx.unsupported(
+                    "float input with integer weights (dynamic-range) is not implemented yet",
+                ));
+            }
+            let wf = ctx.const_f32(w)?;
+            let bias = match ctx.opt_input(2) {
+                Some(b) => {
+                    if elements(ctx.shape(b)) != n {
+                        return Err(ctx.tensor_err(b, format!("bias is not [{n}]")));
+                    }
+                    Some(ctx.const_f32(b)?)
+                }
+                None => None,
+            };
+            let packed =
+                PackedF32::new(&wf, n, k, bias.as_deref()).map_err(|e| ctx.err(e.to_string()))?;
+            let (lo, hi) = act_range_f32(act);
+            Kind::F32 {
+                packed,
+                lo,
+                hi,
+                act,
+            }
+        }
+        DType::I8 | DType::U8 => {
+            let unsigned = ctx.dtype(x) == DType::U8;
+            let y = ctx.output();
+            let (in_scale, in_zp) = per_tensor(ctx, x)?;
+            let (out_scale, out_zp) = per_tensor(ctx, y)?;
+            let wq = ctx
+                .quant(w)
+                .ok_or_else(|| ctx.tensor_err(w, "has no quantization"))?;
+            if wq.scales.len() != 1 && wq.scales.len() != n {
+                return Err(
+                    ctx.tensor_err(w, format!("{} scales for {n} channels", wq.scales.len()))
+                );
+            }
+            let reals: Vec<f64> = wq
+                .scales
+                .iter()
+                .map(|&ws| in_scale as f64 * ws as f64 / out_scale as f64)
+                .collect();
+            let kact = kernel_act(act)
+                .ok_or_else(|| ctx.unsupported(format!("fused {act:?} on an integer output")))?;
+            let (qmin, qmax) = if unsigned { (0, 255) } else { (-128, 127) };
+            let (lo, hi) = activation_range(kact, out_scale, out_zp, qmin, qmax);
+            let rq = Requant::from_real(&reals, out_zp, lo, hi)
+                .map_err(|e| ctx.err(format!("output requantization: {e}")))?;
+            let bias: Option<Vec<i32>> = match ctx.opt_input(2) {
+                Some(b) => {
+                    if ctx.dtype(b) != DType::I32 || elements(ctx.shape(b)) != n {
+                        return Err(ctx.tensor_err(b, format!("bias must be i32 [{n}]")));
+                    }
+                    let bb = ctx
+                        .const_bytes(b)
+                        .ok_or_else(|| ctx.unsupported("a non-constant bias"))?;
+                    Some(bytemuck::cast_slice::<u8, i32>(bb).to_vec())
+                }
+                None => None,
+            };
+            let aq = if unsigned {
+                ActQuant::u8(in_zp)
+            } else {
+                ActQuant::i8(in_zp)
+            };
+            let packed = match ctx.dtype(w) {
+                DType::I8 => {
+                    if wq.zero_points.iter().any(|&z| z != 0) {
+                        return Err(ctx.unsupported("int8 weights with a nonzero zero point"));
+                    }
+                    PackedI8::new(bytemuck::cast_slice(wbytes), n, k, bias.as_deref(), aq)
+                }
+                DType::U8 => {
+                    if wq.zero_points.len() != 1 {
+                        return Err(ctx.unsupported("per-channel uint8 weights"));
+                    }
+                    PackedI8::new_u8(wbytes, wq.zero_points[0] as i32, n, k, bias.as_deref(), aq)
+                }
+                d => {
+                    return Err(ctx.tensor_err(
+                        w,
+                        format!("is {d}; integer inputs need int8 or uint8 weights"),
+                    ))
+                }
+            }
+            .map_err(|e| ctx.err(e.to_string()))?;
+            if unsigned {
+                let zp = u8::try_from(in_zp)
+                    .map_err(|_| ctx.tensor_err(x, "zero point outside uint8"))?;
+                Kind::U8 { packed, rq, zp }
+            } else {
+                let zp = i8::try_from(in_zp)
+                    .map_err(|_| ctx.tensor_err(x, "zero point outside int8"))?;
+                Kind::I8 { packed, rq, zp }
+            }
+        }
+        d => return Err(ctx.unsupported(format!("{d} input"))),
+    };
+    Ok(GemmOp { g, im2col, k, kind })
+}
+
+impl GemmOp {
+    /// Scratch bytes for the gathered rows.
+    pub(crate) fn scratch(&self) -> usize {
+        if !self.im2col {
+            return 0;
+        }
+        let elem = if matches!(self.kind, Kind::F32 { .. }) {
+            4
+        } else {
+            1
+        };
+        self.g.n * self.g.oh * self.g.ow * self.k * elem
+    }
+
+    pub(crate) fn into_prepared(self, shape: Vec<usize>, dtype: DType) -> Prepared {
+        let scratch = self.scratch();
+        Prepared {
+            eval: boxed(self),
+            shape,
+            dtype,
+            scratch,
+        }
+    }
+}
+
+/// Gathers the im2col rows of output pixels `p0..p0 + rows` into `dst` (`k` elements each).
+fn im2col<T: Copy>(g: &Geometry, x: &[T], p0: usize, dst: &mut [T], pad: T) {
+    let k = g.kh * g.kw * g.ic;
+    let plane = g.oh * g.ow;
+    for (r, row) in dst.chunks_exact_mut(k).enumerate() {
+        let p = p0 + r;
+        let (b, y, xo) = (p / plane, (p / g.ow) % g.oh, p % g.ow);
+        for ky in 0..g.kh {
+            let iy = g.in_y(y, ky);
+            for kx in 0..g.kw {
+                let d = &mut row[(ky * g.kw + kx) * g.ic..][..g.ic];
+                match (iy, g.in_x(xo, kx)) {
+                    (Some(iy), Some(ix)) => {
+                        d.copy_from_slice(&x[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic])
+                    }
+                    _ => d.fill(pad),
+                }
+            }
+        }
+    }
+}
+
+fn run_q<T: Q8>(
+    op: &GemmOp,
+    x: &[T],
+    out: &mut [T],
+    scratch: &mut [T],
+    packed: &PackedI8,
+    rq: &Requant,
+    zp: T,
+    exec: &Exec,
+) {
+    let (g, k, oc) = (&op.g, op.k, op.g.oc);
+    let work = out.len() * k;
+    let srow = if op.im2col { k } else { 0 };
+    exec.rows_with_scratch(out, oc, scratch, srow, work, &|p0, o, s| {
+        let rows = o.len() / oc;
+        let a: &[T] = if op.im2col {
+            im2col(g, x, p0, &mut s[..rows * k], zp);
+            &s[..rows * k]
+        } else {
+            &x[p0 * k..(p0 + rows) * k]
+        };
+        gemm_i8(a, k, packed, rq, o, oc, 0..rows, 0..oc);
+    });
+}
+
+impl OpEval for GemmOp {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], scratch: &mut [u8], exec: &Exec) {
+        let (g, k, oc) = (&self.g, self.k, self.g.oc);
+        match &self.kind {
+            Kind::F32 {
+                packed,
+                lo,
+                hi,
+                act,
+            } => {
+                let x = ins.f32(0);
+                let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+                let scratch: &mut [f32] = super::cast_mut(scratch);
+                let work = out.len() * k;
+                let srow = if self.im2col { k } else { 0 };
+                exec.rows_with_scratch(out, oc, scratch, srow, work, &|p0, o, s| {
+                    let rows = o.len() / oc;
+                    let a: &[f32] = if self.im2col {
+                        im2col(g, x, p0, &mut s[..rows * k], 0.0);
+                        &s[..rows * k]
+                    } else {
+                        &x[p0 * k..(p0 + rows) * k]
+                    };
+                    gemm_f32(a, k, packed, *lo, *hi, o, oc, 0..rows, 0..oc);
+                    if *act == Activation::Tanh {
+                        finish_f32(o, *lo, *hi, *act);
+                    }
+                });
+            }
+            Kind::I8 { packed, rq, zp } => {
+                let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
+                let out: &mut [i8] = bytemuck::cast_slice_mut(out);
+                let scratch: &mut [i8] = super::cast_mut(scratch);
+                run_q(self, x, out, scratch, packed, rq, *zp, exec);
+            }
+            Kind::U8 { packed, rq, zp } => {
+                run_q(self, ins.bytes(0), out, scratch, packed, rq, *zp, exec);
+            }
+        }
+    }
+}
