@@ -1,6 +1,7 @@
 //! The digits models of the zoo (committed under tests/fixtures/): imported from `.tflite`, run,
 //! and compared with LiteRT's reference kernels — float models within 1e-4 of the output's
-//! scale, and the same accuracy on the whole test split.
+//! scale, integer models bit for bit — on the reference input and on the whole test split
+//! (where the accuracy must equal LiteRT's).
 
 use std::path::{Path, PathBuf};
 
@@ -113,5 +114,122 @@ const FLOAT_MODELS: &[&str] = &[
 fn float_models_match_litert() {
     for name in FLOAT_MODELS {
         check_float(name);
+    }
+}
+
+/// Quantizes like TFLite's QUANTIZE: round half away from zero of x / scale, plus the zero point.
+fn quantize(x: &[f32], scale: f32, zp: i32, unsigned: bool) -> Vec<u8> {
+    let (lo, hi) = if unsigned { (0, 255) } else { (-128, 127) };
+    x.iter()
+        .map(|&v| {
+            (((v / scale).round() as i32)
+                .saturating_add(zp)
+                .clamp(lo, hi)) as u8
+        })
+        .collect()
+}
+
+/// Integer models: outputs equal LiteRT's reference kernels exactly, on the reference input and
+/// on every test sample; accuracy equal.
+fn check_quant(name: &str) {
+    let model = load(name);
+    for threads in [1, 2] {
+        let opts = Options {
+            threads,
+            ..Options::default()
+        };
+        let mut it =
+            Interpreter::new(&model, opts).unwrap_or_else(|e| panic!("{name}: prepare: {e}"));
+        let input = io(name, "input.npy");
+        it.set_input_bytes(0, &input.data).unwrap();
+        it.invoke().unwrap();
+        let want = io(name, "out_ref.npy");
+        let got = it.output_bytes(0).unwrap();
+        if let Some(i) = (0..got.len()).find(|&i| got[i] != want.data[i]) {
+            panic!(
+                "{name} ({threads} threads): element {i}: got {}, LiteRT {}",
+                got[i], want.data[i]
+            );
+        }
+        if threads == 2 {
+            continue;
+        }
+        let info = it.inputs()[0].clone();
+        let q = info.quant.as_ref().expect("quantized input");
+        let unsigned = info.dtype == sparq::DType::U8;
+        let xs = NpyArray::read(fixtures().join("digits_test_x.npy"))
+            .unwrap()
+            .to_f32();
+        let ys = NpyArray::read(fixtures().join("digits_test_y.npy"))
+            .unwrap()
+            .to_f32();
+        let refs = io(name, "test_out_ref.npy");
+        let per = info.num_elements;
+        let classes = want.data.len();
+        let signed = |b: u8| if unsigned { b as i32 } else { b as i8 as i32 };
+        let (mut ours, mut theirs) = (0, 0);
+        for s in 0..ys.len() {
+            let x = quantize(
+                &xs[s * per..(s + 1) * per],
+                q.scales[0],
+                q.zero_points[0] as i32,
+                unsigned,
+            );
+            it.set_input_bytes(0, &x).unwrap();
+            it.invoke().unwrap();
+            let got = it.output_bytes(0).unwrap();
+            let r = &refs.data[s * classes..(s + 1) * classes];
+            if let Some(i) = (0..classes).find(|&i| got[i] != r[i]) {
+                panic!(
+                    "{name}: sample {s} element {i}: got {}, LiteRT {}",
+                    got[i], r[i]
+                );
+            }
+            let am = |v: &[u8]| {
+                (0..classes)
+                    .max_by_key(|&i| (signed(v[i]), std::cmp::Reverse(i)))
+                    .unwrap()
+            };
+            ours += (am(got) == ys[s] as usize) as usize;
+            theirs += (am(r) == ys[s] as usize) as usize;
+        }
+        assert_eq!(ours, theirs, "{name}: accuracy {ours} vs LiteRT {theirs}");
+    }
+}
+
+const QUANT_MODELS: &[&str] = &[
+    "digits_mlp_int8",
+    "digits_mlp_int8_uint8io",
+    "digits_mlp_qat_int8",
+    "digits_mlp_qat_pertensor_int8",
+    "digits_mlp_p50_int8",
+    "digits_mlp_p50_int8_sparse",
+    "digits_mlp_p90_int8",
+    "digits_mlp_p90_int8_sparse",
+    "digits_mlp_block80_1x4_int8",
+    "digits_mlp_block80_1x4_int8_sparse",
+    "digits_mlp_block80_4x1_int8",
+    "digits_mlp_block80_4x1_int8_sparse",
+    "digits_cnn_int8",
+    "digits_cnn_int8_uint8io",
+    "digits_cnn_legacy_uint8",
+    "digits_cnn_qat_int8",
+    "digits_cnn_qat_pertensor_int8",
+    "digits_cnn_p50_int8",
+    "digits_cnn_p50_int8_sparse",
+    "digits_cnn_p90_int8",
+    "digits_cnn_p90_int8_sparse",
+    "digits_cnn_block80_1x4_int8",
+    "digits_cnn_block80_1x4_int8_sparse",
+    "digits_cnn_block80_4x1_int8",
+    "digits_cnn_block80_4x1_int8_sparse",
+    "digits_cnn_poly80_int8",
+    "digits_cnn_poly80_int8_sparse",
+];
+
+#[test]
+fn integer_models_equal_litert_reference() {
+    for name in QUANT_MODELS {
+        check_quant(name);
     }
 }

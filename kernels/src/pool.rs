@@ -17,6 +17,9 @@ const SPIN: Duration = Duration::from_micros(100);
 
 type Job = dyn Fn(usize) + Sync;
 
+/// A task over one chunk of each of two slices (see [`ThreadPool::run_chunks2_mut`]).
+pub type ChunkPairFn<'a, T, U> = dyn Fn(usize, &mut [T], &mut [U]) + Sync + 'a;
+
 /// A job pointer whose lifetime has been erased; see the SAFETY note in [`ThreadPool::run`].
 #[derive(Clone, Copy)]
 struct JobPtr(*const Job);
@@ -200,7 +203,7 @@ impl ThreadPool {
         a_chunk: usize,
         b: &mut [U],
         b_chunk: usize,
-        f: &(dyn Fn(usize, &mut [T], &mut [U]) + Sync),
+        f: &ChunkPairFn<'_, T, U>,
     ) {
         let (a_len, b_len) = (a.len(), b.len());
         let (pa, pb) = (SendPtr(a.as_mut_ptr()), SendPtr(b.as_mut_ptr()));

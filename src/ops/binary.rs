@@ -3,7 +3,13 @@
 
 use sparq_schema::{Activation, DType, OpKind, OpOptions};
 
+use sparq_kernels::elementwise::{
+    binary_i8, binary_u8, prepare_binary_q, BinaryOp, BroadcastPlan, QBinary, QParams,
+};
+use sparq_kernels::requant::Activation as KAct;
+
 use super::conv::finish_f32;
+use super::quant::per_tensor;
 use super::{act_range_f32, boxed, Ctx, Exec, Inputs, OpEval, Prepared};
 use crate::Result;
 
@@ -96,6 +102,42 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         return Err(ctx.err(format!("inputs are {} and {}", ctx.dtype(a), ctx.dtype(b))));
     }
     match ctx.dtype(a) {
+        DType::I8 | DType::U8 => {
+            let kop = match ctx.kind {
+                OpKind::Add => BinaryOp::Add,
+                OpKind::Sub => BinaryOp::Sub,
+                OpKind::Mul => BinaryOp::Mul,
+                OpKind::Div => BinaryOp::Div,
+                OpKind::Maximum => BinaryOp::Maximum,
+                OpKind::Minimum => BinaryOp::Minimum,
+                _ => BinaryOp::SquaredDifference,
+            };
+            let y = ctx.output();
+            let q = |t| per_tensor(ctx, t).map(|(s, z)| QParams::new(s, z));
+            let (qa, qb, qo) = (q(a)?, q(b)?, q(y)?);
+            let kact = match act {
+                Activation::None => KAct::None,
+                Activation::Relu => KAct::Relu,
+                Activation::Relu6 => KAct::Relu6,
+                Activation::ReluN1To1 => KAct::ReluN1To1,
+                Activation::Tanh => return Err(ctx.unsupported("fused tanh on an integer output")),
+            };
+            let unsigned = ctx.dtype(a) == DType::U8;
+            let p = if unsigned {
+                prepare_binary_q::<u8>(kop, qa, qb, qo, kact)
+            } else {
+                prepare_binary_q::<i8>(kop, qa, qb, qo, kact)
+            }
+            .map_err(|e| ctx.err(e.to_string()))?;
+            let plan =
+                BroadcastPlan::new(kop.name(), sa, sb).map_err(|e| ctx.err(e.to_string()))?;
+            Ok(Prepared {
+                eval: boxed(BinaryQ { p, plan, unsigned }),
+                shape,
+                dtype: ctx.dtype(a),
+                scratch: 0,
+            })
+        }
         DType::F32 => {
             let f: fn(f32, f32) -> f32 = match ctx.kind {
                 OpKind::Add => |x, y| x + y,
@@ -160,5 +202,33 @@ impl OpEval for BinaryF32 {
                 finish_f32(o, lo, hi, self.act);
             }
         });
+    }
+}
+
+/// Elements per parallel chunk of an integer element-wise operator.
+const QROW: usize = 4096;
+
+struct BinaryQ {
+    p: QBinary,
+    plan: BroadcastPlan,
+    unsigned: bool,
+}
+
+impl OpEval for BinaryQ {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
+        let work = out.len();
+        if self.unsigned {
+            let (a, b) = (ins.bytes(0), ins.bytes(1));
+            exec.rows(out, QROW, work, &|r0, o| {
+                binary_u8(&self.p, &self.plan, a, b, o, r0 * QROW)
+            });
+        } else {
+            let a: &[i8] = bytemuck::cast_slice(ins.bytes(0));
+            let b: &[i8] = bytemuck::cast_slice(ins.bytes(1));
+            let out: &mut [i8] = bytemuck::cast_slice_mut(out);
+            exec.rows(out, QROW, work, &|r0, o| {
+                binary_i8(&self.p, &self.plan, a, b, o, r0 * QROW)
+            });
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! CONV_2D and DEPTHWISE_CONV_2D (NHWC activations; weights [O, kh, kw, I] and [1, kh, kw, O]).
 
+use sparq_kernels::depthwise::DepthwiseQ;
+use sparq_kernels::window::{Padding as KPadding, Window2d, WindowSpec};
 use sparq_schema::{Activation, DType, OpOptions, Padding};
 
 use super::{act_range_f32, boxed, Ctx, Exec, Inputs, OpEval, Prepared};
@@ -238,7 +240,80 @@ pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                 scratch: 0,
             })
         }
+        DType::I8 | DType::U8 => {
+            let unsigned = ctx.dtype(x) == DType::U8;
+            let (in_zp, rq) = super::gemm::conv_requant(ctx, x, w, activation, oc)?;
+            let bias = super::gemm::bias_i32(ctx, 2, oc)?;
+            let mut spec = WindowSpec::new(g.n, g.ih, g.iw, g.ic, oc);
+            spec.k_h = kh;
+            spec.k_w = kw;
+            (spec.stride_h, spec.stride_w) = (g.sh, g.sw);
+            (spec.dilation_h, spec.dilation_w) = (g.dh, g.dw);
+            spec.padding = match padding {
+                Padding::Same => KPadding::Same,
+                Padding::Valid => KPadding::Valid,
+            };
+            let win = Window2d::new(spec).map_err(|e| ctx.err(e.to_string()))?;
+            let wq = ctx
+                .quant(w)
+                .ok_or_else(|| ctx.tensor_err(w, "has no quantization"))?;
+            let (_, wbytes) = ctx.const_input(1)?;
+            let dq = match ctx.dtype(w) {
+                DType::I8 => {
+                    if wq.zero_points.iter().any(|&z| z != 0) {
+                        return Err(ctx.unsupported("int8 weights with a nonzero zero point"));
+                    }
+                    DepthwiseQ::new(
+                        win,
+                        bytemuck::cast_slice(wbytes),
+                        bias.as_deref(),
+                        in_zp,
+                        rq,
+                    )
+                }
+                DType::U8 if wq.zero_points.len() == 1 => DepthwiseQ::new_u8(
+                    win,
+                    wbytes,
+                    wq.zero_points[0] as i32,
+                    bias.as_deref(),
+                    in_zp,
+                    rq,
+                ),
+                d => return Err(ctx.tensor_err(w, format!("{d} weights with integer input"))),
+            }
+            .map_err(|e| ctx.err(e.to_string()))?;
+            Ok(Prepared {
+                eval: boxed(DepthwiseQuant {
+                    dq,
+                    unsigned,
+                    rows: g.n * g.oh,
+                }),
+                shape,
+                dtype: ctx.dtype(x),
+                scratch: 0,
+            })
+        }
         d => Err(ctx.unsupported(format!("{d} input"))),
+    }
+}
+
+/// Integer depthwise convolution on the kernel crate's TFLite-exact kernel (one thread: the
+/// kernel writes whole output rows of one slice).
+struct DepthwiseQuant {
+    dq: DepthwiseQ,
+    unsigned: bool,
+    rows: usize,
+}
+
+impl OpEval for DepthwiseQuant {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
+        if self.unsigned {
+            self.dq.run::<u8>(ins.bytes(0), out, 0..self.rows);
+        } else {
+            let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
+            let o: &mut [i8] = bytemuck::cast_slice_mut(out);
+            self.dq.run::<i8>(x, o, 0..self.rows);
+        }
     }
 }
 

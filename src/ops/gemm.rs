@@ -98,40 +98,11 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>, g: Geometry, act: Activation) -> Result
         }
         DType::I8 | DType::U8 => {
             let unsigned = ctx.dtype(x) == DType::U8;
-            let y = ctx.output();
-            let (in_scale, in_zp) = per_tensor(ctx, x)?;
-            let (out_scale, out_zp) = per_tensor(ctx, y)?;
+            let (in_zp, rq) = conv_requant(ctx, x, w, act, n)?;
             let wq = ctx
                 .quant(w)
                 .ok_or_else(|| ctx.tensor_err(w, "has no quantization"))?;
-            if wq.scales.len() != 1 && wq.scales.len() != n {
-                return Err(
-                    ctx.tensor_err(w, format!("{} scales for {n} channels", wq.scales.len()))
-                );
-            }
-            let reals: Vec<f64> = wq
-                .scales
-                .iter()
-                .map(|&ws| in_scale as f64 * ws as f64 / out_scale as f64)
-                .collect();
-            let kact = kernel_act(act)
-                .ok_or_else(|| ctx.unsupported(format!("fused {act:?} on an integer output")))?;
-            let (qmin, qmax) = if unsigned { (0, 255) } else { (-128, 127) };
-            let (lo, hi) = activation_range(kact, out_scale, out_zp, qmin, qmax);
-            let rq = Requant::from_real(&reals, out_zp, lo, hi)
-                .map_err(|e| ctx.err(format!("output requantization: {e}")))?;
-            let bias: Option<Vec<i32>> = match ctx.opt_input(2) {
-                Some(b) => {
-                    if ctx.dtype(b) != DType::I32 || elements(ctx.shape(b)) != n {
-                        return Err(ctx.tensor_err(b, format!("bias must be i32 [{n}]")));
-                    }
-                    let bb = ctx
-                        .const_bytes(b)
-                        .ok_or_else(|| ctx.unsupported("a non-constant bias"))?;
-                    Some(bytemuck::cast_slice::<u8, i32>(bb).to_vec())
-                }
-                None => None,
-            };
+            let bias = bias_i32(ctx, 2, n)?;
             let aq = if unsigned {
                 ActQuant::u8(in_zp)
             } else {
@@ -171,6 +142,55 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>, g: Geometry, act: Activation) -> Result
         d => return Err(ctx.unsupported(format!("{d} input"))),
     };
     Ok(GemmOp { g, im2col, k, kind })
+}
+
+/// The output requantization of an integer convolution or fully-connected layer, as TFLite's
+/// `PopulateConvolutionQuantizationParams`: multiplier `in_scale · w_scale[c] / out_scale` in
+/// f64 per channel (or one, per-tensor), the fused activation folded into the clamp. Returns the
+/// input zero point too.
+pub(crate) fn conv_requant(
+    ctx: &Ctx<'_, '_>,
+    x: usize,
+    w: usize,
+    act: Activation,
+    n: usize,
+) -> Result<(i32, Requant)> {
+    let unsigned = ctx.dtype(x) == DType::U8;
+    let y = ctx.output();
+    let (in_scale, in_zp) = per_tensor(ctx, x)?;
+    let (out_scale, out_zp) = per_tensor(ctx, y)?;
+    let wq = ctx
+        .quant(w)
+        .ok_or_else(|| ctx.tensor_err(w, "has no quantization"))?;
+    if wq.scales.len() != 1 && wq.scales.len() != n {
+        return Err(ctx.tensor_err(w, format!("{} scales for {n} channels", wq.scales.len())));
+    }
+    let reals: Vec<f64> = wq
+        .scales
+        .iter()
+        .map(|&ws| in_scale as f64 * ws as f64 / out_scale as f64)
+        .collect();
+    let kact = kernel_act(act)
+        .ok_or_else(|| ctx.unsupported(format!("fused {act:?} on an integer output")))?;
+    let (qmin, qmax) = if unsigned { (0, 255) } else { (-128, 127) };
+    let (lo, hi) = activation_range(kact, out_scale, out_zp, qmin, qmax);
+    let rq = Requant::from_real(&reals, out_zp, lo, hi)
+        .map_err(|e| ctx.err(format!("output requantization: {e}")))?;
+    Ok((in_zp, rq))
+}
+
+/// The int32 bias (input `k`, optional) of an integer convolution with `n` channels.
+pub(crate) fn bias_i32(ctx: &Ctx<'_, '_>, k: usize, n: usize) -> Result<Option<Vec<i32>>> {
+    let Some(b) = ctx.opt_input(k) else {
+        return Ok(None);
+    };
+    if ctx.dtype(b) != DType::I32 || elements(ctx.shape(b)) != n {
+        return Err(ctx.tensor_err(b, format!("bias must be i32 [{n}]")));
+    }
+    let bb = ctx
+        .const_bytes(b)
+        .ok_or_else(|| ctx.unsupported("a non-constant bias"))?;
+    Ok(Some(bytemuck::cast_slice::<u8, i32>(bb).to_vec()))
 }
 
 impl GemmOp {
@@ -220,6 +240,7 @@ fn im2col<T: Copy>(g: &Geometry, x: &[T], p0: usize, dst: &mut [T], pad: T) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_q<T: Q8>(
     op: &GemmOp,
     x: &[T],

@@ -135,7 +135,7 @@ impl Exec {
         scratch: &mut [U],
         scratch_row: usize,
         work: usize,
-        f: &(dyn Fn(usize, &mut [T], &mut [U]) + Sync),
+        f: &sparq_kernels::pool::ChunkPairFn<'_, T, U>,
     ) {
         let rows = out.len().checked_div(row_len).unwrap_or(0);
         match &self.pool {

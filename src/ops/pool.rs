@@ -3,7 +3,12 @@
 
 use sparq_schema::{Activation, DType, OpKind, OpOptions};
 
+use sparq_kernels::pooling::PoolKernels;
+use sparq_kernels::requant::{activation_range, Activation as KAct};
+use sparq_kernels::window::{Padding as KPadding, Window2d, WindowSpec};
+
 use super::conv::{finish_f32, geometry, Geometry};
+use super::quant::per_tensor;
 use super::{act_range_f32, boxed, Ctx, Exec, Inputs, OpEval, Prepared};
 use crate::Result;
 
@@ -39,6 +44,43 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     let shape = vec![g.n, g.oh, g.ow, g.oc];
     let max = ctx.kind == OpKind::MaxPool2d;
     match ctx.dtype(x) {
+        DType::I8 | DType::U8 => {
+            let y = ctx.output();
+            if ctx.quant(x) != ctx.quant(y) {
+                return Err(ctx.unsupported("pooling with different input and output quantization"));
+            }
+            let (scale, zp) = per_tensor(ctx, y)?;
+            let unsigned = ctx.dtype(x) == DType::U8;
+            let kact = match activation {
+                Activation::None => KAct::None,
+                Activation::Relu => KAct::Relu,
+                Activation::Relu6 => KAct::Relu6,
+                Activation::ReluN1To1 => KAct::ReluN1To1,
+                Activation::Tanh => return Err(ctx.unsupported("fused tanh on an integer output")),
+            };
+            let (qmin, qmax) = if unsigned { (0, 255) } else { (-128, 127) };
+            let (lo, hi) = activation_range(kact, scale, zp, qmin, qmax);
+            let mut spec = WindowSpec::new(g.n, g.ih, g.iw, g.ic, g.oc);
+            (spec.k_h, spec.k_w) = (kh, kw);
+            (spec.stride_h, spec.stride_w) = (g.sh, g.sw);
+            spec.padding = match padding {
+                sparq_schema::Padding::Same => KPadding::Same,
+                sparq_schema::Padding::Valid => KPadding::Valid,
+            };
+            let win = Window2d::new(spec).map_err(|e| ctx.err(e.to_string()))?;
+            Ok(Prepared {
+                eval: boxed(PoolQ {
+                    win,
+                    max,
+                    unsigned,
+                    lo,
+                    hi,
+                }),
+                shape,
+                dtype: ctx.dtype(x),
+                scratch: 0,
+            })
+        }
         DType::F32 => Ok(Prepared {
             eval: boxed(PoolF32 {
                 g,
@@ -95,5 +137,31 @@ impl OpEval for PoolF32 {
                 }
             }
         });
+    }
+}
+
+/// Integer pooling on the kernel crate's TFLite-exact kernels (one thread: the kernels write
+/// rows of one whole output slice).
+struct PoolQ {
+    win: Window2d,
+    max: bool,
+    unsigned: bool,
+    lo: i32,
+    hi: i32,
+}
+
+impl OpEval for PoolQ {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
+        let k = PoolKernels::active();
+        let rows = 0..self.win.output_rows();
+        if self.unsigned {
+            let f = if self.max { k.max_u8 } else { k.avg_u8 };
+            f(&self.win, ins.bytes(0), out, rows, self.lo, self.hi);
+        } else {
+            let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
+            let o: &mut [i8] = bytemuck::cast_slice_mut(out);
+            let f = if self.max { k.max_i8 } else { k.avg_i8 };
+            f(&self.win, x, o, rows, self.lo, self.hi);
+        }
     }
 }

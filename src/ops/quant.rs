@@ -2,6 +2,8 @@
 
 use sparq_schema::{DType, Quantization};
 
+use sparq_kernels::requant::{multiply_by_quantized_multiplier, quantize_multiplier};
+
 use super::{boxed, elements, Ctx, Exec, Inputs, OpEval, Prepared};
 use crate::Result;
 
@@ -105,9 +107,30 @@ pub(crate) fn prepare_quantize(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             dtype,
             scratch: 0,
         }),
-        d => Err(ctx.unsupported(format!(
-            "{d} input (requantization comes with the integer ops)"
-        ))),
+        DType::I8 | DType::U8 => {
+            // Requantize (TFLite's `Requantize`): out = MBQM(q − in_zp, in_scale / out_scale)
+            // + out_zp, clamped; tabulated over the 256 input codes.
+            let (in_scale, in_zp) = per_tensor(ctx, x)?;
+            let (m, sh) = quantize_multiplier(in_scale as f64 / scale as f64);
+            let signed_in = ctx.dtype(x) == DType::I8;
+            let mut table = [0u8; 256];
+            for (code, t) in table.iter_mut().enumerate() {
+                let q = if signed_in {
+                    code as u8 as i8 as i32
+                } else {
+                    code as i32
+                };
+                let v = multiply_by_quantized_multiplier(q - in_zp, m, sh).saturating_add(zp);
+                *t = v.clamp(lo, hi) as u8;
+            }
+            Ok(Prepared {
+                eval: boxed(Requantize { table }),
+                shape,
+                dtype,
+                scratch: 0,
+            })
+        }
+        d => Err(ctx.unsupported(format!("{d} input"))),
     }
 }
 
@@ -127,6 +150,19 @@ impl OpEval for QuantizeF32 {
                 .saturating_add(self.zp)
                 .clamp(self.lo, self.hi);
             *o = q as u8;
+        }
+    }
+}
+
+/// 8-bit to 8-bit requantization through a table of the 256 input codes.
+struct Requantize {
+    table: [u8; 256],
+}
+
+impl OpEval for Requantize {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
+        for (o, &b) in out.iter_mut().zip(ins.bytes(0)) {
+            *o = self.table[b as usize];
         }
     }
 }

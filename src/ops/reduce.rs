@@ -2,7 +2,11 @@
 
 use sparq_schema::{DType, OpKind, OpOptions};
 
+use sparq_kernels::pooling::reduce::{reduce_max_q, MeanQ, QParams as KQ, ReduceShape, SumQ};
+use sparq_kernels::requant::{multiply_by_quantized_multiplier, quantize_multiplier};
+
 use super::binary::MAX_RANK;
+use super::quant::per_tensor;
 use super::{boxed, elements, Ctx, Exec, Inputs, OpEval, Prepared};
 use crate::Result;
 
@@ -15,11 +19,42 @@ enum Reducer {
 
 /// The input viewed as [outer, reduced, inner] after merging dimensions, when the reduced axes
 /// are contiguous; otherwise a general walk.
+#[derive(Clone, Copy)]
 struct Plan {
     rank: usize,
     dims: [usize; MAX_RANK],
     reduced: [bool; MAX_RANK],
     count: usize,
+}
+
+impl Plan {
+    /// Calls `f(input_index, output_index)` for every input element, in input order.
+    fn walk(&self, mut f: impl FnMut(usize, usize)) {
+        // Output strides for each input dimension (0 along reduced ones).
+        let mut ostride = [0usize; MAX_RANK];
+        let mut acc = 1;
+        for d in (0..self.rank).rev() {
+            if !self.reduced[d] {
+                ostride[d] = acc;
+                acc *= self.dims[d];
+            }
+        }
+        let mut idx = [0usize; MAX_RANK];
+        let mut o = 0usize;
+        for i in 0..elements(&self.dims[..self.rank]) {
+            f(i, o);
+            // Advance the multi-index and the output offset.
+            for d in (0..self.rank).rev() {
+                idx[d] += 1;
+                o += ostride[d];
+                if idx[d] < self.dims[d] {
+                    break;
+                }
+                o -= ostride[d] * idx[d];
+                idx[d] = 0;
+            }
+        }
+    }
 }
 
 pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
@@ -35,7 +70,8 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         return Err(ctx.unsupported(format!("rank {rank} input")));
     }
     let mut reduced = [false; MAX_RANK];
-    for a in ctx.const_i32(1)? {
+    let axes = ctx.const_i32(1)?;
+    for &a in &axes {
         let d = if a < 0 { a + rank as i32 } else { a };
         if d < 0 || d as usize >= rank.max(1) {
             return Err(ctx.err(format!("axis {a} out of range for input {xs:?}")));
@@ -68,6 +104,69 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         _ => Reducer::Max,
     };
     match ctx.dtype(x) {
+        DType::I8 | DType::U8 => {
+            let unsigned = ctx.dtype(x) == DType::U8;
+            let (in_scale, in_zp) = per_tensor(ctx, x)?;
+            let (out_scale, out_zp) = per_tensor(ctx, ctx.output())?;
+            let q = KQ {
+                in_scale,
+                in_zp,
+                out_scale,
+                out_zp,
+            };
+            let (op, scratch) = match reducer {
+                Reducer::Mean
+                    if keep_dims && xs.len() == 4 && (axes == [1, 2] || axes == [2, 1]) =>
+                {
+                    let m = MeanQ::new(xs, &axes, keep_dims, q, unsigned)
+                        .map_err(|e| ctx.err(e.to_string()))?;
+                    let n = m.scratch_len();
+                    (QReduce::Mean(m), n * 4)
+                }
+                Reducer::Mean => {
+                    // TFLite's `QuantizedMeanOrSum`: the 1/n folded into the multiplier.
+                    let (mut mult, mut shift) =
+                        quantize_multiplier(in_scale as f64 / out_scale as f64);
+                    let n = plan.count as i64;
+                    if n > 0 {
+                        let sh = (63 - (n as u64).leading_zeros() as i32)
+                            .min(32)
+                            .min(31 + shift);
+                        mult = (((mult as i64) << sh) / n) as i32;
+                        shift -= sh;
+                    }
+                    let out_len = elements(&shape);
+                    let m = IntMean {
+                        mult,
+                        shift,
+                        in_zp,
+                        out_zp,
+                        n: plan.count as i32,
+                    };
+                    (QReduce::IntMean(m), out_len * 4)
+                }
+                Reducer::Sum => {
+                    let m = SumQ::new(xs, &axes, q).map_err(|e| ctx.err(e.to_string()))?;
+                    let n = m.scratch_len();
+                    (QReduce::Sum(m), n * 4)
+                }
+                Reducer::Max => {
+                    if in_scale != out_scale || in_zp != out_zp {
+                        return Err(ctx.unsupported(
+                            "REDUCE_MAX with different input and output quantization",
+                        ));
+                    }
+                    let s = ReduceShape::new(xs, &axes).map_err(|e| ctx.err(e.to_string()))?;
+                    (QReduce::Max(s), 0)
+                }
+            };
+            Ok(Prepared {
+                eval: boxed(ReduceQ { op, unsigned, plan }),
+                shape,
+                dtype: ctx.dtype(x),
+                scratch,
+            })
+        }
         DType::F32 => Ok(Prepared {
             eval: boxed(ReduceF32 { plan, reducer }),
             shape,
@@ -93,36 +192,90 @@ impl OpEval for ReduceF32 {
         } else {
             0.0
         });
-        // Output strides for each input dimension (0 along reduced ones).
-        let mut ostride = [0usize; MAX_RANK];
-        let mut acc = 1;
-        for d in (0..p.rank).rev() {
-            if !p.reduced[d] {
-                ostride[d] = acc;
-                acc *= p.dims[d];
-            }
-        }
-        let mut idx = [0usize; MAX_RANK];
-        let mut o = 0usize;
-        for &v in x.iter().take(elements(&p.dims[..p.rank])) {
-            match self.reducer {
-                Reducer::Max => out[o] = out[o].max(v),
-                _ => out[o] += v,
-            }
-            // Advance the multi-index and the output offset.
-            for d in (0..p.rank).rev() {
-                idx[d] += 1;
-                o += ostride[d];
-                if idx[d] < p.dims[d] {
-                    break;
-                }
-                o -= ostride[d] * idx[d];
-                idx[d] = 0;
-            }
-        }
+        p.walk(|i, o| match self.reducer {
+            Reducer::Max => out[o] = out[o].max(x[i]),
+            _ => out[o] += x[i],
+        });
         if self.reducer == Reducer::Mean {
             let n = p.count.max(1) as f32;
             out.iter_mut().for_each(|v| *v /= n);
+        }
+    }
+}
+
+/// TFLite's integer mean outside the 4-D height-and-width case.
+struct IntMean {
+    mult: i32,
+    shift: i32,
+    in_zp: i32,
+    out_zp: i32,
+    n: i32,
+}
+
+enum QReduce {
+    Mean(MeanQ),
+    IntMean(IntMean),
+    Sum(SumQ),
+    Max(ReduceShape),
+}
+
+/// Integer reductions on the kernel crate's TFLite-exact kernels.
+struct ReduceQ {
+    op: QReduce,
+    unsigned: bool,
+    plan: Plan,
+}
+
+impl ReduceQ {
+    fn int_mean<T: Copy + Into<i32>>(
+        &self,
+        m: &IntMean,
+        x: &[T],
+        acc: &mut [i32],
+        store: impl Fn(usize, i32),
+    ) {
+        acc.fill(0);
+        self.plan.walk(|i, o| acc[o] += x[i].into());
+        let (lo, hi) = if self.unsigned { (0, 255) } else { (-128, 127) };
+        for (o, &s) in acc.iter().enumerate() {
+            let shifted = s.wrapping_sub(m.in_zp.wrapping_mul(m.n));
+            let v =
+                multiply_by_quantized_multiplier(shifted, m.mult, m.shift).saturating_add(m.out_zp);
+            store(o, v.clamp(lo, hi));
+        }
+    }
+}
+
+impl OpEval for ReduceQ {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], scratch: &mut [u8], _exec: &Exec) {
+        let acc: &mut [i32] = super::cast_mut(scratch);
+        if let QReduce::IntMean(m) = &self.op {
+            let out = std::cell::Cell::from_mut(out).as_slice_of_cells();
+            if self.unsigned {
+                self.int_mean(m, ins.bytes(0), acc, |o, v| out[o].set(v as u8));
+            } else {
+                let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
+                self.int_mean(m, x, acc, |o, v| out[o].set(v as i8 as u8));
+            }
+            return;
+        }
+        if self.unsigned {
+            let x = ins.bytes(0);
+            match &self.op {
+                QReduce::Mean(m) => m.run::<u8>(x, out, acc),
+                QReduce::IntMean(_) => unreachable!(),
+                QReduce::Sum(m) => m.run::<u8>(x, out, acc),
+                QReduce::Max(s) => reduce_max_q::<u8>(s, x, out),
+            }
+        } else {
+            let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
+            let out: &mut [i8] = bytemuck::cast_slice_mut(out);
+            match &self.op {
+                QReduce::Mean(m) => m.run::<i8>(x, out, acc),
+                QReduce::IntMean(_) => unreachable!(),
+                QReduce::Sum(m) => m.run::<i8>(x, out, acc),
+                QReduce::Max(s) => reduce_max_q::<i8>(s, x, out),
+            }
         }
     }
 }

@@ -2,6 +2,10 @@
 
 use sparq_schema::{DType, OpKind, OpOptions};
 
+use sparq_kernels::activation::{prepare_softmax_q, softmax_q, SoftmaxQ};
+use sparq_kernels::elementwise::QParams;
+
+use super::quant::per_tensor;
 use super::{boxed, Ctx, Exec, Inputs, OpEval, Prepared};
 use crate::Result;
 
@@ -16,6 +20,23 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     };
     let log = ctx.kind == OpKind::LogSoftmax;
     match ctx.dtype(x) {
+        DType::I8 | DType::U8 if !log => {
+            let unsigned = ctx.dtype(x) == DType::U8;
+            let q = |t| per_tensor(ctx, t).map(|(s, z)| QParams::new(s, z));
+            let (qi, qo) = (q(x)?, q(ctx.output())?);
+            let p = if unsigned {
+                prepare_softmax_q::<u8>(beta, qi, qo)
+            } else {
+                prepare_softmax_q::<i8>(beta, qi, qo)
+            }
+            .map_err(|e| ctx.err(e.to_string()))?;
+            Ok(Prepared {
+                eval: boxed(SoftmaxQuant { p, depth, unsigned }),
+                shape,
+                dtype: ctx.dtype(x),
+                scratch: 0,
+            })
+        }
         DType::F32 => Ok(Prepared {
             eval: boxed(SoftmaxF32 { depth, beta, log }),
             shape,
@@ -58,6 +79,25 @@ impl OpEval for SoftmaxF32 {
                 let inv = 1.0 / sum;
                 o.iter_mut().for_each(|v| *v *= inv);
             }
+        }
+    }
+}
+
+/// Integer SOFTMAX, TFLite's reference algorithm (bit-exact).
+struct SoftmaxQuant {
+    p: SoftmaxQ,
+    depth: usize,
+    unsigned: bool,
+}
+
+impl OpEval for SoftmaxQuant {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
+        if self.unsigned {
+            softmax_q::<u8>(&self.p, ins.bytes(0), out, self.depth);
+        } else {
+            let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
+            let o: &mut [i8] = bytemuck::cast_slice_mut(out);
+            softmax_q::<i8>(&self.p, x, o, self.depth);
         }
     }
 }

@@ -3,6 +3,13 @@
 
 use sparq_schema::{DType, OpKind, OpOptions};
 
+use sparq_kernels::activation::{
+    prepare_hard_swish_q, prepare_leaky_relu_q, prepare_logistic_q, prepare_relu_q, prepare_tanh_q,
+    Lut8, ReluKind,
+};
+use sparq_kernels::elementwise::{QInt, QParams};
+
+use super::quant::per_tensor;
 use super::{boxed, Ctx, Exec, Inputs, OpEval, Prepared};
 use crate::Result;
 
@@ -15,6 +22,18 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         _ => 0.0,
     };
     match ctx.dtype(x) {
+        DType::I8 => Ok(Prepared {
+            eval: lut::<i8>(ctx, x, alpha)?,
+            shape,
+            dtype: DType::I8,
+            scratch: 0,
+        }),
+        DType::U8 => Ok(Prepared {
+            eval: lut::<u8>(ctx, x, alpha)?,
+            shape,
+            dtype: DType::U8,
+            scratch: 0,
+        }),
         DType::F32 => {
             let f: fn(f32, f32) -> f32 = match ctx.kind {
                 OpKind::Relu => |v, _| v.max(0.0),
@@ -60,6 +79,43 @@ impl OpEval for UnaryF32 {
             for (o, &v) in rows.iter_mut().zip(xs) {
                 *o = (self.f)(v, self.alpha);
             }
+        });
+    }
+}
+
+/// The 256-entry table of an integer unary operator, built with TFLite's parameters.
+fn lut<T: QInt + bytemuck::Pod>(
+    ctx: &Ctx<'_, '_>,
+    x: usize,
+    alpha: f32,
+) -> Result<Box<dyn OpEval>> {
+    let q = |t| per_tensor(ctx, t).map(|(s, z)| QParams::new(s, z));
+    let (qi, qo) = (q(x)?, q(ctx.output())?);
+    let table = match ctx.kind {
+        OpKind::Relu => prepare_relu_q::<T>(ReluKind::Relu, qi, qo),
+        OpKind::Relu6 => prepare_relu_q::<T>(ReluKind::Relu6, qi, qo),
+        OpKind::ReluN1To1 => prepare_relu_q::<T>(ReluKind::ReluN1To1, qi, qo),
+        OpKind::HardSwish => prepare_hard_swish_q::<T>(qi, qo),
+        OpKind::Logistic => prepare_logistic_q::<T>(qi, qo),
+        OpKind::Tanh => prepare_tanh_q::<T>(qi, qo),
+        OpKind::LeakyRelu => prepare_leaky_relu_q::<T>(alpha, qi, qo),
+        k => return Err(ctx.unsupported(format!("integer {k}"))),
+    }
+    .map_err(|e| ctx.err(e.to_string()))?;
+    Ok(boxed(LutOp { table }))
+}
+
+struct LutOp<T: QInt> {
+    table: Lut8<T>,
+}
+
+impl<T: QInt + bytemuck::Pod> OpEval for LutOp<T> {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
+        let x: &[T] = bytemuck::cast_slice(ins.bytes(0));
+        let out: &mut [T] = bytemuck::cast_slice_mut(out);
+        let work = out.len();
+        exec.rows(out, ROW, work, &|r0, o| {
+            self.table.apply(&x[r0 * ROW..r0 * ROW + o.len()], o);
         });
     }
 }
