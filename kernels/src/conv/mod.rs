@@ -18,7 +18,10 @@
 
 pub mod transpose;
 
-use crate::gemm::{gemm_f32, gemm_i8, ActQuant, PackError, PackedF32, PackedI8, Q8};
+use crate::gemm::{
+    gemm_f32, gemm_i8, gemm_i8_hybrid, quantize_rows_asymmetric, quantize_rows_symmetric, ActQuant,
+    HybridParams, PackError, PackedF32, PackedI8, Q8,
+};
 use crate::requant::Requant;
 use crate::window::Window2d;
 use std::fmt;
@@ -373,6 +376,177 @@ impl ConvQ {
                 k,
                 &self.packed,
                 &self.rq,
+                out,
+                n,
+                0..m,
+                channels.clone(),
+            );
+            p0 += m;
+        }
+    }
+}
+
+/// A prepared dynamic-range ("hybrid") convolution: int8 weights, f32 activations quantized to
+/// int8 on the fly, f32 output — TFLite's hybrid CONV_2D. As TFLite decides: weights with
+/// several distinct scales take the per-channel path (each batch image quantized asymmetrically,
+/// `reference_ops::HybridConvPerChannel`); otherwise the per-tensor path (each batch image
+/// quantized symmetrically, `HybridConv`). Output `bias + acc · s_in · s_w`, clamped.
+///
+/// Use: [`ConvHybrid::quantize_input`] once per invocation, then [`ConvHybrid::run`] on any
+/// split of the output (threads share the quantized input).
+#[derive(Clone, Debug)]
+pub struct ConvHybrid {
+    win: Window2d,
+    packed: PackedI8,
+    w_scales: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    min: f32,
+    max: f32,
+    per_channel: bool,
+}
+
+impl ConvHybrid {
+    /// Prepares int8 weights `[out_c·kh·kw·in_c]` with their scales (one, or one per output
+    /// channel), an optional f32 bias and the activation clamp.
+    pub fn new(
+        win: Window2d,
+        weights: &[i8],
+        w_scales: &[f32],
+        bias: Option<&[f32]>,
+        min: f32,
+        max: f32,
+    ) -> Result<ConvHybrid, ConvError> {
+        check_len("weights", win.out_c * depth(&win), weights.len())?;
+        if w_scales.len() != 1 {
+            check_len("weight scales", win.out_c, w_scales.len())?;
+        }
+        if let Some(b) = bias {
+            check_len("bias", win.out_c, b.len())?;
+        }
+        let per_channel = w_scales.iter().any(|&s| s != w_scales[0]);
+        let w_scales = if per_channel {
+            w_scales.to_vec()
+        } else {
+            vec![w_scales[0]]
+        };
+        let packed = PackedI8::new(weights, win.out_c, depth(&win), None, ActQuant::i8(0))?;
+        Ok(ConvHybrid {
+            win,
+            packed,
+            w_scales,
+            bias: bias.map(<[f32]>::to_vec),
+            min,
+            max,
+            per_channel,
+        })
+    }
+
+    /// The geometry.
+    pub fn window(&self) -> &Window2d {
+        &self.win
+    }
+
+    /// True when TFLite's per-channel (asymmetric input) path applies.
+    pub fn per_channel(&self) -> bool {
+        self.per_channel
+    }
+
+    /// Quantizes the input, one scale and zero point per batch image, into `q` (input length),
+    /// `scales` and `zero_points` (batch length).
+    pub fn quantize_input(
+        &self,
+        input: &[f32],
+        q: &mut [i8],
+        scales: &mut [f32],
+        zero_points: &mut [i32],
+    ) {
+        let w = &self.win;
+        let per_image = w.h.input * w.w.input * w.in_c;
+        if self.per_channel {
+            quantize_rows_asymmetric(
+                input,
+                per_image,
+                w.batch,
+                per_image,
+                q,
+                per_image,
+                scales,
+                zero_points,
+            );
+        } else {
+            quantize_rows_symmetric(input, per_image, w.batch, per_image, q, per_image, scales);
+            zero_points[..w.batch].fill(0);
+        }
+    }
+
+    /// Scratch `i8`s [`ConvHybrid::run`] needs (0 for a direct 1×1 convolution).
+    pub fn scratch_len(&self) -> usize {
+        if is_direct(&self.win) {
+            0
+        } else {
+            CHUNK * depth(&self.win)
+        }
+    }
+
+    /// Computes output pixels `pixels` × channels `channels` from the quantized input.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        q: &[i8],
+        scales: &[f32],
+        zero_points: &[i32],
+        output: &mut [f32],
+        pixels: Range<usize>,
+        channels: Range<usize>,
+        scratch: &mut [i8],
+    ) {
+        let w = &self.win;
+        check_call(w, q, output, &pixels, &channels);
+        assert!(
+            scales.len() >= w.batch && zero_points.len() >= w.batch,
+            "hybrid conv: batch params"
+        );
+        let (k, n) = (depth(w), w.out_c);
+        let per_image = w.h.output * w.w.output;
+        let mut p0 = pixels.start;
+        while p0 < pixels.end {
+            // One GEMM call never crosses a batch image (one scale and zero point per call).
+            let b = p0 / per_image;
+            let end = pixels.end.min((b + 1) * per_image);
+            let params = HybridParams {
+                a_scales: &scales[b..b + 1],
+                a_zero_points: &zero_points[b..b + 1],
+                w_scales: &self.w_scales,
+                bias: self.bias.as_deref(),
+                min: self.min,
+                max: self.max,
+            };
+            if is_direct(w) {
+                gemm_i8_hybrid(
+                    q,
+                    k,
+                    &self.packed,
+                    &params,
+                    output,
+                    n,
+                    p0..end,
+                    channels.clone(),
+                );
+                p0 = end;
+                continue;
+            }
+            assert!(
+                scratch.len() >= self.scratch_len(),
+                "conv scratch too small"
+            );
+            let m = CHUNK.min(end - p0);
+            im2col(w, q, p0, m, zero_points[b] as i8, scratch);
+            let out = &mut output[p0 * n..(p0 + m) * n];
+            gemm_i8_hybrid(
+                scratch,
+                k,
+                &self.packed,
+                &params,
                 out,
                 n,
                 0..m,

@@ -161,3 +161,87 @@ fn bad_parameters_are_errors() {
         }
     );
 }
+
+#[test]
+fn hybrid_matches_reference() {
+    let mut rng = Rng::new(37);
+    let mut ws = cases(38);
+    // A batch of 3 with > CHUNK pixels per image, so chunks meet image boundaries.
+    ws.push(
+        Window2d::new(crate::window::WindowSpec {
+            k_h: 3,
+            k_w: 3,
+            padding: crate::window::Padding::Same,
+            ..crate::window::WindowSpec::new(3, 9, 10, 5, 6)
+        })
+        .unwrap(),
+    );
+    for (case, w) in ws.into_iter().enumerate() {
+        let k = w.h.kernel * w.w.kernel * w.in_c;
+        let x: Vec<f32> = rng
+            .vec_f32(w.input_len())
+            .iter()
+            .map(|v| v * 3.0 + 0.5)
+            .collect();
+        let wt: Vec<i8> = (0..w.out_c * k)
+            .map(|_| rng.range(-127, 127) as i8)
+            .collect();
+        let per_channel = case % 2 == 0;
+        let w_scales: Vec<f32> = if per_channel {
+            (0..w.out_c)
+                .map(|_| 0.001 + rng.f32().abs() * 0.01)
+                .collect()
+        } else {
+            vec![0.004]
+        };
+        let bias = rng.vec_f32(w.out_c);
+        let conv = ConvHybrid::new(w, &wt, &w_scales, Some(&bias), -2.0, 3.0).unwrap();
+        assert_eq!(conv.per_channel(), per_channel && w.out_c > 1);
+        let mut q = vec![0i8; w.input_len()];
+        let (mut sc, mut zp) = (vec![0f32; w.batch], vec![0i32; w.batch]);
+        conv.quantize_input(&x, &mut q, &mut sc, &mut zp);
+        if !conv.per_channel() {
+            assert!(
+                zp.iter().all(|&z| z == 0),
+                "per-tensor hybrid quantizes symmetrically"
+            );
+        }
+        // Reference: integer sums per batch image with that image's zero point, then scales.
+        let per_image = w.h.input * w.w.input * w.in_c;
+        let out_image = w.h.output * w.w.output * w.out_c;
+        let mut want = vec![0f32; w.output_len()];
+        for b in 0..w.batch {
+            let wb = Window2d { batch: 1, ..w };
+            let xi: Vec<i32> = q[b * per_image..(b + 1) * per_image]
+                .iter()
+                .map(|&v| v as i32)
+                .collect();
+            let wi: Vec<i32> = wt.iter().map(|&v| v as i32).collect();
+            let qo = QOut {
+                in_zp: zp[b],
+                mult: vec![1 << 30],
+                shift: vec![1],
+                out_zp: 0,
+                lo: i32::MIN,
+                hi: i32::MAX,
+            };
+            // multiplier 2^30 with shift 1 is the identity: the raw accumulator comes back.
+            let acc = r::conv_q(&wb, &xi, &wi, None, &qo);
+            for (i, &a) in acc.iter().enumerate() {
+                let oc = i % w.out_c;
+                let ws = if conv.per_channel() {
+                    w_scales[oc]
+                } else {
+                    w_scales[0]
+                };
+                want[b * out_image + i] = (a as f32 * (sc[b] * ws) + bias[oc]).clamp(-2.0, 3.0);
+            }
+        }
+        let mut got = vec![f32::NAN; w.output_len()];
+        let mut scratch = vec![0i8; conv.scratch_len()];
+        for (p, c) in splits(&w) {
+            conv.run(&q, &sc, &zp, &mut got, p, c, &mut scratch);
+        }
+        assert_close(&got, &want, 1e-5, &format!("hybrid conv {w:?}"));
+    }
+}
