@@ -1,11 +1,16 @@
 //! Sparse × dense vs our dense GEMM on MobileNetV2-like 1×1 convolutions and the 1280→1000 FC,
 //! NHWC in → NHWC out (int8 outputs requantized), one thread.
 //!
+//! Time is the calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time, so that
+//! other processes sharing the cores do not skew the sparse/dense ratios the dense-or-sparse
+//! decision is calibrated from.
+//!
 //! Ids: `dense/<dtype>/<M>x<K>x<N>` and `spmm/<dtype>/<M>x<K>x<N>/<format>/<sparsity %>`, formats
 //! `csr1x1`, `bsr4x1` (f32) and `bsr1x4`, `bsr16x4` (int8). Weights are random, magnitude-pruned
 //! to the sparsity in the format's blocks. Example:
 //! `cargo bench -p sparq-kernels --bench spmm -- --warm-up-time 1 --measurement-time 2 'i8/196x576'`
 
+use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sparq_kernels::gemm::{
     gemm_f32, gemm_i8, ActQuant, PackedF32 as DenseF32, PackedI8 as DenseI8,
@@ -15,6 +20,77 @@ use sparq_kernels::requant::Requant;
 use sparq_kernels::sparse::{BlockShape, BsrMatrix, SparseWeights};
 use sparq_kernels::spmm::{F32Layout, I8Layout, PackedF32, PackedI8};
 use std::hint::black_box;
+
+/// Thread CPU time in nanoseconds.
+struct ThreadCpu;
+
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+extern "C" {
+    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+}
+
+fn thread_cpu_ns() -> u64 {
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for the call to write; Linux x86-64/aarch64 layout.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    ts.sec as u64 * 1_000_000_000 + ts.nsec as u64
+}
+
+struct NsFormatter;
+
+impl ValueFormatter for NsFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (div, unit) = if typical < 1e3 {
+            (1.0, "ns")
+        } else if typical < 1e6 {
+            (1e3, "µs")
+        } else {
+            (1e6, "ms")
+        };
+        values.iter_mut().for_each(|v| *v /= div);
+        unit
+    }
+    fn scale_throughputs(&self, _: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+        let n = match *t {
+            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => n,
+        } as f64;
+        values.iter_mut().for_each(|v| *v = n / *v);
+        "elem/ns (cpu)"
+    }
+    fn scale_for_machines(&self, _: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, i: u64) -> u64 {
+        thread_cpu_ns() - i
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &NsFormatter
+    }
+}
 
 const SHAPES: [(usize, usize, usize); 6] = [
     (3136, 24, 144),
@@ -43,7 +119,7 @@ impl Lcg {
     }
 }
 
-fn bench(c: &mut Criterion) {
+fn bench(c: &mut Criterion<ThreadCpu>) {
     let mut rng = Lcg(1);
     for &(m, k, n) in &SHAPES {
         let shape = format!("{m}x{k}x{n}");
@@ -142,5 +218,9 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = bench
+}
 criterion_main!(benches);

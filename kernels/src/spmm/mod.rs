@@ -660,41 +660,5 @@ impl PackedI8 {
     }
 }
 
-/// Operand type of a sparse layer, for [`prefer_sparse`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dtype {
-    F32,
-    I8,
-}
-
-/// Does the sparse kernel for block shape `block` (R output × C input channels) beat the dense
-/// kernel on a layer of `m` pixels, `k` input and `n` output channels whose weights have the
-/// given `density` (stored fraction of the blocks' elements, in [0, 1])?
-///
-/// Calibrated from `kernels/benches/spmm.rs` on the development machine (2-core AMD EPYC with
-/// AVX-512 VNNI), NHWC in → NHWC out, as the crossover density below which sparse wins; see the
-/// table in the body. Layouts without a fast kernel on the active ISA (scalar tiers) never win.
-pub fn prefer_sparse(
-    dtype: Dtype,
-    m: usize,
-    k: usize,
-    n: usize,
-    block: (usize, usize),
-    density: f32,
-) -> bool {
-    let _ = n;
-    if !(0.0..=1.0).contains(&density) {
-        return false;
-    }
-    if !Isa::Avx512Vnni.enabled() {
-        return false;
-    }
-    let crossover = crossover_density(dtype, m, k, block);
-    density <= crossover
-}
-
-/// The density at or below which sparse wins (measured crossovers; see [`prefer_sparse`]).
-fn crossover_density(dtype: Dtype, m: usize, k: usize, block: (usize, usize)) -> f32 {
-    let _ = (dtype, m, k, block);
-    0.0
-}
+mod decide;
+pub use decide::{prefer_sparse, sparse_layout, Dtype, SparseLayout};
