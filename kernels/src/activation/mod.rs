@@ -92,16 +92,88 @@ pub fn reference_unary_f32(op: UnaryF32, x: f32) -> f32 {
     }
 }
 
+/// `exp(x)` in f32 without branches (Cephes `expf`: range reduction by ln 2, degree-6
+/// polynomial; within 2 ulp on [−87, 88], clamped outside), so loops over it vectorise.
+#[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' published coefficients
+pub fn exp_f32_fast(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = if x > 88.0 { 88.0 } else { x };
+    let x = if x < -87.0 { -87.0 } else { x };
+    let fx = (x * LOG2E + 0.5).floor();
+    let r = x - fx * LN2_HI - fx * LN2_LO;
+    let z = r * r;
+    let mut y = 1.987_569_1e-4f32;
+    y = y * r + 1.398_199_9e-3;
+    y = y * r + 8.333_452e-3;
+    y = y * r + 4.166_579_6e-2;
+    y = y * r + 1.666_666_5e-1;
+    y = y * r + 5.000_000_1e-1;
+    let y = y * z + r + 1.0;
+    y * f32::from_bits(((fx as i32 + 127) as u32) << 23)
+}
+
+/// The logistic function via [`exp_f32_fast`] (the kernel's arithmetic; within a few 1e-7 of
+/// [`reference_unary_f32`]).
+#[inline(always)]
+pub fn logistic_f32_fast(x: f32) -> f32 {
+    // reference_ops::Logistic's cut-offs, with one exponential.
+    let low = x < -9.0;
+    let e = exp_f32_fast(if low { x } else { -x });
+    let r = if low { e } else { 1.0 / (1.0 + e) };
+    if x > 16.619_047 {
+        1.0
+    } else {
+        r
+    }
+}
+
+/// tanh via an odd polynomial near 0 (Cephes `tanhf`) and `1 − 2/(e^{2|x|} + 1)` elsewhere,
+/// both computed and selected without branches.
+#[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' published coefficients
+pub fn tanh_f32_fast(x: f32) -> f32 {
+    let a = x.abs();
+    let z = x * x;
+    let p = ((((-5.704_988_7e-3f32 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z
+        + 1.333_144_2e-1)
+        * z
+        - 3.333_328_2e-1)
+        * z
+        * x
+        + x;
+    let e = 1.0 - 2.0 / (exp_f32_fast(2.0 * a) + 1.0);
+    let e = if x < 0.0 { -e } else { e };
+    if a < 0.625 {
+        p
+    } else {
+        e
+    }
+}
+
+/// The kernels' arithmetic per element: [`reference_unary_f32`] except LOGISTIC and TANH, which
+/// use the vectorisable approximations.
+#[inline(always)]
+fn kernel_unary_f32(op: UnaryF32, x: f32) -> f32 {
+    match op {
+        UnaryF32::Logistic => logistic_f32_fast(x),
+        UnaryF32::Tanh => tanh_f32_fast(x),
+        _ => reference_unary_f32(op, x),
+    }
+}
+
 #[inline(always)]
 fn unary_f32_body(op: UnaryF32, x: &[f32], out: &mut [f32]) {
     macro_rules! go {
         ($op:expr) => {
             for (o, &v) in out.iter_mut().zip(x) {
-                *o = reference_unary_f32($op, v);
+                *o = kernel_unary_f32($op, v);
             }
         };
     }
-    // One loop per op so the piecewise-linear ones vectorise.
+    // One loop per op so each vectorises.
     match op {
         UnaryF32::Relu => go!(UnaryF32::Relu),
         UnaryF32::Relu6 => go!(UnaryF32::Relu6),
@@ -111,6 +183,16 @@ fn unary_f32_body(op: UnaryF32, x: &[f32], out: &mut [f32]) {
         UnaryF32::Logistic => go!(UnaryF32::Logistic),
         UnaryF32::Tanh => go!(UnaryF32::Tanh),
     }
+}
+
+/// The portable path of [`unary_f32`] (for tests comparing paths).
+pub fn unary_f32_scalar(op: UnaryF32, x: &[f32], out: &mut [f32]) {
+    assert_eq!(
+        x.len(),
+        out.len(),
+        "unary_f32: input and output lengths differ"
+    );
+    unary_f32_body(op, x, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -212,9 +294,12 @@ impl<I: QInt, O: QInt> Lut8<I, O> {
             out.len(),
             "Lut8::apply: input and output lengths differ"
         );
-        for (o, &v) in out.iter_mut().zip(x) {
-            *o = self.table[v.index()];
-        }
+        let table: &[u8; 256] = bytemuck::cast_ref(&self.table);
+        (crate::elementwise::ElementwiseKernels::get().lut8.1)(
+            table,
+            bytemuck::cast_slice(x),
+            bytemuck::cast_slice_mut(out),
+        )
     }
 }
 

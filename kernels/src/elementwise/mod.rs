@@ -122,7 +122,7 @@ impl QParams {
 }
 
 /// An 8-bit quantized element type (int8 or uint8).
-pub trait QInt: Copy + Send + Sync + 'static + fmt::Debug + PartialEq {
+pub trait QInt: bytemuck::Pod + Send + Sync + fmt::Debug + PartialEq {
     const MIN: i32;
     const MAX: i32;
     fn to_i32(self) -> i32;
@@ -348,6 +348,48 @@ mod x86 {
     }
 
     /// # Safety
+    /// The CPU must support AVX-512 F/BW and VBMI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    unsafe fn lut8_vbmi_tf(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+        use std::arch::x86_64::*;
+        let n = x.len().min(out.len());
+        let t = table.as_ptr();
+        // SAFETY: `table` has 256 bytes: four unaligned 64-byte loads at 0, 64, 128, 192.
+        let (t0, t1, t2, t3) = unsafe {
+            (
+                _mm512_loadu_si512(t as *const _),
+                _mm512_loadu_si512(t.add(64) as *const _),
+                _mm512_loadu_si512(t.add(128) as *const _),
+                _mm512_loadu_si512(t.add(192) as *const _),
+            )
+        };
+        let mut i = 0;
+        while i + 64 <= n {
+            // SAFETY: `i + 64 <= n <= x.len(), out.len()`: the 64-byte load and store are in
+            // bounds (unaligned access is allowed by loadu/storeu).
+            unsafe {
+                let idx = _mm512_loadu_si512(x.as_ptr().add(i) as *const _);
+                // Bit 6 of each index picks t0/t1 (t2/t3); bit 7 picks the upper pair.
+                let lo = _mm512_permutex2var_epi8(t0, idx, t1);
+                let hi = _mm512_permutex2var_epi8(t2, idx, t3);
+                let r = _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi);
+                _mm512_storeu_si512(out.as_mut_ptr().add(i) as *mut _, r);
+            }
+            i += 64;
+        }
+        for j in i..n {
+            out[j] = table[x[j] as usize];
+        }
+    }
+
+    pub fn lut8_vbmi(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+        assert_eq!(x.len(), out.len(), "lut8: input and output lengths differ");
+        // SAFETY: only installed when AVX-512 F/BW (the `Avx512Vnni` tier) and VBMI were
+        // detected at run time.
+        unsafe { lut8_vbmi_tf(table, x, out) }
+    }
+
+    /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
     unsafe fn binary_q_avx2_tf<T: QInt>(
@@ -407,15 +449,29 @@ pub struct ElementwiseKernels {
     pub binary_f32: (&'static str, BinaryF32Fn),
     pub binary_i8: (&'static str, BinaryQFn<i8>),
     pub binary_u8: (&'static str, BinaryQFn<u8>),
+    /// A 256-entry byte table applied to a byte slice (the quantized unary activations,
+    /// requantization): `out[i] = table[x[i]]`.
+    pub lut8: (&'static str, Lut8Fn),
+}
+
+/// Signature of the byte-table kernels.
+pub type Lut8Fn = fn(&[u8; 256], &[u8], &mut [u8]);
+
+fn lut8_scalar(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = table[v as usize];
+    }
 }
 
 impl ElementwiseKernels {
     /// The table for `isa` (each slot: the best kernel at or below that tier).
     pub fn for_isa(isa: Isa) -> Self {
+        #[allow(unused_mut)]
         let mut k = ElementwiseKernels {
             binary_f32: ("generic::binary_f32_x1", binary_f32_scalar),
             binary_i8: ("generic::binary_qs8_x1", binary_q_scalar::<i8>),
             binary_u8: ("generic::binary_qu8_x1", binary_q_scalar::<u8>),
+            lut8: ("generic::lut8_x1", lut8_scalar),
         };
         #[cfg(target_arch = "x86_64")]
         {
@@ -430,6 +486,9 @@ impl ElementwiseKernels {
                 k.binary_f32 = ("avx512::binary_f32_x16", x86::binary_f32_avx512);
                 k.binary_i8 = ("avx512::binary_qs8_x16", x86::binary_q_avx512::<i8>);
                 k.binary_u8 = ("avx512::binary_qu8_x16", x86::binary_q_avx512::<u8>);
+                if std::arch::is_x86_feature_detected!("avx512vbmi") {
+                    k.lut8 = ("avx512::lut8_x64", x86::lut8_vbmi);
+                }
             }
         }
         let _ = isa;
@@ -448,6 +507,7 @@ impl fmt::Debug for ElementwiseKernels {
             .field("binary_f32", &self.binary_f32.0)
             .field("binary_i8", &self.binary_i8.0)
             .field("binary_u8", &self.binary_u8.0)
+            .field("lut8", &self.lut8.0)
             .finish()
     }
 }
@@ -487,7 +547,7 @@ pub fn reference_binary_f32(
 // int8 / uint8
 
 /// Quantized parameters of one binary op, computed once by [`prepare_binary_q`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QBinary {
     pub op: BinaryOp,
     pub input1_offset: i32,
@@ -502,6 +562,11 @@ pub struct QBinary {
     pub output_shift: i32,
     pub act_min: i32,
     pub act_max: i32,
+    /// ADD/SUB/SQUARED_DIFFERENCE: each input's rescaled term
+    /// `MultiplyByQuantizedMultiplier((q + offset) << left_shift, m, shift)` per code (indexed
+    /// by the code's bit pattern), so eval does one multiplication per element, not three.
+    t1: [i32; 256],
+    t2: [i32; 256],
 }
 
 /// TFLite `QuantizeMultiplierSmallerThanOneExp`: the real multiplier must be in (0, 1).
@@ -544,6 +609,8 @@ pub fn prepare_binary_q<T: QInt>(
         output_shift: 0,
         act_min,
         act_max,
+        t1: [0; 256],
+        t2: [0; 256],
     };
     match op {
         BinaryOp::Add | BinaryOp::Sub => {
@@ -594,13 +661,8 @@ pub fn prepare_binary_q<T: QInt>(
             (p.output_multiplier, p.output_shift) = quantize_multiplier(ro);
         }
         BinaryOp::Maximum | BinaryOp::Minimum => {
-            // maximum_minimum.cc compares raw values: TFLite requires equal quantization.
-            if in1 != out || in2 != out {
-                return Err(ParamError::Unsupported {
-                    op: name,
-                    detail: "quantized inputs and output must share scale and zero point",
-                });
-            }
+            // maximum_minimum.cc compares and copies raw codes, whatever the quantization
+            // (the converter gives inputs and output the same), with no activation.
             p.act_min = T::MIN;
             p.act_max = T::MAX;
         }
@@ -609,6 +671,24 @@ pub fn prepare_binary_q<T: QInt>(
                 op: name,
                 detail: "quantized DIV is not supported",
             });
+        }
+    }
+    if matches!(
+        op,
+        BinaryOp::Add | BinaryOp::Sub | BinaryOp::SquaredDifference
+    ) {
+        for q in T::MIN..=T::MAX {
+            let i = T::from_i32(q).index();
+            p.t1[i] = multiply_by_quantized_multiplier(
+                (q + p.input1_offset) * (1 << p.left_shift),
+                p.input1_multiplier,
+                p.input1_shift,
+            );
+            p.t2[i] = multiply_by_quantized_multiplier(
+                (q + p.input2_offset) * (1 << p.left_shift),
+                p.input2_multiplier,
+                p.input2_shift,
+            );
         }
     }
     Ok(p)
@@ -653,7 +733,6 @@ fn binary_q_body<T: QInt>(
     out: &mut [T],
     start: usize,
 ) {
-    let p = *p;
     macro_rules! go {
         ($f:expr) => {
             plan.for_each_run(start, start + out.len(), |ao, sa, bo, sb, o, n| {
@@ -661,36 +740,55 @@ fn binary_q_body<T: QInt>(
             })
         };
     }
+    let (m, sh, zp, lo, hi) = (
+        p.output_multiplier,
+        p.output_shift,
+        p.output_offset,
+        p.act_min,
+        p.act_max,
+    );
+    let (t1, t2) = (&p.t1, &p.t2);
+    let (o1, o2) = (p.input1_offset, p.input2_offset);
     // One closure per op so each inner loop is specialised.
     match p.op {
-        BinaryOp::Add => go!(|x: T, y: T| T::from_i32(apply_add(&p, x.to_i32(), y.to_i32()))),
-        BinaryOp::Mul => go!(|x: T, y: T| T::from_i32(apply_mul(&p, x.to_i32(), y.to_i32()))),
-        _ => go!(|x: T, y: T| T::from_i32(apply_q(&p, x.to_i32(), y.to_i32()))),
+        BinaryOp::Add => go!(|x: T, y: T| {
+            T::from_i32((mbqm_positive(t1[x.index()] + t2[y.index()], m, sh) + zp).clamp(lo, hi))
+        }),
+        BinaryOp::Sub => go!(|x: T, y: T| {
+            T::from_i32((mbqm_positive(t1[x.index()] - t2[y.index()], m, sh) + zp).clamp(lo, hi))
+        }),
+        BinaryOp::SquaredDifference => go!(|x: T, y: T| {
+            let d = t1[x.index()] - t2[y.index()];
+            T::from_i32((mbqm_positive(d.wrapping_mul(d), m, sh) + zp).clamp(lo, hi))
+        }),
+        BinaryOp::Mul => go!(|x: T, y: T| {
+            let prod = (x.to_i32() + o1) * (y.to_i32() + o2);
+            T::from_i32((mbqm_positive(prod, m, sh) + zp).clamp(lo, hi))
+        }),
+        _ => go!(|x: T, y: T| T::from_i32(apply_q(p, x.to_i32(), y.to_i32()))),
     }
 }
 
+/// `multiply_by_quantized_multiplier(x, m, shift)` for a positive multiplier `m`, written
+/// without branches so the element loops vectorise. Equal to the normative function whenever
+/// `m > 0` (its one saturating case, `x = m = i32::MIN`, cannot occur), which every multiplier
+/// here is (scales are positive); the tests compare both on every op.
 #[inline(always)]
-fn apply_add(p: &QBinary, x: i32, y: i32) -> i32 {
-    let sx = multiply_by_quantized_multiplier(
-        (x + p.input1_offset) << 20,
-        p.input1_multiplier,
-        p.input1_shift,
-    );
-    let sy = multiply_by_quantized_multiplier(
-        (y + p.input2_offset) << 20,
-        p.input2_multiplier,
-        p.input2_shift,
-    );
-    (multiply_by_quantized_multiplier(sx + sy, p.output_multiplier, p.output_shift)
-        + p.output_offset)
-        .clamp(p.act_min, p.act_max)
-}
-
-#[inline(always)]
-fn apply_mul(p: &QBinary, x: i32, y: i32) -> i32 {
-    let prod = (x + p.input1_offset) * (y + p.input2_offset);
-    (multiply_by_quantized_multiplier(prod, p.output_multiplier, p.output_shift) + p.output_offset)
-        .clamp(p.act_min, p.act_max)
+fn mbqm_positive(x: i32, m: i32, shift: i32) -> i32 {
+    let left = shift.max(0);
+    let right = (-shift).max(0);
+    let x = x.wrapping_shl(left as u32);
+    let ab = x as i64 * m as i64;
+    let nudge = if ab >= 0 {
+        1i64 << 30
+    } else {
+        1 - (1i64 << 30)
+    };
+    let hi = ((ab + nudge) / (1i64 << 31)) as i32;
+    let mask = ((1i64 << right) - 1) as i32;
+    let rem = hi & mask;
+    let thr = (mask >> 1) + (hi >> 31 & 1);
+    (hi >> right) + i32::from(rem > thr)
 }
 
 fn binary_q_scalar<T: QInt>(

@@ -320,14 +320,6 @@ fn prepare_rejects_bad_quantization() {
     )
     .is_err());
     assert!(prepare_binary_q::<i8>(BinaryOp::Div, ok, ok, ok, Activation::None).is_err());
-    assert!(prepare_binary_q::<i8>(
-        BinaryOp::Maximum,
-        ok,
-        QParams::new(0.2, 0),
-        ok,
-        Activation::None
-    )
-    .is_err());
 }
 
 #[test]
@@ -338,5 +330,24 @@ fn dispatch_uses_simd_on_capable_hosts() {
             .binary_f32
             .0
             .starts_with("generic"));
+    }
+}
+
+#[test]
+fn lut8_kernels_equal_scalar() {
+    let mut rng = Rng::new(4);
+    let mut table = [0u8; 256];
+    for t in table.iter_mut() {
+        *t = rng.next() as u8;
+    }
+    for n in [0usize, 1, 63, 64, 65, 127, 128, 200, 1000] {
+        let x: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+        let want: Vec<u8> = x.iter().map(|&v| table[v as usize]).collect();
+        for isa in tiers() {
+            let k = ElementwiseKernels::for_isa(isa);
+            let mut got = vec![0u8; n];
+            (k.lut8.1)(&table, &x, &mut got);
+            assert_first_eq(&got, &want, &format!("{} n={n}", k.lut8.0));
+        }
     }
 }
