@@ -388,58 +388,6 @@ mod x86 {
         // detected at run time.
         unsafe { lut8_vbmi_tf(table, x, out) }
     }
-
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[target_feature(enable = "avx2")]
-    unsafe fn binary_q_avx2_tf<T: QInt>(
-        p: &QBinary,
-        plan: &BroadcastPlan,
-        a: &[T],
-        b: &[T],
-        out: &mut [T],
-        start: usize,
-    ) {
-        binary_q_body(p, plan, a, b, out, start)
-    }
-
-    pub fn binary_q_avx2<T: QInt>(
-        p: &QBinary,
-        plan: &BroadcastPlan,
-        a: &[T],
-        b: &[T],
-        out: &mut [T],
-        start: usize,
-    ) {
-        // SAFETY: only installed when `Isa::Avx2` is enabled (AVX2 detected at run time).
-        unsafe { binary_q_avx2_tf(p, plan, a, b, out, start) }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512F/BW.
-    #[target_feature(enable = "avx512f,avx512bw,avx2")]
-    unsafe fn binary_q_avx512_tf<T: QInt>(
-        p: &QBinary,
-        plan: &BroadcastPlan,
-        a: &[T],
-        b: &[T],
-        out: &mut [T],
-        start: usize,
-    ) {
-        binary_q_body(p, plan, a, b, out, start)
-    }
-
-    pub fn binary_q_avx512<T: QInt>(
-        p: &QBinary,
-        plan: &BroadcastPlan,
-        a: &[T],
-        b: &[T],
-        out: &mut [T],
-        start: usize,
-    ) {
-        // SAFETY: only installed when `Isa::Avx512Vnni` is enabled (AVX-512 F/BW detected).
-        unsafe { binary_q_avx512_tf(p, plan, a, b, out, start) }
-    }
 }
 
 /// The element-wise slots of the dispatch table (`dispatch::Kernels::elementwise`): the scalar
@@ -479,13 +427,9 @@ impl ElementwiseKernels {
             let enabled = |t: Isa| x86 && t <= isa && Isa::detected() >= t;
             if enabled(Isa::Avx2) {
                 k.binary_f32 = ("avx2::binary_f32_x8", x86::binary_f32_avx2);
-                k.binary_i8 = ("avx2::binary_qs8_x8", x86::binary_q_avx2::<i8>);
-                k.binary_u8 = ("avx2::binary_qu8_x8", x86::binary_q_avx2::<u8>);
             }
             if enabled(Isa::Avx512Vnni) {
                 k.binary_f32 = ("avx512::binary_f32_x16", x86::binary_f32_avx512);
-                k.binary_i8 = ("avx512::binary_qs8_x16", x86::binary_q_avx512::<i8>);
-                k.binary_u8 = ("avx512::binary_qu8_x16", x86::binary_q_avx512::<u8>);
                 if std::arch::is_x86_feature_detected!("avx512vbmi") {
                     k.lut8 = ("avx512::lut8_x64", x86::lut8_vbmi);
                 }
