@@ -192,3 +192,47 @@ fn hybrid_fc_keeps_asymmetric_input_flag() {
     // fc1 and fc2 have int8 weights (hybrid); the small logits layer stayed f32.
     assert_eq!(flags, [true, true, false]);
 }
+
+/// `.tflite` → `.sparq` file → run gives exactly what running the `.tflite` (imported in memory)
+/// gives, for dense, f16, CSR, BSR and folded-shape models; and matches LiteRT's reference.
+#[test]
+fn sparq_file_runs_like_the_tflite() {
+    use sparq::npy::NpyArray;
+    use sparq::{Interpreter, Options};
+    let run = |model: &Model, x: &[f32]| -> Vec<f32> {
+        let mut it = Interpreter::new(model, Options::default()).expect("prepare");
+        it.set_input(0, x).expect("input");
+        it.invoke().expect("invoke");
+        it.output::<f32>(0).expect("output").to_vec()
+    };
+    for name in [
+        "digits_cnn_float32",
+        "digits_mlp_fp16",
+        "digits_cnn_fp16",
+        "digits_cnn_p90_float32_sparse",
+        "digits_mlp_block80_4x1_float32_sparse",
+        "shape_chain_float32",
+    ] {
+        let io = fixtures().join("io").join(name);
+        let x = NpyArray::read(io.join("input.npy")).unwrap().to_f32();
+        let want = NpyArray::read(io.join("out_ref.npy")).unwrap().to_f32();
+        let def = import_tflite(&fixture(name)).unwrap();
+        let direct = run(&Model::from_def(&def).unwrap(), &x);
+        let path =
+            std::env::temp_dir().join(format!("sparq-import-{}-{name}.sparq", std::process::id()));
+        std::fs::write(&path, sparq_schema::write(&def).unwrap()).unwrap();
+        let via_file = run(&Model::open(&path).unwrap(), &x);
+        std::fs::remove_file(&path).ok();
+        assert_eq!(
+            direct, via_file,
+            "{name}: .sparq run differs from the .tflite run"
+        );
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in direct.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-4 * scale,
+                "{name}: element {i}: got {g}, LiteRT {w}"
+            );
+        }
+    }
+}
