@@ -482,3 +482,26 @@ fn bad_quantization_is_rejected() {
     q(&mut m, vec![0.5], vec![300], 0);
     expect_invalid(&m, "zero point 0 is 300");
 }
+
+#[test]
+fn shared_buffer_amplification_is_bounded() {
+    // 200 tensors sharing one 1 MiB buffer would copy 200 MiB out of a 1 MiB file.
+    let n = 1 << 18;
+    let tensors = (0..200)
+        .map(|i| T::new(&format!("c{i}"), &[n], TensorType::FLOAT32, 1))
+        .collect();
+    let m = M {
+        codes: vec![],
+        tensors,
+        ops: vec![],
+        inputs: vec![],
+        outputs: vec![],
+        buffers: vec![Buf::Empty, Buf::Inline(vec![0u8; 4 * n as usize])],
+        version: 3,
+    };
+    expect_invalid(&m, "shared buffers");
+    // A few sharers are fine.
+    let mut few = m.clone();
+    few.tensors.truncate(3);
+    read_tflite(&build(&few)).expect("three tensors sharing a buffer");
+}

@@ -54,8 +54,14 @@ pub fn read(file: &[u8]) -> Result<Graph> {
         .tensors()
         .ok_or_else(|| ImportError::invalid("subgraph 0", "no tensor list"))?;
     let mut tensors = Vec::with_capacity(tensors_fb.len());
+    // Tensors may share a buffer; the copies they get are bounded so that a small file cannot
+    // make the importer allocate without bound by pointing many tensors at one large buffer.
+    let budget = (file.len() as u64)
+        .saturating_mul(4)
+        .saturating_add(64 << 20);
+    let mut copied: u64 = 0;
     for (i, t) in tensors_fb.iter().enumerate() {
-        tensors.push(read_tensor(file, buffers, i, &t)?);
+        tensors.push(read_tensor(file, buffers, i, &t, budget, &mut copied)?);
     }
     let n_tensors = tensors.len();
 
@@ -104,6 +110,8 @@ fn read_tensor(
     buffers: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<tfl::Buffer<'_>>>>,
     i: usize,
     t: &tfl::Tensor<'_>,
+    budget: u64,
+    copied: &mut u64,
 ) -> Result<Tensor> {
     let name = t.name().unwrap_or("").to_owned();
     let at = tensor_at(i, &name);
@@ -187,6 +195,18 @@ fn read_tensor(
     let esize = element_size(dtype).ok_or_else(|| {
         ImportError::unsupported(&at, format!("constant of type {}", type_name(dtype)))
     })?;
+    *copied = copied.saturating_add(raw.len() as u64);
+    if *copied > budget {
+        return Err(ImportError::invalid(
+            &at,
+            format!(
+                "constants reference {} bytes of buffers in a {}-byte file (shared buffers \
+                 beyond the limit of {budget})",
+                *copied,
+                file.len()
+            ),
+        ));
+    }
     match t.sparsity() {
         None => {
             let want = elements * esize as u64;
