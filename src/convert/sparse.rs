@@ -43,7 +43,6 @@ pub fn decode_sparse(
     esize: usize,
     spec: &SparseSpec,
     values: &[u8],
-    _file_len: usize,
 ) -> Result<Sparse> {
     let bad = |p: String| ImportError::invalid(at, format!("sparsity: {p}"));
     let n = shape.len();

@@ -225,14 +225,7 @@ fn read_tensor(
         }
         Some(sp) => {
             let spec = read_sparsity(&at, &sp)?;
-            tensor.sparse = Some(decode_sparse(
-                &at,
-                &tensor.shape,
-                esize,
-                &spec,
-                raw,
-                file.len(),
-            )?);
+            tensor.sparse = Some(decode_sparse(&at, &tensor.shape, esize, &spec, raw)?);
         }
     }
     Ok(tensor)

@@ -9,7 +9,7 @@ use sparq_schema::{
 };
 
 use super::error::{ImportError, Result};
-use super::graph::{op_name, type_name, Activation, Graph, Op, Options, Padding, Sparse, Tensor};
+use super::graph::{op_name, type_name, Activation, Graph, Op, Options, Padding, Sparse};
 
 /// The sparq operator kind of a TFLite builtin, or why there is none.
 fn kind_of(code: B) -> std::result::Result<OpKind, String> {
@@ -315,29 +315,6 @@ fn sparse_def(s: &Sparse) -> SparseDef {
     }
 }
 
-/// Fraction of zero weights of a constant (sparse: elements not stored, or stored as zero).
-pub fn zero_fraction(t: &Tensor) -> f64 {
-    let n = t.elements();
-    if n == 0 {
-        return 0.0;
-    }
-    let es = super::graph::element_size(t.dtype).unwrap_or(1);
-    let nonzero_in = |bytes: &[u8]| {
-        bytes
-            .chunks(es)
-            .filter(|c| c.iter().any(|&b| b != 0))
-            .count()
-    };
-    let nonzero = match (&t.sparse, &t.data) {
-        (Some(Sparse::Csr { values, .. }), _) | (Some(Sparse::Bsr { values, .. }), _) => {
-            nonzero_in(values)
-        }
-        (None, Some(d)) => nonzero_in(d),
-        (None, None) => n,
-    };
-    1.0 - nonzero as f64 / n as f64
-}
-
 /// Builds the `ModelDef` of a folded graph.
 pub fn to_model_def(g: &Graph) -> Result<ModelDef> {
     let mut kinds = Vec::with_capacity(g.ops.len());
@@ -365,7 +342,6 @@ pub fn to_model_def(g: &Graph) -> Result<ModelDef> {
     }
     let mut remap = vec![u32::MAX; n];
     let mut tensors = Vec::new();
-    let mut layer_sparsity = Vec::new();
     for i in 0..n {
         if !used[i] {
             continue;
@@ -382,9 +358,6 @@ pub fn to_model_def(g: &Graph) -> Result<ModelDef> {
                 axis: q.axis,
             });
         let sparse = t.sparse.as_ref().map(sparse_def);
-        if sparse.is_some() {
-            layer_sparsity.push((t.name.clone(), zero_fraction(t) as f32));
-        }
         remap[i] = tensors.len() as u32;
         tensors.push(TensorDef {
             name: t.name.clone(),
@@ -415,6 +388,12 @@ pub fn to_model_def(g: &Graph) -> Result<ModelDef> {
     if !g.description.is_empty() {
         settings.push(("tflite_description".to_owned(), g.description.clone()));
     }
+    // Per-layer sparsity of the weights stored sparse.
+    let layer_sparsity = tensors
+        .iter()
+        .filter(|t| t.sparse.is_some())
+        .map(|t| (t.name.clone(), super::summary::zero_fraction(t) as f32))
+        .collect();
     Ok(ModelDef {
         tensors,
         operators,
