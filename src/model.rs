@@ -1082,7 +1082,7 @@ fn options_name(o: &OpOptions) -> &'static str {
 }
 
 /// Input positions that may be absent (-1): the bias of convolutions and fully-connected.
-fn optional_input(kind: OpKind, position: usize) -> bool {
+pub(crate) fn optional_input(kind: OpKind, position: usize) -> bool {
     matches!(
         (kind, position),
         (

@@ -505,3 +505,24 @@ fn shared_buffer_amplification_is_bounded() {
     few.tensors.truncate(3);
     read_tflite(&build(&few)).expect("three tensors sharing a buffer");
 }
+
+#[test]
+fn absent_required_input_is_rejected() {
+    // ADD has no optional inputs: -1 is only allowed for a bias (found by fuzzing).
+    let mut m = fc_model(3, 4, Buf::Inline(f32_bytes(&[0.0; 12])), None);
+    m.codes = vec![(0, 0, None)];
+    m.ops[0].options = Opt::None;
+    m.ops[0].inputs = vec![0, -1];
+    m.tensors[2].shape = vec![1, 4];
+    match sparq::convert::import_tflite(&build(&m)) {
+        Err(e) => assert!(
+            e.to_string()
+                .contains("input 1 is absent (-1) but Add requires it"),
+            "{e}"
+        ),
+        Ok(_) => panic!("accepted ADD with an absent input"),
+    }
+    // The FULLY_CONNECTED bias may be absent.
+    let m = fc_model(3, 4, Buf::Inline(f32_bytes(&[0.0; 12])), None);
+    sparq::convert::import_tflite(&build(&m)).expect("FC without bias");
+}

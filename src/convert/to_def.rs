@@ -324,6 +324,15 @@ pub fn to_model_def(g: &Graph) -> Result<ModelDef> {
             op: op.name(),
             needs,
         })?;
+        // TFLite marks absent optional inputs with -1; only a few positions are optional.
+        for (k, &x) in op.inputs.iter().enumerate() {
+            if x < 0 && !crate::model::optional_input(kind, k) {
+                return Err(ImportError::invalid(
+                    format!("operator {} {}", op.index, op.name()),
+                    format!("input {k} is absent (-1) but {kind} requires it"),
+                ));
+            }
+        }
         kinds.push(kind);
     }
 
