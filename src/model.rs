@@ -413,8 +413,12 @@ fn decode(bytes: &[u8]) -> Result<Decoded> {
         .operators()
         .ok_or_else(|| Error::InvalidModel("the operator list is missing".into()))?;
     let mut operators = Vec::with_capacity(fb_ops.len());
+    let mut marks = OpMarks {
+        input: vec![0; tensors.len()],
+        output: vec![0; tensors.len()],
+    };
     for (index, op) in fb_ops.iter().enumerate() {
-        operators.push(decode_operator(index, &op, &tensors)?);
+        operators.push(decode_operator(index, &op, &tensors, &mut marks)?);
     }
 
     let graph_list =
@@ -422,9 +426,10 @@ fn decode(bytes: &[u8]) -> Result<Decoded> {
             let list = list
                 .ok_or_else(|| Error::InvalidModel(format!("the graph {name} list is missing")))?;
             let mut out = Vec::with_capacity(list.len());
+            let mut seen = vec![false; tensors.len()];
             for (k, i) in list.iter().enumerate() {
                 match usize::try_from(i).ok().filter(|&i| i < tensors.len()) {
-                    Some(i) if out.contains(&i) => {
+                    Some(i) if std::mem::replace(&mut seen[i], true) => {
                         return Err(Error::InvalidModel(format!(
                             "graph {name}[{k}] repeats tensor {i} \"{}\"",
                             tensors[i].name
@@ -1092,7 +1097,18 @@ pub(crate) fn optional_input(kind: OpKind, position: usize) -> bool {
     )
 }
 
-fn decode_operator(index: usize, op: &fb::Operator<'_>, tensors: &[TensorInfo]) -> Result<OpInfo> {
+/// Per-tensor marks (operator index + 1) that make the per-operator duplicate checks linear.
+struct OpMarks {
+    input: Vec<usize>,
+    output: Vec<usize>,
+}
+
+fn decode_operator(
+    index: usize,
+    op: &fb::Operator<'_>,
+    tensors: &[TensorInfo],
+    marks: &mut OpMarks,
+) -> Result<OpInfo> {
     let raw_kind = op.kind();
     let Some(kind) = OpKind::from_fb(raw_kind) else {
         return Err(Error::InvalidOperator {
@@ -1152,7 +1168,9 @@ fn decode_operator(index: usize, op: &fb::Operator<'_>, tensors: &[TensorInfo]) 
             }
             inputs.push(None);
         } else {
-            inputs.push(Some(tensor_index("inputs", k, i)?));
+            let t = tensor_index("inputs", k, i)?;
+            marks.input[t] = index + 1;
+            inputs.push(Some(t));
         }
     }
     if fb_outputs.is_empty() {
@@ -1167,13 +1185,13 @@ fn decode_operator(index: usize, op: &fb::Operator<'_>, tensors: &[TensorInfo]) 
                 tensors[t].name
             )));
         }
-        if inputs.contains(&Some(t)) {
+        if marks.input[t] == index + 1 {
             return Err(err(format!(
                 "tensor {t} \"{}\" is both an input and an output",
                 tensors[t].name
             )));
         }
-        if outputs.contains(&t) {
+        if std::mem::replace(&mut marks.output[t], index + 1) == index + 1 {
             return Err(err(format!(
                 "outputs[{k}] repeats tensor {t} \"{}\"",
                 tensors[t].name

@@ -819,3 +819,37 @@ fn metadata_sparsity_out_of_range() {
         );
     }
 }
+
+/// Wide operators and graph lists are checked in linear time (a quadratic duplicate check would
+/// make this take minutes: 50,000 inputs x 50,000 outputs).
+#[test]
+fn wide_operator_opens_quickly() {
+    const N: usize = 50_000;
+    let mut m = ModelDef::default();
+    let x = m.add_tensor(TensorDef::activation("x", vec![1], DType::F32));
+    let outs: Vec<i32> = (0..N)
+        .map(|k| m.add_tensor(TensorDef::activation(format!("y{k}"), vec![1], DType::F32)) as i32)
+        .collect();
+    m.add_op(
+        OpKind::Unpack,
+        OpOptions::Pack {
+            axis: 0,
+            values_count: N as i32,
+        },
+        &vec![x as i32; N],
+        &outs,
+    );
+    m.inputs = vec![x];
+    m.outputs = outs.iter().map(|&o| o as u32).collect();
+    let model = Model::from_def(&m).unwrap();
+    assert_eq!(model.operators()[0].outputs.len(), N);
+    // The same op with its last output also among its inputs is refused.
+    m.operators[0].inputs[N - 1] = outs[N - 1];
+    refused_def(
+        &m,
+        &[
+            "operator 0 (Unpack)",
+            &format!("tensor {N} \"y{}\" is both", N - 1),
+        ],
+    );
+}
