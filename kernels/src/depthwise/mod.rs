@@ -163,13 +163,35 @@ impl DepthwiseF32 {
 /// A prepared 8-bit depthwise convolution (int8 per-channel or legacy uint8 per-tensor).
 #[derive(Clone, Debug)]
 pub struct DepthwiseQ {
-    win: Window2d,
-    dm: usize,
-    /// `w − zw`, `[kh·kw·out_c]`.
-    weights: Vec<i16>,
-    bias: Vec<i32>,
+    core: generic::QCore,
     in_zp: i32,
     rq: Requant,
+}
+
+fn q_core(
+    win: Window2d,
+    weights: Vec<i16>,
+    bias: Option<&[i32]>,
+) -> Result<generic::QCore, DepthwiseError> {
+    let dm = multiplier(&win)?;
+    check_len(
+        "weights",
+        win.h.kernel * win.w.kernel * win.out_c,
+        weights.len(),
+    )?;
+    let bias = match bias {
+        Some(b) => {
+            check_len("bias", win.out_c, b.len())?;
+            b.to_vec()
+        }
+        None => vec![0; win.out_c],
+    };
+    Ok(generic::QCore {
+        win,
+        dm,
+        weights,
+        bias,
+    })
 }
 
 impl DepthwiseQ {
@@ -211,12 +233,7 @@ impl DepthwiseQ {
         in_zp: i32,
         rq: Requant,
     ) -> Result<DepthwiseQ, DepthwiseError> {
-        let dm = multiplier(&win)?;
-        check_len(
-            "weights",
-            win.h.kernel * win.w.kernel * win.out_c,
-            weights.len(),
-        )?;
+        let core = q_core(win, weights, bias)?;
         if !(-128..=255).contains(&in_zp) {
             return Err(DepthwiseError::ZeroPoint {
                 what: "input",
@@ -226,26 +243,12 @@ impl DepthwiseQ {
         if !rq.is_per_tensor() {
             check_len("requant", win.out_c, rq.channels())?;
         }
-        let bias = match bias {
-            Some(b) => {
-                check_len("bias", win.out_c, b.len())?;
-                b.to_vec()
-            }
-            None => vec![0; win.out_c],
-        };
-        Ok(DepthwiseQ {
-            win,
-            dm,
-            weights,
-            bias,
-            in_zp,
-            rq,
-        })
+        Ok(DepthwiseQ { core, in_zp, rq })
     }
 
     /// The geometry.
     pub fn window(&self) -> &Window2d {
-        &self.win
+        &self.core.win
     }
 
     /// The output requantization.
@@ -269,6 +272,94 @@ impl DepthwiseQ {
     }
 }
 
+/// A prepared dynamic-range ("hybrid") depthwise convolution: int8 per-channel weights, f32
+/// activations quantized per batch image (asymmetric, TFLite's `AsymmetricQuantizeFloats`),
+/// f32 output: `clamp(Σ (q − zp) · w · (w_scale[c] · in_scale) + bias[c])`, as TFLite's
+/// `DepthwiseConvHybridPerChannel`.
+#[derive(Clone, Debug)]
+pub struct DepthwiseHybrid {
+    core: generic::QCore,
+    w_scales: Vec<f32>,
+    bias: Vec<f32>,
+    min: f32,
+    max: f32,
+}
+
+impl DepthwiseHybrid {
+    /// Prepares int8 weights `[kh·kw·out_c]` with their scales (one per output channel, or one
+    /// for all), an optional f32 bias and the activation clamp.
+    pub fn new(
+        win: Window2d,
+        weights: &[i8],
+        w_scales: &[f32],
+        bias: Option<&[f32]>,
+        min: f32,
+        max: f32,
+    ) -> Result<DepthwiseHybrid, DepthwiseError> {
+        let core = q_core(win, weights.iter().map(|&v| v as i16).collect(), None)?;
+        let w_scales = match w_scales.len() {
+            1 => vec![w_scales[0]; win.out_c],
+            _ => {
+                check_len("weight scales", win.out_c, w_scales.len())?;
+                w_scales.to_vec()
+            }
+        };
+        let bias = match bias {
+            Some(b) => {
+                check_len("bias", win.out_c, b.len())?;
+                b.to_vec()
+            }
+            None => vec![0.0; win.out_c],
+        };
+        Ok(DepthwiseHybrid {
+            core,
+            w_scales,
+            bias,
+            min,
+            max,
+        })
+    }
+
+    /// The geometry.
+    pub fn window(&self) -> &Window2d {
+        &self.core.win
+    }
+
+    /// Quantizes the input, one asymmetric scale and zero point per batch image.
+    pub fn quantize_input(
+        &self,
+        input: &[f32],
+        q: &mut [i8],
+        scales: &mut [f32],
+        zero_points: &mut [i32],
+    ) {
+        let w = &self.core.win;
+        let per_image = w.h.input * w.w.input * w.in_c;
+        crate::gemm::quantize_rows_asymmetric(
+            input,
+            per_image,
+            w.batch,
+            per_image,
+            q,
+            per_image,
+            scales,
+            zero_points,
+        );
+    }
+
+    /// Computes output rows `rows` (of `batch · out_h`) from the quantized input.
+    pub fn run(
+        &self,
+        q: &[i8],
+        scales: &[f32],
+        zero_points: &[i32],
+        output: &mut [f32],
+        rows: Range<usize>,
+    ) {
+        (DepthwiseKernels::active().hybrid)(self, q, scales, zero_points, output, rows)
+    }
+}
+
 /// `&[T]` as `&[U]` for the two one-byte Q8 types (same size, every bit pattern valid).
 fn cast8<T: Q8, U: bytemuck::Pod>(s: &[T]) -> &[U] {
     assert_eq!(std::mem::size_of::<T>(), 1);
@@ -289,6 +380,8 @@ fn cast8_mut<T: Q8, U: bytemuck::Pod>(s: &mut [T]) -> &mut [U] {
 pub type DwF32 = fn(&DepthwiseF32, &[f32], &mut [f32], Range<usize>);
 /// 8-bit depthwise kernel for activation type `T`.
 pub type DwQ<T> = fn(&DepthwiseQ, &[T], &mut [T], Range<usize>);
+/// Hybrid depthwise kernel: quantized input, per-batch scales and zero points, f32 output.
+pub type DwHybrid = fn(&DepthwiseHybrid, &[i8], &[f32], &[i32], &mut [f32], Range<usize>);
 
 /// The depthwise kernels of one ISA tier.
 #[derive(Clone, Copy, Debug)]
@@ -301,6 +394,8 @@ pub struct DepthwiseKernels {
     pub i8: DwQ<i8>,
     /// uint8 activations.
     pub u8: DwQ<u8>,
+    /// Dynamic-range (f32 activations quantized on the fly).
+    pub hybrid: DwHybrid,
 }
 
 impl DepthwiseKernels {
@@ -315,6 +410,7 @@ impl DepthwiseKernels {
                 f32: generic::f32::<false>,
                 i8: generic::q::<i8>,
                 u8: generic::q::<u8>,
+                hybrid: generic::hybrid,
             }),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => Some(DepthwiseKernels {
@@ -322,6 +418,7 @@ impl DepthwiseKernels {
                 f32: avx2::f32,
                 i8: avx2::i8,
                 u8: avx2::u8,
+                hybrid: avx2::hybrid,
             }),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => Some(DepthwiseKernels {
@@ -329,6 +426,7 @@ impl DepthwiseKernels {
                 f32: avx512::f32,
                 i8: avx512::i8,
                 u8: avx512::u8,
+                hybrid: avx512::hybrid,
             }),
             _ => None,
         }
@@ -353,7 +451,7 @@ impl DepthwiseKernels {
     }
 }
 
-fn check<T>(w: &Window2d, input: &[T], output: &[T], rows: &Range<usize>) {
+fn check<T, U>(w: &Window2d, input: &[T], output: &[U], rows: &Range<usize>) {
     assert!(
         input.len() >= w.input_len(),
         "depthwise input {} < {}",
@@ -558,29 +656,123 @@ pub mod generic {
         }
     }
 
+    /// Turns the int32 accumulators of channels `c0..c0 + acc.len()` into outputs.
+    pub trait Epilogue<O> {
+        /// Writes `out[i]` from `acc[i]` (channel `c0 + i`).
+        fn row(&self, acc: &[i32], c0: usize, out: &mut [O]);
+    }
+
+    impl<T: Q8> Epilogue<T> for &Requant {
+        #[inline(always)]
+        fn row(&self, acc: &[i32], c0: usize, out: &mut [T]) {
+            self.apply_row(acc, c0, out)
+        }
+    }
+
+    /// TFLite's hybrid epilogue: `clamp(acc · (w_scale[c] · input_scale) + bias[c])`.
+    pub struct HybridEpilogue<'a> {
+        /// The batch image's input scale.
+        pub input_scale: f32,
+        /// Per-channel weight scales.
+        pub w_scales: &'a [f32],
+        /// Per-channel bias.
+        pub bias: &'a [f32],
+        /// Clamp.
+        pub min: f32,
+        /// Clamp.
+        pub max: f32,
+    }
+
+    impl Epilogue<f32> for HybridEpilogue<'_> {
+        #[inline(always)]
+        fn row(&self, acc: &[i32], c0: usize, out: &mut [f32]) {
+            let n = acc.len();
+            let (ws, b) = (&self.w_scales[c0..c0 + n], &self.bias[c0..c0 + n]);
+            for i in 0..n {
+                let v = acc[i] as f32 * (ws[i] * self.input_scale) + b[i];
+                out[i] = clamp(v, self.min, self.max);
+            }
+        }
+    }
+
+    /// The integer weights and bias of an 8-bit or hybrid depthwise convolution.
+    #[derive(Clone, Debug)]
+    pub(super) struct QCore {
+        pub win: Window2d,
+        pub dm: usize,
+        /// `w − zw`, `[kh·kw·out_c]`.
+        pub weights: Vec<i16>,
+        pub bias: Vec<i32>,
+    }
+
     /// 8-bit depthwise (see [`DwQ`]).
     #[inline(always)]
     pub fn q<T: Q8>(p: &DepthwiseQ, input: &[T], output: &mut [T], rows: Range<usize>) {
+        let zp = p.in_zp;
+        let rq = &p.rq;
+        q_core(&p.core, input, output, rows, |_| zp, |_| rq);
+    }
+
+    /// Hybrid depthwise (see [`DwHybrid`]).
+    #[inline(always)]
+    pub fn hybrid(
+        p: &DepthwiseHybrid,
+        q: &[i8],
+        scales: &[f32],
+        zero_points: &[i32],
+        output: &mut [f32],
+        rows: Range<usize>,
+    ) {
+        let batch = p.core.win.batch;
+        assert!(
+            scales.len() >= batch && zero_points.len() >= batch,
+            "hybrid depthwise: batch params"
+        );
+        q_core(
+            &p.core,
+            q,
+            output,
+            rows,
+            |b| zero_points[b],
+            |b| HybridEpilogue {
+                input_scale: scales[b],
+                w_scales: &p.w_scales,
+                bias: &p.bias,
+                min: p.min,
+                max: p.max,
+            },
+        );
+    }
+
+    /// The integer loops: accumulators `bias + Σ (x − zp(b)) · w`, then `epi(b)` per row of
+    /// channels, `b` the batch image of the output row.
+    #[inline(always)]
+    fn q_core<T: Q8, O: Copy, E: Epilogue<O>>(
+        p: &QCore,
+        input: &[T],
+        output: &mut [O],
+        rows: Range<usize>,
+        zp_of: impl Fn(usize) -> i32,
+        epi_of: impl Fn(usize) -> E,
+    ) {
         let w = &p.win;
         check(w, input, output, &rows);
         let (c, oc) = (w.in_c, w.out_c);
-        let zp = p.in_zp;
-        let rq = &p.rq;
         let mut list = [(0usize, 0usize); MAX_TAPS];
         let general = p.dm != 1 || w.h.kernel * w.w.kernel > MAX_TAPS;
         let (x_lo, x_hi) = w.w.interior();
         let dx = w.w.stride * c;
         for row in rows {
+            let b = row / w.h.output;
+            let (zp, epi) = (zp_of(b), epi_of(b));
             for ox in 0..if general { w.w.output } else { 0 } {
                 let out = &mut output[(row * w.w.output + ox) * oc..][..oc];
-                {
-                    for (o, dst) in out.iter_mut().enumerate() {
-                        let (ic, mut acc) = (o / p.dm, p.bias[o]);
-                        for_taps(w, row, ox, |t, off| {
-                            acc += (input[off + ic].to_i32() - zp) * p.weights[t * oc + o] as i32;
-                        });
-                        *dst = T::from_i32(rq.apply(acc, o));
-                    }
+                for (o, dst) in out.chunks_exact_mut(1).enumerate() {
+                    let (ic, mut acc) = (o / p.dm, p.bias[o]);
+                    for_taps(w, row, ox, |t, off| {
+                        acc += (input[off + ic].to_i32() - zp) * p.weights[t * oc + o] as i32;
+                    });
+                    epi.row(&[acc], o, dst);
                 }
             }
             let mut ox = 0;
@@ -590,11 +782,11 @@ pub mod generic {
                 let out_row = (row * w.w.output + ox) * oc;
                 if ox >= x_lo && ox + PX <= x_hi {
                     let out = &mut output[out_row..out_row + PX * oc];
-                    q_pixels::<T, PX>(p, input, out, taps, dx);
+                    q_pixels::<T, O, E, PX>(p, input, out, taps, dx, zp, &epi);
                     ox += PX;
                 } else {
                     let out = &mut output[out_row..out_row + oc];
-                    q_pixels::<T, 1>(p, input, out, taps, dx);
+                    q_pixels::<T, O, E, 1>(p, input, out, taps, dx, zp, &epi);
                     ox += 1;
                 }
             }
@@ -602,14 +794,16 @@ pub mod generic {
     }
 
     /// `P` neighbouring output pixels (dm = 1): channel chunks of [`BLOCK`] accumulated in
-    /// registers 16 at a time, then requantized row by row.
+    /// registers 16 at a time, then passed to the epilogue row by row.
     #[inline(always)]
-    fn q_pixels<T: Q8, const P: usize>(
-        p: &DepthwiseQ,
+    fn q_pixels<T: Q8, O: Copy, E: Epilogue<O>, const P: usize>(
+        p: &QCore,
         input: &[T],
-        out: &mut [T],
+        out: &mut [O],
         taps: &[(usize, usize)],
         dx: usize,
+        zp: i32,
+        epi: &E,
     ) {
         let (c, oc) = (p.win.in_c, p.win.out_c);
         let mut acc = [[0i32; BLOCK]; P];
@@ -618,19 +812,19 @@ pub mod generic {
             let n = BLOCK.min(c - c0);
             let mut k = 0;
             while k + 16 <= n {
-                block_q_px::<T, 16, P>(p, input, &mut acc, taps, c0, k, dx);
+                block_q_px::<T, 16, P>(p, input, &mut acc, taps, c0, k, dx, zp);
                 k += 16;
             }
             while k + 4 <= n {
-                block_q_px::<T, 4, P>(p, input, &mut acc, taps, c0, k, dx);
+                block_q_px::<T, 4, P>(p, input, &mut acc, taps, c0, k, dx, zp);
                 k += 4;
             }
             while k < n {
-                block_q_px::<T, 1, P>(p, input, &mut acc, taps, c0, k, dx);
+                block_q_px::<T, 1, P>(p, input, &mut acc, taps, c0, k, dx, zp);
                 k += 1;
             }
             for (j, a) in acc.iter().enumerate() {
-                p.rq.apply_row(&a[..n], c0, &mut out[j * oc + c0..j * oc + c0 + n]);
+                epi.row(&a[..n], c0, &mut out[j * oc + c0..j * oc + c0 + n]);
             }
             c0 += n;
         }
@@ -638,17 +832,18 @@ pub mod generic {
 
     /// Channels `c0 + k .. c0 + k + N` of `P` pixels into `acc[j][k..k + N]`.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn block_q_px<T: Q8, const N: usize, const P: usize>(
-        p: &DepthwiseQ,
+        p: &QCore,
         input: &[T],
         acc: &mut [[i32; BLOCK]; P],
         taps: &[(usize, usize)],
         c0: usize,
         k: usize,
         dx: usize,
+        zp: i32,
     ) {
         let ch = c0 + k;
-        let zp = p.in_zp;
         let bias: [i32; N] = p.bias[ch..ch + N].try_into().unwrap();
         let mut a = [bias; P];
         for &(wo, io) in taps {
@@ -698,6 +893,30 @@ macro_rules! dw_tier {
                 debug_assert!($isa.enabled());
                 // SAFETY: as for `f32`.
                 unsafe { i8_tf(p, i, o, r) }
+            }
+            #[target_feature(enable = $features)]
+            unsafe fn hybrid_tf(
+                p: &DepthwiseHybrid,
+                q: &[i8],
+                s: &[f32],
+                z: &[i32],
+                o: &mut [f32],
+                r: Range<usize>,
+            ) {
+                generic::hybrid(p, q, s, z, o, r)
+            }
+            /// Only reachable through a [`DepthwiseKernels`] table of this tier.
+            pub(super) fn hybrid(
+                p: &DepthwiseHybrid,
+                q: &[i8],
+                s: &[f32],
+                z: &[i32],
+                o: &mut [f32],
+                r: Range<usize>,
+            ) {
+                debug_assert!($isa.enabled());
+                // SAFETY: as for `f32`.
+                unsafe { hybrid_tf(p, q, s, z, o, r) }
             }
             /// Only reachable through a [`DepthwiseKernels`] table of this tier.
             pub(super) fn u8(p: &DepthwiseQ, i: &[u8], o: &mut [u8], r: Range<usize>) {

@@ -212,3 +212,79 @@ fn dispatch_plugs_the_best_tier() {
         );
     }
 }
+
+#[test]
+fn hybrid_matches_reference() {
+    let mut rng = Rng::new(27);
+    let mut ws = cases(28);
+    ws.push(
+        Window2d::new(crate::window::WindowSpec {
+            k_h: 3,
+            k_w: 3,
+            padding: crate::window::Padding::Same,
+            ..crate::window::WindowSpec::new(3, 6, 9, 20, 20)
+        })
+        .unwrap(),
+    );
+    for isa in tiers() {
+        let Some(k) = DepthwiseKernels::for_isa(isa) else {
+            continue;
+        };
+        for w in &ws {
+            let w = *w;
+            let x: Vec<f32> = rng
+                .vec_f32(w.input_len())
+                .iter()
+                .map(|v| v * 2.0 + 0.7)
+                .collect();
+            let wt: Vec<i8> = (0..w.h.kernel * w.w.kernel * w.out_c)
+                .map(|_| rng.range(-127, 127) as i8)
+                .collect();
+            let w_scales: Vec<f32> = (0..w.out_c)
+                .map(|_| 0.001 + rng.f32().abs() * 0.02)
+                .collect();
+            let bias = rng.vec_f32(w.out_c);
+            let p = DepthwiseHybrid::new(w, &wt, &w_scales, Some(&bias), -1.0, 2.5).unwrap();
+            let mut q = vec![0i8; w.input_len()];
+            let (mut sc, mut zp) = (vec![0f32; w.batch], vec![0i32; w.batch]);
+            p.quantize_input(&x, &mut q, &mut sc, &mut zp);
+            // Reference: per batch image, integer sums with its zero point, then TFLite's scale
+            // order `acc * (w_scale * in_scale) + bias`.
+            let per_in = w.h.input * w.w.input * w.in_c;
+            let per_out = w.h.output * w.w.output * w.out_c;
+            let wi: Vec<i32> = wt.iter().map(|&v| v as i32).collect();
+            let mut want = vec![0f32; w.output_len()];
+            for b in 0..w.batch {
+                let wb = Window2d { batch: 1, ..w };
+                let xi: Vec<i32> = q[b * per_in..(b + 1) * per_in]
+                    .iter()
+                    .map(|&v| v as i32)
+                    .collect();
+                let qo = QOut {
+                    in_zp: zp[b],
+                    mult: vec![1 << 30],
+                    shift: vec![1],
+                    out_zp: 0,
+                    lo: i32::MIN,
+                    hi: i32::MAX,
+                };
+                let acc = r::depthwise_q(&wb, &xi, &wi, None, &qo);
+                for (i, &a) in acc.iter().enumerate() {
+                    let oc = i % w.out_c;
+                    let v = a as f32 * (w_scales[oc] * sc[b]) + bias[oc];
+                    want[b * per_out + i] = v.clamp(-1.0, 2.5);
+                }
+            }
+            let mut got = vec![f32::NAN; w.output_len()];
+            for rows in row_splits(w.output_rows()) {
+                (k.hybrid)(&p, &q, &sc, &zp, &mut got, rows);
+            }
+            if let Some((i, g, e)) = first_diff(&got, &want) {
+                panic!(
+                    "{} dwconv hybrid {w:?}: first difference at {i}: got {g}, want {e}",
+                    isa.name()
+                );
+            }
+        }
+    }
+}
