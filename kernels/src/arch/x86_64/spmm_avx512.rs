@@ -11,6 +11,7 @@
 //! register carries 4 independent transposes.
 
 use super::{PackedF32, PackedI8, SpmmF32Kernel, SpmmI8Kernel, SpmmTable};
+use crate::arch::x86_64::avx512vnni::requant::Rq16;
 use crate::isa::Isa;
 use crate::requant::Requant;
 use std::arch::x86_64::*;
@@ -316,81 +317,6 @@ unsafe fn f32_groups<const NV: usize>(
     }
 }
 
-/// Per-lane requantization parameters (see `requant16`).
-#[derive(Clone, Copy)]
-struct RqVec {
-    m: __m512i,
-    left: __m512i,
-    right: __m512i,
-    mask: __m512i,
-    half: __m512i,
-    zp: __m512i,
-    lo: __m512i,
-    hi: __m512i,
-}
-
-/// # Safety
-/// AVX-512F.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn rq_vec(mult: &[i32; 16], shift: &[i32; 16], rq: &Requant) -> RqVec {
-    // SAFETY: 16 i32 each.
-    let (m, s) = unsafe {
-        (
-            _mm512_loadu_si512(mult.as_ptr() as *const _),
-            _mm512_loadu_si512(shift.as_ptr() as *const _),
-        )
-    };
-    let zero = _mm512_setzero_si512();
-    let left = _mm512_max_epi32(s, zero);
-    let right = _mm512_max_epi32(_mm512_sub_epi32(zero, s), zero);
-    let one = _mm512_set1_epi32(1);
-    let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, right), one);
-    RqVec {
-        m,
-        left,
-        right,
-        mask,
-        half: _mm512_srai_epi32::<1>(mask),
-        zp: _mm512_set1_epi32(rq.zero_point()),
-        lo: _mm512_set1_epi32(rq.min()),
-        hi: _mm512_set1_epi32(rq.max()),
-    }
-}
-
-/// TFLite's `MultiplyByQuantizedMultiplier` + zero point + clamp on 16 lanes, bit-exact with
-/// `Requant::apply`: the rounding-doubling high multiply is `(a·m + 2^30) >> 31` (floor), which
-/// equals gemmlowp's truncating form with its sign-dependent nudge; `a = m = i32::MIN`
-/// saturates.
-///
-/// # Safety
-/// AVX-512F.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-#[inline]
-unsafe fn requant16(v: __m512i, q: &RqVec) -> __m512i {
-    let a = _mm512_sllv_epi32(v, q.left);
-    let nudge = _mm512_set1_epi64(1 << 30);
-    let even = _mm512_add_epi64(_mm512_mul_epi32(a, q.m), nudge);
-    let odd = _mm512_add_epi64(
-        _mm512_mul_epi32(_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(q.m)),
-        nudge,
-    );
-    let high = _mm512_mask_blend_epi32(
-        0xAAAA,
-        _mm512_srli_epi64::<31>(even),
-        _mm512_slli_epi64::<1>(odd),
-    );
-    let min = _mm512_set1_epi32(i32::MIN);
-    let sat = _mm512_cmpeq_epi32_mask(a, min) & _mm512_cmpeq_epi32_mask(q.m, min);
-    let high = _mm512_mask_mov_epi32(high, sat, _mm512_set1_epi32(i32::MAX));
-    let rem = _mm512_and_si512(high, q.mask);
-    let thr = _mm512_sub_epi32(q.half, _mm512_srai_epi32::<31>(high));
-    let r = _mm512_srav_epi32(high, q.right);
-    let gt = _mm512_cmpgt_epi32_mask(rem, thr);
-    let r = _mm512_mask_add_epi32(r, gt, r, _mm512_set1_epi32(1));
-    let r = _mm512_add_epi32(r, q.zp);
-    _mm512_min_epi32(_mm512_max_epi32(r, q.lo), q.hi)
-}
-
 /// Copies rows of `k` int8 activations into `dst` as `k.div_ceil(4)` words per row (`^ 0x80`
 /// on every byte), transposed (`dst[q·P + r]`) when `transpose`, else row-major
 /// (`dst[r·K4 + q]`). Rows `rows..P` of the transposed form are left as they are.
@@ -617,12 +543,17 @@ unsafe fn i8_channels<const NV: usize>(p: &PackedI8, ap: *const u32, cb: *mut i8
         }
         let c = _mm512_set1_epi32(p.c[ch]);
         let (mm, ss) = rq.channel(ch);
-        // SAFETY: AVX-512 (the caller's target features).
-        let q = unsafe { rq_vec(&[mm; 16], &[ss; 16], rq) };
+        let q = Rq16::new(
+            _mm512_set1_epi32(mm),
+            _mm512_set1_epi32(ss),
+            rq.zero_point(),
+            rq.min(),
+            rq.max(),
+        );
         for v in 0..NV {
             // SAFETY: AVX-512; byte row `ch` of `cb` holds P bytes.
             unsafe {
-                let r = requant16(_mm512_add_epi32(_mm512_add_epi32(acc[v], acc2[v]), c), &q);
+                let r = q.apply(_mm512_add_epi32(_mm512_add_epi32(acc[v], acc2[v]), c));
                 _mm_storeu_si128(cb.add(ch * P + 16 * v) as *mut _, _mm512_cvtsepi32_epi8(r));
             }
         }
@@ -684,13 +615,15 @@ unsafe fn i8_16x4_impl(
         for g in 0..nb {
             let (s, e) = (p.block_ptr[g] as usize, p.block_ptr[g + 1] as usize);
             let (mm, ss) = channel_params(rq, g * 16, n);
-            // SAFETY: AVX-512; `c` has ceil(N/16)·16 entries.
-            let (q, c) = unsafe {
+            // SAFETY: 16 words each; `c` has ceil(N/16)·16 entries.
+            let (mv, sv, c) = unsafe {
                 (
-                    rq_vec(&mm, &ss, rq),
+                    _mm512_loadu_si512(mm.as_ptr() as *const _),
+                    _mm512_loadu_si512(ss.as_ptr() as *const _),
                     _mm512_loadu_si512(p.c.as_ptr().add(g * 16) as *const _),
                 )
             };
+            let q = Rq16::new(mv, sv, rq.zero_point(), rq.min(), rq.max());
             let nvalid = (n - g * 16).min(16);
             let smask: __mmask16 = if nvalid == 16 {
                 0xFFFF
@@ -702,7 +635,7 @@ unsafe fn i8_16x4_impl(
                     // SAFETY: AVX-512; row px < pt, masked to the valid channels
                     // g·16..g·16 + nvalid ≤ N.
                     unsafe {
-                        let r = requant16(_mm512_add_epi32($acc, c), &q);
+                        let r = q.apply(_mm512_add_epi32($acc, c));
                         let at = o.add(($px) * out_stride + g * 16);
                         _mm_mask_storeu_epi8(at, smask, _mm512_cvtsepi32_epi8(r));
                     }
