@@ -1,6 +1,7 @@
 //! CONV_2D and DEPTHWISE_CONV_2D (NHWC activations; weights [O, kh, kw, I] and [1, kh, kw, O]).
 
 use sparq_kernels::depthwise::DepthwiseQ;
+use sparq_kernels::gemm::quantize_rows_asymmetric;
 use sparq_kernels::window::{Padding as KPadding, Window2d, WindowSpec};
 use sparq_schema::{Activation, DType, OpOptions, Padding};
 
@@ -165,7 +166,7 @@ pub(crate) fn prepare_conv(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         (dilation_h, dilation_w),
     )?;
     let shape = vec![g.n, g.oh, g.ow, oc];
-    let op = super::gemm::prepare(ctx, g, activation)?;
+    let op = super::gemm::prepare(ctx, g, activation, true)?;
     Ok(op.into_prepared(shape, ctx.dtype(x)))
 }
 
@@ -224,6 +225,27 @@ pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     )?;
     let shape = vec![g.n, g.oh, g.ow, oc];
     match ctx.dtype(x) {
+        DType::F32 if ctx.dtype(w) == DType::I8 => {
+            let wq = ctx.quant(w).ok_or_else(|| ctx.tensor_err(w, "has no quantization"))?;
+            if (wq.scales.len() != 1 && wq.scales.len() != oc)
+                || wq.zero_points.iter().any(|&z| z != 0)
+            {
+                return Err(ctx.tensor_err(w, format!("needs 1 or {oc} scales and zero points 0")));
+            }
+            let (_, wbytes) = ctx.const_input(1)?;
+            let weights: Vec<i8> = bytemuck::cast_slice(wbytes).to_vec();
+            let w_scales: Vec<f32> =
+                (0..oc).map(|c| wq.scales[if wq.scales.len() == 1 { 0 } else { c }]).collect();
+            let bias = bias_f32(ctx, 2, oc)?;
+            let image = g.ih * g.iw * g.ic;
+            let scratch = (g.n * image).next_multiple_of(64) + 2 * (g.n * 4).next_multiple_of(64);
+            Ok(Prepared {
+                eval: boxed(DepthwiseHybrid { g, mult, weights, w_scales, bias, act: activation }),
+                shape,
+                dtype: DType::F32,
+                scratch,
+            })
+        }
         DType::F32 => {
             let wf = ctx.const_f32(w)?;
             let bias = bias_f32(ctx, 2, oc)?;
@@ -357,6 +379,71 @@ impl OpEval for DepthwiseF32 {
                                     }
                                 }
                             }
+                        }
+                    }
+                    finish_f32(o, lo, hi, self.act);
+                }
+            }
+        });
+    }
+}
+
+/// Dynamic-range depthwise convolution (TFLite's hybrid per-channel kernel): each input image
+/// is quantized to int8 (asymmetric), taps inside the image accumulate `w · (q − zp)` in int32,
+/// and the sum is scaled by `w_scale[c] · image_scale`, biased and clamped in f32.
+struct DepthwiseHybrid {
+    g: Geometry,
+    mult: usize,
+    weights: Vec<i8>,
+    w_scales: Vec<f32>,
+    bias: Vec<f32>,
+    act: Activation,
+}
+
+impl OpEval for DepthwiseHybrid {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], scratch: &mut [u8], exec: &Exec) {
+        let g = &self.g;
+        let x = ins.f32(0);
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        let image = g.ih * g.iw * g.ic;
+        let (q, rest) = scratch.split_at_mut((g.n * image).next_multiple_of(64));
+        let (sc, zp) = rest.split_at_mut((g.n * 4).next_multiple_of(64));
+        let q: &mut [i8] = bytemuck::cast_slice_mut(q);
+        let scales: &mut [f32] = &mut bytemuck::cast_slice_mut(sc)[..g.n];
+        let zps: &mut [i32] = &mut bytemuck::cast_slice_mut(zp)[..g.n];
+        let q = &mut q[..g.n * image];
+        quantize_rows_asymmetric(x, image, g.n, image, q, image, scales, zps);
+        let (q, scales, zps): (&[i8], &[f32], &[i32]) = (q, scales, zps);
+        let (lo, hi) = act_range_f32(self.act);
+        let row_len = g.ow * g.oc;
+        let work = out.len() * g.kh * g.kw;
+        exec.rows(out, row_len, work, &|r0, rows| {
+            let mut acc = [0i32; 64];
+            for (ri, orow) in rows.chunks_exact_mut(row_len).enumerate() {
+                let r = r0 + ri;
+                let (b, y) = (r / g.oh, r % g.oh);
+                let (s, z) = (scales[b], zps[b]);
+                for (xo, o) in orow.chunks_exact_mut(g.oc).enumerate() {
+                    // Channels in blocks of 64 so the accumulators stay on the stack.
+                    for c0 in (0..g.oc).step_by(64) {
+                        let cn = (g.oc - c0).min(64);
+                        acc[..cn].fill(0);
+                        for ky in 0..g.kh {
+                            let Some(iy) = g.in_y(y, ky) else { continue };
+                            for kx in 0..g.kw {
+                                let Some(ix) = g.in_x(xo, kx) else { continue };
+                                let px = &q[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic];
+                                let wr = &self.weights[(ky * g.kw + kx) * g.oc + c0..][..cn];
+                                for (j, a) in acc[..cn].iter_mut().enumerate() {
+                                    let v = px[(c0 + j) / self.mult] as i32 - z;
+                                    *a += wr[j] as i32 * v;
+                                }
+                            }
+                        }
+                        for j in 0..cn {
+                            let c = c0 + j;
+                            let v = acc[j] as f32 * (self.w_scales[c] * s) + self.bias[c];
+                            o[c] = v;
                         }
                     }
                     finish_f32(o, lo, hi, self.act);

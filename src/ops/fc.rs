@@ -13,7 +13,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     let OpOptions::FullyConnected {
         activation,
         keep_num_dims,
-        ..
+        asymmetric_quantize_inputs,
     } = *ctx.options
     else {
         return Err(ctx.err("options are not FullyConnected options"));
@@ -62,7 +62,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     if matches!(ctx.dtype(x), DType::I8 | DType::U8) {
         return prepare_int8(ctx, rows, ic, oc, activation, shape);
     }
-    let op = super::gemm::prepare(ctx, g, activation)?;
+    let op = super::gemm::prepare(ctx, g, activation, asymmetric_quantize_inputs)?;
     Ok(op.into_prepared(shape, ctx.dtype(x)))
 }
 

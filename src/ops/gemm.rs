@@ -7,7 +7,10 @@
 //! nothing). Rows (output pixels) are split across threads; each thread gathers and multiplies
 //! its own rows, so the result does not depend on the thread count.
 
-use sparq_kernels::gemm::{gemm_f32, gemm_i8, ActQuant, PackedF32, PackedI8, Q8};
+use sparq_kernels::gemm::{
+    gemm_f32, gemm_i8, gemm_i8_hybrid, quantize_rows_asymmetric, quantize_rows_symmetric, ActQuant,
+    HybridParams, PackedF32, PackedI8, Q8,
+};
 use sparq_kernels::requant::{activation_range, Activation as KAct, Requant};
 use sparq_schema::{Activation, DType};
 
@@ -17,6 +20,19 @@ use super::{act_range_f32, boxed, elements, Ctx, Exec, Inputs, OpEval, Prepared}
 use crate::Result;
 
 enum Kind {
+    /// Dynamic-range: f32 activations quantized to int8 at run time (per row for a
+    /// fully-connected layer, per image for a convolution, as TFLite), int8 weights, f32 out.
+    Hybrid {
+        packed: PackedI8,
+        w_scales: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        lo: f32,
+        hi: f32,
+        act: Activation,
+        asymmetric: bool,
+        /// Quantize per image (convolution) rather than per GEMM row.
+        per_image: bool,
+    },
     F32 {
         packed: PackedF32,
         lo: f32,
@@ -61,7 +77,12 @@ fn kernel_act(a: Activation) -> Option<KAct> {
 
 /// Prepares the GEMM of a convolution (`g`) or fully-connected layer (`g` 1×1 over `n` rows)
 /// from input 0 (activations), input 1 (weights, O × K) and optional input 2 (bias).
-pub(crate) fn prepare(ctx: &Ctx<'_, '_>, g: Geometry, act: Activation) -> Result<GemmOp> {
+pub(crate) fn prepare(
+    ctx: &Ctx<'_, '_>,
+    g: Geometry,
+    act: Activation,
+    asymmetric: bool,
+) -> Result<GemmOp> {
     let x = ctx.input(0)?;
     let (w, wbytes) = ctx.const_input(1)?;
     let (n, k) = (g.oc, g.kh * g.kw * g.ic);
@@ -71,10 +92,8 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>, g: Geometry, act: Activation) -> Result
     let im2col = !direct(&g);
     let kind = match ctx.dtype(x) {
         DType::F32 => {
-            if matches!(ctx.dtype(w), DType::I8 | DType::U8) {
-                return Err(ctx.unsupported(
-                    "float input with integer weights (dynamic-range) is not implemented yet",
-                ));
+            if ctx.dtype(w) == DType::I8 {
+                return prepare_hybrid(ctx, g, act, asymmetric, im2col, n, k);
             }
             let wf = ctx.const_f32(w)?;
             let bias = match ctx.opt_input(2) {
@@ -193,17 +212,78 @@ pub(crate) fn bias_i32(ctx: &Ctx<'_, '_>, k: usize, n: usize) -> Result<Option<V
     Ok(Some(bytemuck::cast_slice::<u8, i32>(bb).to_vec()))
 }
 
+/// The dynamic-range GEMM: int8 weights (per-channel or per-tensor scales, zero point 0).
+fn prepare_hybrid(
+    ctx: &Ctx<'_, '_>,
+    g: Geometry,
+    act: Activation,
+    asymmetric: bool,
+    im2col: bool,
+    n: usize,
+    k: usize,
+) -> Result<GemmOp> {
+    let (w, wbytes) = ctx.const_input(1)?;
+    let wq = ctx.quant(w).ok_or_else(|| ctx.tensor_err(w, "has no quantization"))?;
+    if (wq.scales.len() != 1 && wq.scales.len() != n) || wq.zero_points.iter().any(|&z| z != 0) {
+        return Err(ctx.tensor_err(w, format!("needs 1 or {n} scales and zero points 0")));
+    }
+    let bias = match ctx.opt_input(2) {
+        Some(b) => {
+            if elements(ctx.shape(b)) != n {
+                return Err(ctx.tensor_err(b, format!("bias is not [{n}]")));
+            }
+            Some(ctx.const_f32(b)?)
+        }
+        None => None,
+    };
+    let packed = PackedI8::new(bytemuck::cast_slice(wbytes), n, k, None, ActQuant::i8(0))
+        .map_err(|e| ctx.err(e.to_string()))?;
+    let (lo, hi) = act_range_f32(act);
+    // A convolution quantizes each input image; a fully-connected layer each row.
+    let per_image = !(g.ih == 1 && g.iw == 1 && g.kh == 1 && g.kw == 1);
+    let kind = Kind::Hybrid {
+        packed,
+        w_scales: wq.scales.clone(),
+        bias,
+        lo,
+        hi,
+        act,
+        asymmetric,
+        per_image,
+    };
+    Ok(GemmOp { g, im2col, k, kind })
+}
+
+/// Byte offsets of the hybrid scratch parts: quantized input, gathered rows, row scales, row
+/// zero points; and the total.
+struct HybridScratch {
+    rows_at: usize,
+    scales_at: usize,
+    zps_at: usize,
+    total: usize,
+}
+
 impl GemmOp {
-    /// Scratch bytes for the gathered rows.
+    fn hybrid_scratch(&self) -> HybridScratch {
+        let g = &self.g;
+        let m = g.n * g.oh * g.ow;
+        let input = g.n * g.ih * g.iw * g.ic;
+        let a = |v: usize| v.next_multiple_of(64);
+        let rows_at = a(input);
+        let scales_at = rows_at + if self.im2col { a(m * self.k) } else { 0 };
+        let zps_at = scales_at + a(m * 4);
+        HybridScratch { rows_at, scales_at, zps_at, total: zps_at + a(m * 4) }
+    }
+
+    /// Scratch bytes for the gathered rows (and, dynamic-range, the quantized input).
     pub(crate) fn scratch(&self) -> usize {
+        if matches!(self.kind, Kind::Hybrid { .. }) {
+            return self.hybrid_scratch().total;
+        }
         if !self.im2col {
             return 0;
         }
-        let elem = if matches!(self.kind, Kind::F32 { .. }) {
-            4
-        } else {
-            1
-        };
+        let elem = if matches!(self.kind, Kind::F32 { .. }) { 4 } else { 1 };
         self.g.n * self.g.oh * self.g.ow * self.k * elem
     }
 
@@ -303,6 +383,65 @@ impl OpEval for GemmOp {
             }
             Kind::U8 { packed, rq, zp } => {
                 run_q(self, ins.bytes(0), out, scratch, packed, rq, *zp, exec);
+            }
+            Kind::Hybrid { packed, w_scales, bias, lo, hi, act, asymmetric, per_image } => {
+                let x = ins.f32(0);
+                let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+                let lay = self.hybrid_scratch();
+                let m = g.n * g.oh * g.ow;
+                let (qin, rest) = scratch.split_at_mut(lay.rows_at);
+                let (rows_buf, rest) = rest.split_at_mut(lay.scales_at - lay.rows_at);
+                let (sc, zp) = rest.split_at_mut(lay.zps_at - lay.scales_at);
+                let qin: &mut [i8] = bytemuck::cast_slice_mut(qin);
+                let rows_buf: &mut [i8] = super::cast_mut(rows_buf);
+                let scales: &mut [f32] = &mut bytemuck::cast_slice_mut(sc)[..m];
+                let zps: &mut [i32] = &mut bytemuck::cast_slice_mut(zp)[..m];
+                // Quantize per image (convolution) or per row (fully connected), then spread
+                // each image's parameters over its rows.
+                let (units, len) = if *per_image { (g.n, g.ih * g.iw * g.ic) } else { (m, k) };
+                let q = &mut qin[..units * len];
+                if *asymmetric {
+                    quantize_rows_asymmetric(x, len, units, len, q, len, scales, zps);
+                } else {
+                    quantize_rows_symmetric(x, len, units, len, q, len, scales);
+                    zps[..units].fill(0);
+                }
+                if *per_image {
+                    let plane = g.oh * g.ow;
+                    for b in (0..g.n).rev() {
+                        let (s, z) = (scales[b], zps[b]);
+                        scales[b * plane..(b + 1) * plane].fill(s);
+                        zps[b * plane..(b + 1) * plane].fill(z);
+                    }
+                }
+                let (q, scales, zps): (&[i8], &[f32], &[i32]) = (q, scales, zps);
+                let srow = if self.im2col { k } else { 0 };
+                let work = out.len() * k;
+                exec.rows_with_scratch(out, oc, rows_buf, srow, work, &|p0, o, s| {
+                    let rows = o.len() / oc;
+                    let a: &[i8] = if self.im2col {
+                        // Padding takes the image's zero point, so it adds nothing.
+                        for r in 0..rows {
+                            let pad = zps[p0 + r] as i8;
+                            im2col(g, q, p0 + r, &mut s[r * k..(r + 1) * k], pad);
+                        }
+                        &s[..rows * k]
+                    } else {
+                        &q[p0 * k..(p0 + rows) * k]
+                    };
+                    let p = HybridParams {
+                        a_scales: &scales[p0..p0 + rows],
+                        a_zero_points: &zps[p0..p0 + rows],
+                        w_scales,
+                        bias: bias.as_deref(),
+                        min: *lo,
+                        max: *hi,
+                    };
+                    gemm_i8_hybrid(a, k, packed, &p, o, oc, 0..rows, 0..oc);
+                    if *act == Activation::Tanh {
+                        finish_f32(o, *lo, *hi, *act);
+                    }
+                });
             }
         }
     }
