@@ -86,6 +86,8 @@ fn check_float(name: &str) {
 }
 
 const FLOAT_MODELS: &[&str] = &[
+    "digits_mlp_dynamic",
+    "digits_cnn_dynamic",
     "digits_mlp_float32",
     "digits_mlp_fp16",
     "digits_mlp_p50_float32",

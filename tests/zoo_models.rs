@@ -149,3 +149,54 @@ fn int8_mobilenets_equal_litert_reference() {
         }
     }
 }
+
+/// Dynamic-range models quantize activations at run time, so float differences of 1e-7 in the
+/// layers before (summation order) can move a quantization step: the bound is LiteRT's own
+/// builtin-kernel distance from its reference kernels, with the same order of error.
+#[test]
+fn dynamic_mobilenets_stay_within_litert_builtin_distance() {
+    let Some(zoo) = zoo() else {
+        eprintln!("skipped: zoo not found (set SPARQ_ZOO)");
+        return;
+    };
+    for name in [
+        "mobilenet_v2_1.0_224_dynamic",
+        "mobilenet_v2_0.35_224_dynamic",
+        "mobilenet_v3_small_1.0_224_dynamic",
+    ] {
+        let model = load(&zoo, name);
+        let io = zoo.join("io").join(name);
+        let x = NpyArray::read(io.join("input.npy")).unwrap().to_f32();
+        let want = NpyArray::read(io.join("out_ref.npy")).unwrap().to_f32();
+        let builtin = NpyArray::read(io.join("out_builtin.npy")).unwrap().to_f32();
+        let dist = |a: &[f32]| {
+            a.iter()
+                .zip(&want)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+        };
+        let bound = dist(&builtin) * 1.5 + 1e-6;
+        let mut first: Option<Vec<f32>> = None;
+        for threads in [1, 2] {
+            let mut it = Interpreter::new(
+                &model,
+                Options {
+                    threads,
+                    ..Options::default()
+                },
+            )
+            .unwrap();
+            it.set_input(0, &x).unwrap();
+            it.invoke().unwrap();
+            let got = it.output::<f32>(0).unwrap().to_vec();
+            assert!(
+                dist(&got) <= bound,
+                "{name}: {} from LiteRT reference, bound {bound}",
+                dist(&got)
+            );
+            match &first {
+                None => first = Some(got),
+                Some(f) => assert!(f == &got, "{name}: 2 threads differ from 1"),
+            }
+        }
+    }
+}

@@ -226,7 +226,9 @@ pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     let shape = vec![g.n, g.oh, g.ow, oc];
     match ctx.dtype(x) {
         DType::F32 if ctx.dtype(w) == DType::I8 => {
-            let wq = ctx.quant(w).ok_or_else(|| ctx.tensor_err(w, "has no quantization"))?;
+            let wq = ctx
+                .quant(w)
+                .ok_or_else(|| ctx.tensor_err(w, "has no quantization"))?;
             if (wq.scales.len() != 1 && wq.scales.len() != oc)
                 || wq.zero_points.iter().any(|&z| z != 0)
             {
@@ -234,13 +236,21 @@ pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             }
             let (_, wbytes) = ctx.const_input(1)?;
             let weights: Vec<i8> = bytemuck::cast_slice(wbytes).to_vec();
-            let w_scales: Vec<f32> =
-                (0..oc).map(|c| wq.scales[if wq.scales.len() == 1 { 0 } else { c }]).collect();
+            let w_scales: Vec<f32> = (0..oc)
+                .map(|c| wq.scales[if wq.scales.len() == 1 { 0 } else { c }])
+                .collect();
             let bias = bias_f32(ctx, 2, oc)?;
             let image = g.ih * g.iw * g.ic;
             let scratch = (g.n * image).next_multiple_of(64) + 2 * (g.n * 4).next_multiple_of(64);
             Ok(Prepared {
-                eval: boxed(DepthwiseHybrid { g, mult, weights, w_scales, bias, act: activation }),
+                eval: boxed(DepthwiseHybrid {
+                    g,
+                    mult,
+                    weights,
+                    w_scales,
+                    bias,
+                    act: activation,
+                }),
                 shape,
                 dtype: DType::F32,
                 scratch,

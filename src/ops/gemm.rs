@@ -223,7 +223,9 @@ fn prepare_hybrid(
     k: usize,
 ) -> Result<GemmOp> {
     let (w, wbytes) = ctx.const_input(1)?;
-    let wq = ctx.quant(w).ok_or_else(|| ctx.tensor_err(w, "has no quantization"))?;
+    let wq = ctx
+        .quant(w)
+        .ok_or_else(|| ctx.tensor_err(w, "has no quantization"))?;
     if (wq.scales.len() != 1 && wq.scales.len() != n) || wq.zero_points.iter().any(|&z| z != 0) {
         return Err(ctx.tensor_err(w, format!("needs 1 or {n} scales and zero points 0")));
     }
@@ -272,7 +274,12 @@ impl GemmOp {
         let rows_at = a(input);
         let scales_at = rows_at + if self.im2col { a(m * self.k) } else { 0 };
         let zps_at = scales_at + a(m * 4);
-        HybridScratch { rows_at, scales_at, zps_at, total: zps_at + a(m * 4) }
+        HybridScratch {
+            rows_at,
+            scales_at,
+            zps_at,
+            total: zps_at + a(m * 4),
+        }
     }
 
     /// Scratch bytes for the gathered rows (and, dynamic-range, the quantized input).
@@ -283,7 +290,11 @@ impl GemmOp {
         if !self.im2col {
             return 0;
         }
-        let elem = if matches!(self.kind, Kind::F32 { .. }) { 4 } else { 1 };
+        let elem = if matches!(self.kind, Kind::F32 { .. }) {
+            4
+        } else {
+            1
+        };
         self.g.n * self.g.oh * self.g.ow * self.k * elem
     }
 
@@ -384,7 +395,16 @@ impl OpEval for GemmOp {
             Kind::U8 { packed, rq, zp } => {
                 run_q(self, ins.bytes(0), out, scratch, packed, rq, *zp, exec);
             }
-            Kind::Hybrid { packed, w_scales, bias, lo, hi, act, asymmetric, per_image } => {
+            Kind::Hybrid {
+                packed,
+                w_scales,
+                bias,
+                lo,
+                hi,
+                act,
+                asymmetric,
+                per_image,
+            } => {
                 let x = ins.f32(0);
                 let out: &mut [f32] = bytemuck::cast_slice_mut(out);
                 let lay = self.hybrid_scratch();
@@ -398,7 +418,11 @@ impl OpEval for GemmOp {
                 let zps: &mut [i32] = &mut bytemuck::cast_slice_mut(zp)[..m];
                 // Quantize per image (convolution) or per row (fully connected), then spread
                 // each image's parameters over its rows.
-                let (units, len) = if *per_image { (g.n, g.ih * g.iw * g.ic) } else { (m, k) };
+                let (units, len) = if *per_image {
+                    (g.n, g.ih * g.iw * g.ic)
+                } else {
+                    (m, k)
+                };
                 let q = &mut qin[..units * len];
                 if *asymmetric {
                     quantize_rows_asymmetric(x, len, units, len, q, len, scales, zps);
