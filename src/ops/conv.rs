@@ -450,10 +450,9 @@ impl OpEval for DepthwiseHybrid {
                                 }
                             }
                         }
-                        for j in 0..cn {
+                        for (j, &a) in acc[..cn].iter().enumerate() {
                             let c = c0 + j;
-                            let v = acc[j] as f32 * (self.w_scales[c] * s) + self.bias[c];
-                            o[c] = v;
+                            o[c] = a as f32 * (self.w_scales[c] * s) + self.bias[c];
                         }
                     }
                     finish_f32(o, lo, hi, self.act);
