@@ -63,3 +63,50 @@ fn seeded_byte_flips_never_panic() {
         "{ok} ok / {err} errors: the corruption is not exercising both"
     );
 }
+
+/// Flipped models that import also open, prepare and run (on zero inputs) without panicking:
+/// every stage returns Ok or a clean error.
+#[test]
+fn flipped_models_that_import_also_run_or_fail_cleanly() {
+    use sparq::{Interpreter, Model, Options};
+    let mut rng = Rng(0xfeed_beef_0042);
+    let (mut ran, mut imported) = (0usize, 0usize);
+    for name in MODELS {
+        let orig = fixture(name);
+        for _ in 0..600 {
+            let mut bytes = orig.clone();
+            for _ in 0..1 + rng.below(3) {
+                let at = rng.below(bytes.len());
+                bytes[at] ^= 1 << rng.below(8);
+            }
+            let Ok(def) = sparq::convert::import_tflite(&bytes) else {
+                continue;
+            };
+            imported += 1;
+            let model = Model::from_def(&def).unwrap_or_else(|e| panic!("{name}: invalid: {e}"));
+            let activations: usize = model
+                .tensors()
+                .iter()
+                .filter(|t| !t.is_constant)
+                .map(|t| t.byte_size)
+                .sum();
+            if activations > 16 << 20 {
+                continue;
+            }
+            let Ok(mut it) = Interpreter::new(&model, Options::default()) else {
+                continue;
+            };
+            let sizes: Vec<usize> = it.inputs().iter().map(|t| t.byte_size).collect();
+            if sizes
+                .iter()
+                .enumerate()
+                .all(|(k, &n)| it.set_input_bytes(k, &vec![0u8; n]).is_ok())
+                && it.invoke().is_ok()
+            {
+                ran += 1;
+            }
+        }
+    }
+    println!("flipped models: {imported} imported, {ran} ran");
+    assert!(ran > 0);
+}
