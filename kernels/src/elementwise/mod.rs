@@ -288,6 +288,7 @@ fn binary_f32_scalar(
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::*;
+    use std::arch::x86_64::*;
 
     /// # Safety
     /// The CPU must support AVX2 and FMA.
@@ -345,6 +346,166 @@ mod x86 {
         // SAFETY: only installed when `Isa::Avx512Vnni` is enabled, which requires runtime
         // detection of AVX-512 F/BW/DQ/VL/VNNI, AVX2 and FMA.
         unsafe { binary_f32_avx512_tf(op, act, plan, a, b, out, start) }
+    }
+
+    /// Vector `multiply_by_quantized_multiplier` for a positive multiplier, exactly
+    /// [`mbqm_positive`] per lane. With `m > 0`, TFLite's `SaturatingRoundingDoublingHighMul`
+    /// equals `floor((x·m + 2^30) / 2^31)` (its sign-dependent nudge and truncating division
+    /// combine into that), whose low 32 bits a 64-bit *logical* shift yields.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn mbqm_avx2(x: __m256i, m: i32, shift: i32) -> __m256i {
+        let left = _mm_cvtsi32_si128(shift.max(0));
+        let right = (-shift).max(0);
+        let x = _mm256_sll_epi32(x, left);
+        let mv = _mm256_set1_epi32(m);
+        let nudge = _mm256_set1_epi64x(1 << 30);
+        let even = _mm256_add_epi64(_mm256_mul_epi32(x, mv), nudge);
+        let odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64::<32>(x), mv), nudge);
+        let hi = _mm256_blend_epi32::<0b1010_1010>(
+            _mm256_srli_epi64::<31>(even),
+            _mm256_slli_epi64::<1>(odd),
+        );
+        // RoundingDivideByPOT(hi, right).
+        let mask = (1i32 << right).wrapping_sub(1);
+        let rem = _mm256_and_si256(hi, _mm256_set1_epi32(mask));
+        let thr = _mm256_add_epi32(_mm256_set1_epi32(mask >> 1), _mm256_srli_epi32::<31>(hi));
+        let q = _mm256_sra_epi32(hi, _mm_cvtsi32_si128(right));
+        _mm256_sub_epi32(q, _mm256_cmpgt_epi32(rem, thr))
+    }
+
+    /// Eight codes from `v[i..i + 8]` (step 1) or `v[i]` repeated (step 0), widened to i32.
+    ///
+    /// # Safety
+    /// AVX2; with step 1, `v[i..i + 8]` must be in bounds.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load8<T: QInt>(v: &[T], i: usize, step: usize) -> __m256i {
+        if step == 0 {
+            return _mm256_set1_epi32(v[i].to_i32());
+        }
+        debug_assert!(i + 8 <= v.len());
+        // SAFETY: the caller guarantees `v[i..i + 8]` is in bounds; T is one byte.
+        let b = unsafe { _mm_loadl_epi64(v.as_ptr().add(i) as *const __m128i) };
+        if T::MIN < 0 {
+            _mm256_cvtepi8_epi32(b)
+        } else {
+            _mm256_cvtepu8_epi32(b)
+        }
+    }
+
+    /// ADD/SUB/MUL over one run (see `apply_run`), eight lanes at a time, the tail in scalar.
+    ///
+    /// # Safety
+    /// AVX2.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_q_avx2<T: QInt>(
+        p: &QBinary,
+        a: &[T],
+        ao: usize,
+        sa: usize,
+        b: &[T],
+        bo: usize,
+        sb: usize,
+        out: &mut [T],
+    ) {
+        let n = out.len();
+        let (o1, o2) = (
+            _mm256_set1_epi32(p.input1_offset),
+            _mm256_set1_epi32(p.input2_offset),
+        );
+        let zp = _mm256_set1_epi32(p.output_offset);
+        let (lo, hi) = (_mm256_set1_epi32(p.act_min), _mm256_set1_epi32(p.act_max));
+        let (a, b) = (&a[ao..], &b[bo..]);
+        if sa != 0 {
+            assert!(a.len() >= n, "run_q_avx2: input 0 too short");
+        }
+        if sb != 0 {
+            assert!(b.len() >= n, "run_q_avx2: input 1 too short");
+        }
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: `i + 8 <= n` and the asserts above bound the step-1 loads.
+            let (x, y) = unsafe { (load8(a, i * sa, sa), load8(b, i * sb, sb)) };
+            let x = _mm256_add_epi32(x, o1);
+            let y = _mm256_add_epi32(y, o2);
+            let r = match p.op {
+                BinaryOp::Mul => _mm256_mullo_epi32(x, y),
+                // SAFETY: `mbqm_avx2` needs AVX2, which this function enables.
+                _ => unsafe {
+                    let sx = mbqm_avx2(
+                        _mm256_slli_epi32::<20>(x),
+                        p.input1_multiplier,
+                        p.input1_shift,
+                    );
+                    let sy = mbqm_avx2(
+                        _mm256_slli_epi32::<20>(y),
+                        p.input2_multiplier,
+                        p.input2_shift,
+                    );
+                    if p.op == BinaryOp::Sub {
+                        _mm256_sub_epi32(sx, sy)
+                    } else {
+                        _mm256_add_epi32(sx, sy)
+                    }
+                },
+            };
+            // SAFETY: AVX2 is enabled in this function.
+            let v = unsafe { mbqm_avx2(r, p.output_multiplier, p.output_shift) };
+            let v = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(v, zp), lo), hi);
+            let w = _mm256_packs_epi32(v, v);
+            let w = if T::MIN < 0 {
+                _mm256_packs_epi16(w, w)
+            } else {
+                _mm256_packus_epi16(w, w)
+            };
+            let lo4 = _mm_cvtsi128_si32(_mm256_castsi256_si128(w)) as u32 as u64;
+            let hi4 = _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(w)) as u32 as u64;
+            // SAFETY: `i + 8 <= n = out.len()`; an unaligned 8-byte store of one-byte codes.
+            unsafe {
+                std::ptr::write_unaligned(out.as_mut_ptr().add(i) as *mut u64, lo4 | hi4 << 32)
+            };
+            i += 8;
+        }
+        for j in i..n {
+            out[j] = T::from_i32(q_elem(p, a[j * sa].to_i32(), b[j * sb].to_i32()));
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn binary_q_avx2_tf<T: QInt>(
+        p: &QBinary,
+        plan: &BroadcastPlan,
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
+        start: usize,
+    ) {
+        if !matches!(p.op, BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul) {
+            return binary_q_body(p, plan, a, b, out, start);
+        }
+        plan.for_each_run(start, start + out.len(), |ao, sa, bo, sb, o, n| {
+            // SAFETY: AVX2 is enabled in this function.
+            unsafe { run_q_avx2(p, a, ao, sa, b, bo, sb, &mut out[o..o + n]) }
+        })
+    }
+
+    pub fn binary_q_avx2<T: QInt>(
+        p: &QBinary,
+        plan: &BroadcastPlan,
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
+        start: usize,
+    ) {
+        // SAFETY: only installed when the `Avx2` tier (AVX2 detected at run time) is enabled.
+        unsafe { binary_q_avx2_tf(p, plan, a, b, out, start) }
     }
 
     /// # Safety
@@ -427,6 +588,8 @@ impl ElementwiseKernels {
             let enabled = |t: Isa| x86 && t <= isa && Isa::detected() >= t;
             if enabled(Isa::Avx2) {
                 k.binary_f32 = ("avx2::binary_f32_x8", x86::binary_f32_avx2);
+                k.binary_i8 = ("avx2::binary_qs8_x8", x86::binary_q_avx2::<i8>);
+                k.binary_u8 = ("avx2::binary_qu8_x8", x86::binary_q_avx2::<u8>);
             }
             if enabled(Isa::Avx512Vnni) {
                 k.binary_f32 = ("avx512::binary_f32_x16", x86::binary_f32_avx512);
@@ -710,6 +873,34 @@ fn binary_q_body<T: QInt>(
             T::from_i32((mbqm_positive(prod, m, sh) + zp).clamp(lo, hi))
         }),
         _ => go!(|x: T, y: T| T::from_i32(apply_q(p, x.to_i32(), y.to_i32()))),
+    }
+}
+
+/// One element of ADD/SUB/SQUARED_DIFFERENCE/MUL exactly as the scalar loops compute it.
+#[inline(always)]
+fn q_elem(p: &QBinary, x: i32, y: i32) -> i32 {
+    let (m, sh, zp) = (p.output_multiplier, p.output_shift, p.output_offset);
+    let xi = T8::index_of(x);
+    let yi = T8::index_of(y);
+    let r = match p.op {
+        BinaryOp::Add => p.t1[xi] + p.t2[yi],
+        BinaryOp::Sub => p.t1[xi] - p.t2[yi],
+        BinaryOp::SquaredDifference => {
+            let d = p.t1[xi] - p.t2[yi];
+            d.wrapping_mul(d)
+        }
+        BinaryOp::Mul => (x + p.input1_offset) * (y + p.input2_offset),
+        _ => return apply_q(p, x, y),
+    };
+    (mbqm_positive(r, m, sh) + zp).clamp(p.act_min, p.act_max)
+}
+
+/// Table index of an 8-bit code given as i32 (its low byte: the bit pattern for int8 and uint8).
+struct T8;
+impl T8 {
+    #[inline(always)]
+    fn index_of(v: i32) -> usize {
+        (v & 0xff) as usize
     }
 }
 

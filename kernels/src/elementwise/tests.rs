@@ -351,3 +351,48 @@ fn lut8_kernels_equal_scalar() {
         }
     }
 }
+
+#[test]
+fn quantized_kernels_exact_on_all_code_pairs_and_extreme_scales() {
+    // Every (x, y) pair, as a [256, 256] broadcast of [256, 1] and [256], for multipliers from
+    // tiny (large right shifts) to large (left shifts), against the scalar definition.
+    let x: Vec<i8> = (-128..128).map(|v| v as i8).collect();
+    let plan = BroadcastPlan::new("TEST", &[256, 1], &[256]).unwrap();
+    let scales = [
+        (0.5f32, 0.01f32, 0.001f32),
+        (0.001, 0.002, 0.5),
+        (1e-4, 3e-4, 2e-5),
+        (2.0, 0.7, 0.03),
+    ];
+    for (s1, s2, so) in scales {
+        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul] {
+            let p = prepare_binary_q::<i8>(
+                op,
+                QParams::new(s1, 5),
+                QParams::new(s2, -9),
+                QParams::new(so, 3),
+                Activation::None,
+            )
+            .unwrap();
+            let want: Vec<i8> = (0..65536)
+                .map(|i| apply_q(&p, x[i / 256] as i32, x[i % 256] as i32) as i8)
+                .collect();
+            for isa in tiers() {
+                let k = ElementwiseKernels::for_isa(isa);
+                let mut got = vec![0i8; 65536];
+                (k.binary_i8.1)(&p, &plan, &x, &x, &mut got, 0);
+                assert_first_eq(
+                    &got,
+                    &want,
+                    &format!("{} {op:?} scales {s1} {s2} {so}", k.binary_i8.0),
+                );
+                // Same-shape runs too.
+                let a: Vec<i8> = (0..65536).map(|i| x[i / 256]).collect();
+                let b: Vec<i8> = (0..65536).map(|i| x[i % 256]).collect();
+                let flat = BroadcastPlan::new("TEST", &[65536], &[65536]).unwrap();
+                (k.binary_i8.1)(&p, &flat, &a, &b, &mut got, 0);
+                assert_first_eq(&got, &want, &format!("{} {op:?} same-shape", k.binary_i8.0));
+            }
+        }
+    }
+}
