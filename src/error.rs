@@ -23,7 +23,7 @@ pub enum Error {
     #[error("not a .sparq file: {0}")]
     NotSparq(String),
     /// The FlatBuffer part failed verification (offsets out of range, bad UTF-8, limits…).
-    #[error("corrupt .sparq file: {0}")]
+    #[error("corrupt .sparq file: {}", one_line(.0))]
     Flatbuffer(#[from] flatbuffers::InvalidFlatbuffer),
     /// The file's format major version is not the one this build reads.
     #[error(
@@ -77,4 +77,15 @@ pub enum Error {
     /// A model could not be serialized.
     #[error("cannot write .sparq: {0}")]
     Write(#[from] sparq_schema::WriteError),
+}
+
+/// The verifier's message with its trace ("while verifying table field `shape`…") on one line.
+fn one_line(e: &flatbuffers::InvalidFlatbuffer) -> String {
+    let text = e.to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    parts.join(" ")
 }

@@ -18,7 +18,9 @@ use std::path::Path;
 
 /// Largest number of elements of one tensor (dimension products are checked against it).
 pub const MAX_TENSOR_ELEMENTS: usize = i32::MAX as usize;
-/// Largest byte size of one activation tensor (it is allocated, not mapped, at prepare).
+/// Largest dense byte size of a tensor without dense data in the file: an activation (allocated
+/// at prepare) or a sparse weight (which a kernel may expand). Keeps a small file from asking
+/// for an unbounded allocation.
 pub const MAX_ACTIVATION_BYTES: usize = 1 << 31;
 /// Largest rank of a tensor.
 pub const MAX_RANK: usize = 16;
@@ -592,9 +594,14 @@ fn decode_tensor(file: &[u8], index: usize, t: &fb::Tensor<'_>) -> Result<Tensor
     };
 
     let is_constant = data.is_some() || sparse.is_some();
-    if !is_constant && byte_size > MAX_ACTIVATION_BYTES {
+    if data.is_none() && byte_size > MAX_ACTIVATION_BYTES {
+        let what = if sparse.is_some() {
+            "sparse weight's dense size"
+        } else {
+            "activation"
+        };
         return Err(err(format!(
-            "activation of {byte_size} bytes exceeds the maximum {MAX_ACTIVATION_BYTES}"
+            "{what} of {byte_size} bytes exceeds the maximum {MAX_ACTIVATION_BYTES}"
         )));
     }
     Ok(TensorInfo {

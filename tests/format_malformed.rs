@@ -117,7 +117,14 @@ fn random_byte_flips_never_panic() {
         }
         match catch_unwind(AssertUnwindSafe(|| Model::from_bytes(&b))) {
             Err(_) => panic!("case {case}: from_bytes panicked"),
-            Ok(Err(_)) => refused += 1,
+            Ok(Err(e)) => {
+                let msg = e.to_string();
+                assert!(
+                    !msg.contains('\n'),
+                    "case {case}: a multi-line error: {msg:?}"
+                );
+                refused += 1
+            }
             Ok(Ok(m)) => {
                 accepted += 1;
                 if catch_unwind(AssertUnwindSafe(|| check_opened(&m))).is_err() {
@@ -852,4 +859,44 @@ fn wide_operator_opens_quickly() {
             &format!("tensor {N} \"y{}\" is both", N - 1),
         ],
     );
+}
+
+#[test]
+fn sparse_weight_with_a_huge_dense_shape() {
+    // Two row pointers and no entries describe a [1, 2^30] f32 matrix: 4 GiB if expanded.
+    let mut m = examples::tiny();
+    let i = index_of(&m, "fc/weights");
+    m.tensors[i].shape = vec![1, 1 << 30];
+    m.tensors[i].sparse = Some(SparseDef {
+        format: SparseFormat::Csr,
+        row_ptr: vec![0, 0],
+        col_idx: vec![],
+        values: vec![],
+    });
+    refused_def(
+        &m,
+        &[
+            "tensor 8 \"fc/weights\"",
+            "sparse weight's dense size of 4294967296 bytes",
+        ],
+    );
+}
+
+/// The committed fuzz seeds (fuzz/seeds/from_bytes: inputs the fuzzer found useful) never make
+/// `from_bytes` panic, and the ones that open keep every invariant.
+#[test]
+fn fuzz_seeds_never_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/from_bytes");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        match catch_unwind(AssertUnwindSafe(|| Model::from_bytes(&bytes))) {
+            Err(_) => panic!("{}: from_bytes panicked", path.display()),
+            Ok(Ok(m)) => check_opened(&m),
+            Ok(Err(e)) => assert!(!e.to_string().contains('\n'), "{}: {e}", path.display()),
+        }
+        n += 1;
+    }
+    assert!(n >= 10, "only {n} seeds in {}", dir.display());
 }
