@@ -1,8 +1,11 @@
-//! AVX2 int8 GEMM (6 rows × 8 output channels, `c4`) and f32 FMA GEMM (6 × 16).
+//! AVX2 int8 GEMM (3 rows × 8 output channels, `c8`) and f32 FMA GEMM (6 × 16).
 //!
 //! int8: `vpmaddubsw` would saturate (255·127·2 > i16::MAX), so weights are widened to i16
-//! (`vpmovsxbw`) and activations, in the unsigned domain, zero-extended to i16; `vpmaddwd` sums
-//! pairs exactly into i32. Each column keeps two partial sums until the epilogue.
+//! (`vpmovsxbw`) and activations, in the signed domain, sign-extended to i16; `vpmaddwd` sums
+//! pairs exactly into i32. Weights are packed `c8`: one 16-byte load holds two columns × 8 input
+//! channels, widened to a ymm. A row's 8 activation bytes are broadcast to both 128-bit halves and
+//! widened once per 8 input channels, then multiplied with 4 column pairs: each accumulator keeps
+//! 4 partial sums per column, reduced by horizontal adds in the epilogue.
 
 use core::arch::x86_64::*;
 
@@ -10,15 +13,15 @@ use super::requant::{low_bytes8, requant8};
 use crate::gemm::{F32Args, F32Kernel, I8Args, I8Kernel};
 use crate::isa::Isa;
 
-/// `avx2::gemm_qu8s8_6x8c4`.
+/// `avx2::gemm_qs8_3x8c8`.
 pub static GEMM_I8: I8Kernel = I8Kernel {
-    name: "avx2::gemm_qu8s8_6x8c4",
+    name: "avx2::gemm_qs8_3x8c8",
     isa: Isa::Avx2,
-    mr: 6,
+    mr: 3,
     nr: 8,
-    kr: 4,
-    signed_a: false,
-    run: gemm_qu8s8_6x8c4,
+    kr: 8,
+    signed_a: true,
+    run: gemm_qs8_3x8c8,
 };
 
 /// `avx2::gemm_f32_6x16`.
@@ -31,63 +34,75 @@ pub static GEMM_F32: F32Kernel = F32Kernel {
 };
 
 /// # Safety
-/// [`I8Args`] contract for a 6×8 `c4` tile; the CPU has AVX2.
-unsafe fn gemm_qu8s8_6x8c4(args: &I8Args) {
-    // SAFETY: forwarded contract; rows is 1..=6.
+/// [`I8Args`] contract for a 3×8 `c8` tile; the CPU has AVX2.
+unsafe fn gemm_qs8_3x8c8(args: &I8Args) {
+    // SAFETY: forwarded contract; rows is 1..=3.
     unsafe {
         match args.rows {
             1 => i8_tile::<1>(args),
             2 => i8_tile::<2>(args),
-            3 => i8_tile::<3>(args),
-            4 => i8_tile::<4>(args),
-            5 => i8_tile::<5>(args),
-            _ => i8_tile::<6>(args),
+            _ => i8_tile::<3>(args),
         }
     }
 }
 
+/// 8 activation bytes of a row at input channel `k0` (zero padded past `k`), XORed into the
+/// signed domain and sign-extended to 16 i16 lanes (the 8 values twice).
+///
+/// # Safety
+/// The row holds `k` readable bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
+unsafe fn act8(row: *const u8, k0: usize, k: usize, xor: u64) -> __m256i {
+    if k0 + 8 <= k {
+        // SAFETY: bytes k0..k0+8 of the row exist.
+        let v = _mm_set1_epi64x(unsafe { (row.add(k0) as *const i64).read_unaligned() });
+        if xor == 0 {
+            return _mm256_cvtepi8_epi16(v);
+        }
+        return _mm256_cvtepi8_epi16(_mm_xor_si128(v, _mm_set1_epi64x(xor as i64)));
+    }
+    let v = {
+        let mut v = 0u64;
+        for i in 0..k - k0 {
+            // SAFETY: byte k0 + i < k of the row.
+            v |= (unsafe { *row.add(k0 + i) } as u64) << (8 * i);
+        }
+        // The padding must stay 0 after the XOR (its weights are 0 anyway, but keep it clean).
+        v | (xor & !(u64::MAX >> (8 * (8 - (k - k0)))))
+    };
+    _mm256_cvtepi8_epi16(_mm_set1_epi64x((v ^ xor) as i64))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)] // indices name the register tile's row and column pair
 unsafe fn i8_tile<const R: usize>(args: &I8Args) {
     let k = args.k;
-    let groups = k.div_ceil(4);
-    let xor = u32::from_ne_bytes([args.a_xor; 4]);
-    let mut acc_lo = [_mm256_setzero_si256(); R];
-    let mut acc_hi = [_mm256_setzero_si256(); R];
+    let xor = u64::from_ne_bytes([args.a_xor; 8]);
+    let mut acc = [[_mm256_setzero_si256(); 4]; R];
     let mut a = [args.a; R];
     for (r, p) in a.iter_mut().enumerate() {
         // SAFETY: row r < rows lies in A.
         *p = unsafe { args.a.add(r * args.a_stride) };
     }
     let mut w = args.w;
-    for g in 0..groups {
-        // SAFETY: the packed tile holds ceil(k/4) groups of 32 bytes.
-        let (wl, wh) = unsafe {
-            (
-                _mm256_cvtepi8_epi16(_mm_loadu_si128(w as *const __m128i)),
-                _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(16) as *const __m128i)),
-            )
-        };
-        let full = 4 * g + 4 <= k;
+    for g in 0..k.div_ceil(8) {
+        let mut av = [_mm256_setzero_si256(); R];
         for r in 0..R {
-            let v = if full {
-                // SAFETY: bytes 4g..4g+4 of row r exist.
-                unsafe { (a[r].add(4 * g) as *const u32).read_unaligned() }
-            } else {
-                let mut v = 0u32;
-                for i in 0..k - 4 * g {
-                    // SAFETY: byte 4g + i < k of row r.
-                    v |= (unsafe { *a[r].add(4 * g + i) } as u32) << (8 * i);
-                }
-                v
-            };
-            let av =
-                _mm256_broadcastq_epi64(_mm_cvtepu8_epi16(_mm_cvtsi32_si128((v ^ xor) as i32)));
-            acc_lo[r] = _mm256_add_epi32(acc_lo[r], _mm256_madd_epi16(wl, av));
-            acc_hi[r] = _mm256_add_epi32(acc_hi[r], _mm256_madd_epi16(wh, av));
+            // SAFETY: row r holds k bytes.
+            av[r] = unsafe { act8(a[r], 8 * g, k, xor) };
+        }
+        for p in 0..4 {
+            // SAFETY: the packed tile holds ceil(k/8) groups of 64 bytes (4 column pairs × 16).
+            let wp =
+                _mm256_cvtepi8_epi16(unsafe { _mm_load_si128(w.add(16 * p) as *const __m128i) });
+            for r in 0..R {
+                acc[r][p] = _mm256_add_epi32(acc[r][p], _mm256_madd_epi16(av[r], wp));
+            }
         }
         // SAFETY: advances within (or one past) the packed tile.
-        w = unsafe { w.add(32) };
+        w = unsafe { w.add(64) };
     }
     // SAFETY: `ep`, `row_off` per the I8Args contract.
     let ep = unsafe { &*args.ep };
@@ -105,10 +120,13 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
     let zp = _mm256_set1_epi32(args.zero_point);
     let lo = _mm256_set1_epi32(args.min);
     let hi = _mm256_set1_epi32(args.max);
-    for r in 0..R {
-        // hadd: [c0 c1 c4 c5 | c2 c3 c6 c7] → reorder 64-bit pairs to c0..c7.
-        let s = _mm256_hadd_epi32(acc_lo[r], acc_hi[r]);
-        let s = _mm256_permute4x64_epi64(s, 0b11_01_10_00);
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (r, acc_r) in acc.iter().enumerate() {
+        // Accumulator p holds 4 partial sums of column 2p (low half) and of 2p + 1 (high half):
+        // two rounds of hadd give [c0 c2 c4 c6 | c1 c3 c5 c7], then interleave.
+        let h01 = _mm256_hadd_epi32(acc_r[0], acc_r[1]);
+        let h23 = _mm256_hadd_epi32(acc_r[2], acc_r[3]);
+        let s = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(h01, h23), order);
         // SAFETY: r < rows.
         let off = _mm256_set1_epi32(unsafe { *args.row_off.add(r) });
         let x = _mm256_add_epi32(_mm256_add_epi32(s, bias), off);
@@ -117,11 +135,22 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
             unsafe { _mm256_storeu_si256(args.acc_out.add(8 * r) as *mut __m256i, x) };
             continue;
         }
-        let bytes = low_bytes8(requant8(x, mult, lsh, rsh, zp, lo, hi)).to_le_bytes();
+        let bytes = low_bytes8(requant8(x, mult, lsh, rsh, zp, lo, hi));
         let row = args.c.wrapping_add(r * args.c_stride);
-        for (j, &b) in bytes.iter().enumerate().take(args.col_hi).skip(args.col_lo) {
-            // SAFETY: column j in col_lo..col_hi of row r is writable.
-            unsafe { *row.add(j) = b };
+        if args.col_lo == 0 && args.col_hi == 8 {
+            // SAFETY: columns 0..8 of row r are writable.
+            unsafe { (row as *mut u64).write_unaligned(bytes) };
+        } else {
+            for (j, &b) in bytes
+                .to_le_bytes()
+                .iter()
+                .enumerate()
+                .take(args.col_hi)
+                .skip(args.col_lo)
+            {
+                // SAFETY: column j in col_lo..col_hi of row r is writable.
+                unsafe { *row.add(j) = b };
+            }
         }
     }
 }
