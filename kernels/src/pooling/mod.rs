@@ -130,24 +130,19 @@ fn check<T>(w: &Window2d, input: &[T], output: &[T], rows: &Range<usize>) {
 pub mod generic {
     use super::*;
 
-    /// For output `(row, ox)`: the input pixel offsets of the window taps inside the input,
-    /// visited in TFLite's order (rows outer, columns inner).
+    /// Window taps of output `(row, ox)` that lie inside the input: the input offset of the
+    /// first tap, the taps per window row, the window rows, and the offset between window rows.
+    /// Taps are visited in TFLite's order (rows outer, columns inner).
     #[inline(always)]
-    fn for_taps(w: &Window2d, row: usize, ox: usize, mut f: impl FnMut(usize)) {
+    fn window(w: &Window2d, row: usize, ox: usize) -> (usize, usize, usize, usize) {
         let oh = w.h.output;
         let (b, oy) = (row / oh, row % oh);
         let (fy0, fy1) = w.h.taps_inside(oy);
         let (fx0, fx1) = w.w.taps_inside(ox);
-        let y0 = oy * w.h.stride;
-        let x0 = ox * w.w.stride;
-        for fy in fy0..fy1 {
-            let iy = y0 + fy - w.h.pad_before;
-            let base = (b * w.h.input + iy) * w.w.input;
-            for fx in fx0..fx1 {
-                let ix = x0 + fx - w.w.pad_before;
-                f((base + ix) * w.in_c);
-            }
-        }
+        let iy = oy * w.h.stride + fy0 - w.h.pad_before;
+        let ix = ox * w.w.stride + fx0 - w.w.pad_before;
+        let first = ((b * w.h.input + iy) * w.w.input + ix) * w.in_c;
+        (first, fx1 - fx0, fy1 - fy0, w.w.input * w.in_c)
     }
 
     /// f32 max pooling (see [`MaxPoolF32`]).
@@ -166,13 +161,17 @@ pub mod generic {
             for ox in 0..w.w.output {
                 let out = &mut output[(row * w.w.output + ox) * c..][..c];
                 out.fill(f32::MIN);
-                for_taps(w, row, ox, |off| {
-                    for (o, &x) in out.iter_mut().zip(&input[off..off + c]) {
-                        if *o < x {
-                            *o = x;
+                let (first, nx, ny, row_step) = window(w, row, ox);
+                for y in 0..ny {
+                    for x in 0..nx {
+                        let off = first + y * row_step + x * c;
+                        for (o, &v) in out.iter_mut().zip(&input[off..off + c]) {
+                            if *o < v {
+                                *o = v;
+                            }
                         }
                     }
-                });
+                }
                 for o in out.iter_mut() {
                     *o = o.max(lo).min(hi);
                 }
@@ -196,14 +195,16 @@ pub mod generic {
             for ox in 0..w.w.output {
                 let out = &mut output[(row * w.w.output + ox) * c..][..c];
                 out.fill(0.0);
-                let mut count = 0usize;
-                for_taps(w, row, ox, |off| {
-                    count += 1;
-                    for (o, &x) in out.iter_mut().zip(&input[off..off + c]) {
-                        *o += x;
+                let (first, nx, ny, row_step) = window(w, row, ox);
+                for y in 0..ny {
+                    for x in 0..nx {
+                        let off = first + y * row_step + x * c;
+                        for (o, &v) in out.iter_mut().zip(&input[off..off + c]) {
+                            *o += v;
+                        }
                     }
-                });
-                let n = count as f32;
+                }
+                let n = (nx * ny) as f32;
                 for o in out.iter_mut() {
                     *o = (*o / n).max(lo).min(hi);
                 }
@@ -231,11 +232,15 @@ pub mod generic {
             for ox in 0..w.w.output {
                 let out = &mut output[(row * w.w.output + ox) * c..][..c];
                 out.fill(T::from_i32(T::MIN));
-                for_taps(w, row, ox, |off| {
-                    for (o, &x) in out.iter_mut().zip(&input[off..off + c]) {
-                        *o = (*o).max(x);
+                let (first, nx, ny, row_step) = window(w, row, ox);
+                for y in 0..ny {
+                    for x in 0..nx {
+                        let off = first + y * row_step + x * c;
+                        for (o, &v) in out.iter_mut().zip(&input[off..off + c]) {
+                            *o = (*o).max(v);
+                        }
                     }
-                });
+                }
                 for o in out.iter_mut() {
                     *o = (*o).max(lo).min(hi);
                 }
@@ -265,13 +270,16 @@ pub mod generic {
                     let n = BLOCK.min(c - c0);
                     let mut acc = [0i32; BLOCK];
                     let acc = &mut acc[..n];
-                    let mut count = 0i32;
-                    for_taps(w, row, ox, |off| {
-                        count += 1;
-                        for (a, &x) in acc.iter_mut().zip(&input[off + c0..off + c0 + n]) {
-                            *a += x.to_i32();
+                    let (first, nx, ny, row_step) = window(w, row, ox);
+                    let count = (nx * ny) as i32;
+                    for y in 0..ny {
+                        for x in 0..nx {
+                            let off = first + y * row_step + x * c + c0;
+                            for (a, &v) in acc.iter_mut().zip(&input[off..off + n]) {
+                                *a += v.to_i32();
+                            }
                         }
-                    });
+                    }
                     let half = count / 2;
                     for (o, &a) in output[out_off + c0..out_off + c0 + n]
                         .iter_mut()
