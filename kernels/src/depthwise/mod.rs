@@ -637,10 +637,19 @@ pub mod generic {
     ) {
         let bias: [f32; N] = p.bias[c0..c0 + N].try_into().unwrap();
         let mut acc = [bias; P];
+        let last = taps.last().map_or(0, |&(_, io)| io + (P - 1) * dx + c0 + N);
+        assert!(last <= input.len() && c0 + N <= p.win.out_c);
         for &(wo, io) in taps {
-            let wt: &[f32; N] = p.weights[wo + c0..][..N].try_into().unwrap();
+            debug_assert!(io + (P - 1) * dx + c0 + N <= input.len());
+            debug_assert!(wo + c0 + N <= p.weights.len());
+            // SAFETY: `wo` is a tap's weight offset (`tap · out_c`) and c0 + N ≤ out_c, so the
+            // N weights lie inside `weights` (kh·kw·out_c long).
+            let wt = unsafe { &*(p.weights.as_ptr().add(wo + c0) as *const [f32; N]) };
             for (j, a) in acc.iter_mut().enumerate() {
-                let x: &[f32; N] = input[io + j * dx + c0..][..N].try_into().unwrap();
+                // SAFETY: pixel j of the tile is inside the input at every tap (interior tile,
+                // or P = 1 with `io` from `tap_list`), so channels c0..c0 + N are in bounds; the
+                // assert above bounds the largest offset by input.len().
+                let x = unsafe { &*(input.as_ptr().add(io + j * dx + c0) as *const [f32; N]) };
                 for i in 0..N {
                     a[i] = madd::<FMA>(x[i], wt[i], a[i]);
                 }
@@ -846,10 +855,20 @@ pub mod generic {
         let ch = c0 + k;
         let bias: [i32; N] = p.bias[ch..ch + N].try_into().unwrap();
         let mut a = [bias; P];
+        // One bounds check per tile instead of one per load: the last pixel's last tap.
+        let last = taps.last().map_or(0, |&(_, io)| io + (P - 1) * dx + ch + N);
+        assert!(last <= input.len() && ch + N <= p.win.out_c);
         for &(wo, io) in taps {
-            let wt: &[i16; N] = p.weights[wo + ch..][..N].try_into().unwrap();
+            debug_assert!(io + (P - 1) * dx + ch + N <= input.len());
+            debug_assert!(wo + ch + N <= p.weights.len());
+            // SAFETY: `wo` is a tap's weight offset (`tap · out_c`, tap < kh·kw) and
+            // ch + N ≤ out_c, so the N weights lie inside `weights` (kh·kw·out_c long).
+            let wt = unsafe { &*(p.weights.as_ptr().add(wo + ch) as *const [i16; N]) };
             for (j, aj) in a.iter_mut().enumerate() {
-                let x: &[T; N] = input[io + j * dx + ch..][..N].try_into().unwrap();
+                // SAFETY: `io` is the offset of an input pixel inside the input and the P pixels
+                // of a tile are interior (every tap inside), so pixel j's channels ch..ch + N
+                // are inside; the assert above bounds the largest such offset by input.len().
+                let x = unsafe { &*(input.as_ptr().add(io + j * dx + ch) as *const [T; N]) };
                 for i in 0..N {
                     aj[i] += (x[i].to_i32() - zp) * wt[i] as i32;
                 }
