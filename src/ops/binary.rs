@@ -4,7 +4,7 @@
 use sparq_schema::{Activation, DType, OpKind, OpOptions};
 
 use sparq_kernels::elementwise::{
-    binary_i8, binary_u8, prepare_binary_q, BinaryOp, BroadcastPlan, QBinary, QParams,
+    binary_f32, binary_i8, binary_u8, prepare_binary_q, BinaryOp, BroadcastPlan, QBinary, QParams,
 };
 use sparq_kernels::requant::Activation as KAct;
 
@@ -21,8 +21,6 @@ pub(crate) const MAX_RANK: usize = 6;
 pub(crate) struct Broadcast {
     pub rank: usize,
     pub out: [usize; MAX_RANK],
-    pub sa: [usize; MAX_RANK],
-    pub sb: [usize; MAX_RANK],
 }
 
 impl Broadcast {
@@ -46,44 +44,12 @@ impl Broadcast {
                 _ => return None,
             };
         }
-        let strides = |p: &[usize; MAX_RANK]| {
-            let mut s = [0usize; MAX_RANK];
-            let mut acc = 1;
-            for d in (0..rank).rev() {
-                s[d] = if p[d] == 1 { 0 } else { acc };
-                acc *= p[d];
-            }
-            s
-        };
-        Some(Broadcast {
-            rank,
-            out,
-            sa: strides(&pa),
-            sb: strides(&pb),
-        })
+        Some(Broadcast { rank, out })
     }
 
     pub(crate) fn out_shape(&self, a: &[usize], b: &[usize]) -> Vec<usize> {
         let r = a.len().max(b.len());
         self.out[self.rank - r..self.rank].to_vec()
-    }
-
-    /// Length of the innermost output dimension.
-    pub(crate) fn inner(&self) -> usize {
-        self.out[self.rank - 1]
-    }
-
-    /// Offsets into `a` and `b` of the start of output row `row` (rows of `inner()` elements).
-    #[inline]
-    pub(crate) fn row_offsets(&self, mut row: usize) -> (usize, usize) {
-        let (mut oa, mut ob) = (0, 0);
-        for d in (0..self.rank - 1).rev() {
-            let i = row % self.out[d];
-            row /= self.out[d];
-            oa += i * self.sa[d];
-            ob += i * self.sb[d];
-        }
-        (oa, ob)
     }
 }
 
@@ -139,69 +105,26 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             })
         }
         DType::F32 => {
-            let f: fn(f32, f32) -> f32 = match ctx.kind {
-                OpKind::Add => |x, y| x + y,
-                OpKind::Sub => |x, y| x - y,
-                OpKind::Mul => |x, y| x * y,
-                OpKind::Div => |x, y| x / y,
-                OpKind::Maximum => f32::max,
-                OpKind::Minimum => f32::min,
-                _ => |x, y| (x - y) * (x - y),
+            let kop = match ctx.kind {
+                OpKind::Add => BinaryOp::Add,
+                OpKind::Sub => BinaryOp::Sub,
+                OpKind::Mul => BinaryOp::Mul,
+                OpKind::Div => BinaryOp::Div,
+                OpKind::Maximum => BinaryOp::Maximum,
+                OpKind::Minimum => BinaryOp::Minimum,
+                _ => BinaryOp::SquaredDifference,
             };
+            let plan =
+                BroadcastPlan::new(kop.name(), sa, sb).map_err(|e| ctx.err(e.to_string()))?;
+            let _ = bc;
             Ok(Prepared {
-                eval: boxed(BinaryF32 { bc, f, act }),
+                eval: boxed(BinaryF32K { op: kop, plan, act }),
                 shape,
                 dtype: DType::F32,
                 scratch: 0,
             })
         }
         d => Err(ctx.unsupported(format!("{d} inputs"))),
-    }
-}
-
-struct BinaryF32 {
-    bc: Broadcast,
-    f: fn(f32, f32) -> f32,
-    act: Activation,
-}
-
-impl OpEval for BinaryF32 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
-        let (a, b) = (ins.f32(0), ins.f32(1));
-        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
-        let (lo, hi) = act_range_f32(self.act);
-        let inner = self.bc.inner();
-        let (ia, ib) = (self.bc.sa[self.bc.rank - 1], self.bc.sb[self.bc.rank - 1]);
-        let f = self.f;
-        let work = out.len();
-        exec.rows(out, inner, work, &|r0, rows| {
-            for (ri, o) in rows.chunks_exact_mut(inner).enumerate() {
-                let (oa, ob) = self.bc.row_offsets(r0 + ri);
-                match (ia, ib) {
-                    (1, 1) => {
-                        for ((v, &x), &y) in
-                            o.iter_mut().zip(&a[oa..oa + inner]).zip(&b[ob..ob + inner])
-                        {
-                            *v = f(x, y);
-                        }
-                    }
-                    (1, 0) => {
-                        let y = b[ob];
-                        for (v, &x) in o.iter_mut().zip(&a[oa..oa + inner]) {
-                            *v = f(x, y);
-                        }
-                    }
-                    (0, 1) => {
-                        let x = a[oa];
-                        for (v, &y) in o.iter_mut().zip(&b[ob..ob + inner]) {
-                            *v = f(x, y);
-                        }
-                    }
-                    _ => o.fill(f(a[oa], b[ob])),
-                }
-                finish_f32(o, lo, hi, self.act);
-            }
-        });
     }
 }
 
@@ -230,5 +153,27 @@ impl OpEval for BinaryQ {
                 binary_i8(&self.p, &self.plan, a, b, o, r0 * QROW)
             });
         }
+    }
+}
+
+/// f32 binary operator on the kernel crate's broadcast-plan kernels, split in element chunks.
+struct BinaryF32K {
+    op: BinaryOp,
+    plan: BroadcastPlan,
+    act: Activation,
+}
+
+impl OpEval for BinaryF32K {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
+        let (a, b) = (ins.f32(0), ins.f32(1));
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        let range = act_range_f32(self.act);
+        let work = out.len();
+        exec.rows(out, QROW, work, &|r0, o| {
+            binary_f32(self.op, range, &self.plan, a, b, o, r0 * QROW);
+            if self.act == Activation::Tanh {
+                finish_f32(o, range.0, range.1, self.act);
+            }
+        });
     }
 }

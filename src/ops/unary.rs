@@ -5,7 +5,7 @@ use sparq_schema::{DType, OpKind, OpOptions};
 
 use sparq_kernels::activation::{
     prepare_hard_swish_q, prepare_leaky_relu_q, prepare_logistic_q, prepare_relu_q, prepare_tanh_q,
-    Lut8, ReluKind,
+    unary_f32, Lut8, ReluKind, UnaryF32,
 };
 use sparq_kernels::elementwise::{QInt, QParams};
 
@@ -35,14 +35,25 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             scratch: 0,
         }),
         DType::F32 => {
+            let k = match ctx.kind {
+                OpKind::Relu => Some(UnaryF32::Relu),
+                OpKind::Relu6 => Some(UnaryF32::Relu6),
+                OpKind::ReluN1To1 => Some(UnaryF32::ReluN1To1),
+                OpKind::HardSwish => Some(UnaryF32::HardSwish),
+                OpKind::Logistic => Some(UnaryF32::Logistic),
+                OpKind::Tanh => Some(UnaryF32::Tanh),
+                OpKind::LeakyRelu => Some(UnaryF32::LeakyRelu(alpha)),
+                _ => None,
+            };
+            if let Some(op) = k {
+                return Ok(Prepared {
+                    eval: boxed(UnaryF32K { op }),
+                    shape,
+                    dtype: DType::F32,
+                    scratch: 0,
+                });
+            }
             let f: fn(f32, f32) -> f32 = match ctx.kind {
-                OpKind::Relu => |v, _| v.max(0.0),
-                OpKind::Relu6 => |v, _| v.clamp(0.0, 6.0),
-                OpKind::ReluN1To1 => |v, _| v.clamp(-1.0, 1.0),
-                OpKind::HardSwish => |v, _| v * (v + 3.0).clamp(0.0, 6.0) / 6.0,
-                OpKind::Logistic => |v, _| 1.0 / (1.0 + (-v).exp()),
-                OpKind::Tanh => |v, _| v.tanh(),
-                OpKind::LeakyRelu => |v, a| if v >= 0.0 { v } else { v * a },
                 OpKind::Abs => |v, _| v.abs(),
                 OpKind::Neg => |v, _| -v,
                 OpKind::Exp => |v, _| v.exp(),
@@ -51,7 +62,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                 _ => |v, _| v * v,
             };
             Ok(Prepared {
-                eval: boxed(UnaryF32 { f, alpha }),
+                eval: boxed(UnaryScalar { f, alpha }),
                 shape,
                 dtype: DType::F32,
                 scratch: 0,
@@ -61,7 +72,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     }
 }
 
-struct UnaryF32 {
+struct UnaryScalar {
     f: fn(f32, f32) -> f32,
     alpha: f32,
 }
@@ -69,7 +80,7 @@ struct UnaryF32 {
 /// Elements per parallel row of an element-wise operator.
 const ROW: usize = 4096;
 
-impl OpEval for UnaryF32 {
+impl OpEval for UnaryScalar {
     fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
         let x = ins.f32(0);
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
@@ -116,6 +127,22 @@ impl<T: QInt + bytemuck::Pod> OpEval for LutOp<T> {
         let work = out.len();
         exec.rows(out, ROW, work, &|r0, o| {
             self.table.apply(&x[r0 * ROW..r0 * ROW + o.len()], o);
+        });
+    }
+}
+
+/// f32 activation on the kernel crate's vectorized kernels.
+struct UnaryF32K {
+    op: UnaryF32,
+}
+
+impl OpEval for UnaryF32K {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
+        let x = ins.f32(0);
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        let work = out.len();
+        exec.rows(out, ROW, work, &|r0, o| {
+            unary_f32(self.op, &x[r0 * ROW..r0 * ROW + o.len()], o);
         });
     }
 }
