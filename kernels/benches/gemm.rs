@@ -178,5 +178,25 @@ fn bench_peak(c: &mut Criterion) {
 #[cfg(not(target_arch = "x86_64"))]
 fn bench_peak(_: &mut Criterion) {}
 
-criterion_group!(benches, bench_gemm, bench_peak);
+/// Requantization of a row of int32 accumulators (per-channel), every kernel that can run here:
+/// `requant/<kernel>/<len>`, throughput in elements.
+fn bench_requant(c: &mut Criterion) {
+    use sparq_kernels::dispatch::requant_row_candidates;
+    let mut g = c.benchmark_group("requant");
+    let len = 4096;
+    let acc: Vec<i32> = data_i8(len, 9).iter().map(|&x| x as i32 * 1000).collect();
+    let reals: Vec<f64> = (0..len).map(|i| 0.0003 + i as f64 * 1e-7).collect();
+    let rq = Requant::from_real(&reals, 3, -128, 127).unwrap();
+    let mut out = vec![0u8; len];
+    g.throughput(Throughput::Elements(len as u64));
+    for t in requant_row_candidates() {
+        g.bench_function(BenchmarkId::new(t.row_name, len), |b| {
+            // SAFETY: `out` holds len bytes and the Requant has len channels.
+            b.iter(|| unsafe { (t.row)(&acc, 0, &rq, out.as_mut_ptr()) })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_gemm, bench_peak, bench_requant);
 criterion_main!(benches);
