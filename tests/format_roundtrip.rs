@@ -446,3 +446,37 @@ fn model_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Model>();
 }
+
+#[test]
+fn writer_layout_is_aligned_and_tight() {
+    let bytes = sparq_schema::write(&examples::tiny()).unwrap();
+    let root = sparq_schema::fb::root_as_model(&bytes).unwrap();
+    let mut buffers = Vec::new();
+    for t in root.tensors().unwrap() {
+        buffers.extend(t.data().copied());
+        if let Some(s) = t.sparse() {
+            buffers.extend(
+                [s.row_ptr(), s.col_idx(), s.values()]
+                    .into_iter()
+                    .flatten()
+                    .copied(),
+            );
+        }
+    }
+    assert_eq!(
+        buffers.len(),
+        3 + 3 + 3,
+        "3 dense constants + 2 sparse x 3 arrays"
+    );
+    let mut end = 0;
+    for b in &buffers {
+        assert_eq!(b.offset() % 64, 0, "offset {} not 64-aligned", b.offset());
+        assert!(b.offset() >= end, "buffers overlap or are out of order");
+        end = b.offset() + b.length();
+    }
+    assert_eq!(
+        end,
+        bytes.len() as u64,
+        "the file ends where the last buffer ends"
+    );
+}
