@@ -47,25 +47,40 @@ fn binary(c: &mut Criterion) {
         .unwrap();
         let mut of = vec![0.0f32; n];
         let mut oi = vec![0i8; n];
+        let mut seen: Vec<&str> = Vec::new();
         for isa in tiers() {
             let k = ElementwiseKernels::for_isa(isa);
             let act = (f32::NEG_INFINITY, f32::INFINITY);
-            g.bench_function(
-                BenchmarkId::new(format!("{name}_f32/{shape}"), k.binary_f32.0),
-                |b| {
-                    b.iter(|| {
-                        (k.binary_f32.1)(op, act, &plan, black_box(&af), black_box(&bf), &mut of, 0)
-                    })
-                },
-            );
-            g.bench_function(
-                BenchmarkId::new(format!("{name}_qs8/{shape}"), k.binary_i8.0),
-                |b| {
-                    b.iter(|| {
-                        (k.binary_i8.1)(&q, &plan, black_box(&ai), black_box(&bi), &mut oi, 0)
-                    })
-                },
-            );
+            if !seen.contains(&k.binary_f32.0) {
+                seen.push(k.binary_f32.0);
+                g.bench_function(
+                    BenchmarkId::new(format!("{name}_f32/{shape}"), k.binary_f32.0),
+                    |b| {
+                        b.iter(|| {
+                            (k.binary_f32.1)(
+                                op,
+                                act,
+                                &plan,
+                                black_box(&af),
+                                black_box(&bf),
+                                &mut of,
+                                0,
+                            )
+                        })
+                    },
+                );
+            }
+            if !seen.contains(&k.binary_i8.0) {
+                seen.push(k.binary_i8.0);
+                g.bench_function(
+                    BenchmarkId::new(format!("{name}_qs8/{shape}"), k.binary_i8.0),
+                    |b| {
+                        b.iter(|| {
+                            (k.binary_i8.1)(&q, &plan, black_box(&ai), black_box(&bi), &mut oi, 0)
+                        })
+                    },
+                );
+            }
         }
     }
     g.finish();

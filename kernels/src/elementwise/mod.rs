@@ -878,6 +878,7 @@ fn binary_q_body<T: QInt>(
 
 /// One element of ADD/SUB/SQUARED_DIFFERENCE/MUL exactly as the scalar loops compute it.
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn q_elem(p: &QBinary, x: i32, y: i32) -> i32 {
     let (m, sh, zp) = (p.output_multiplier, p.output_shift, p.output_offset);
     let xi = T8::index_of(x);
@@ -896,6 +897,7 @@ fn q_elem(p: &QBinary, x: i32, y: i32) -> i32 {
 }
 
 /// Table index of an 8-bit code given as i32 (its low byte: the bit pattern for int8 and uint8).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct T8;
 impl T8 {
     #[inline(always)]
