@@ -78,12 +78,92 @@ fn spmm_f32(
     }
 }
 
-/// `dst[c·ds + r] = src[r·ss + c] ^ xor` for `r < rows`, `c < cols` (32-bit elements).
+/// `dst[c·ds + r] = src[r·ss + c] ^ xor` for `r < rows`, `c < cols` (32-bit elements): 16×16
+/// blocks in registers (4 shuffle stages), the edges by [`transpose32_edges`].
 ///
 /// # Safety
 /// AVX-512F; `src` readable and `dst` writable at those positions.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn transpose32(
+    src: *const u32,
+    ss: usize,
+    rows: usize,
+    cols: usize,
+    dst: *mut u32,
+    ds: usize,
+    xor: u32,
+) {
+    let xv = _mm512_set1_epi32(xor as i32);
+    let mut r0 = 0;
+    while r0 + 16 <= rows {
+        let mut c0 = 0;
+        while c0 + 16 <= cols {
+            let mut x = [_mm512_setzero_si512(); 16];
+            for (i, x) in x.iter_mut().enumerate() {
+                // SAFETY: row r0 + i < rows, columns c0..c0 + 16 ≤ cols.
+                *x = unsafe { _mm512_loadu_si512(src.add((r0 + i) * ss + c0) as *const _) };
+                *x = _mm512_xor_si512(*x, xv);
+            }
+            let mut t = [_mm512_setzero_si512(); 16];
+            for i in 0..8 {
+                t[2 * i] = _mm512_unpacklo_epi32(x[2 * i], x[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_epi32(x[2 * i], x[2 * i + 1]);
+            }
+            // u[4g + j]: rows 4g..4g + 4, columns j, j + 4, j + 8, j + 12 (one per lane).
+            let mut u = [_mm512_setzero_si512(); 16];
+            for g in 0..4 {
+                let (a, b, c, d) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
+                u[4 * g] = _mm512_unpacklo_epi64(a, c);
+                u[4 * g + 1] = _mm512_unpackhi_epi64(a, c);
+                u[4 * g + 2] = _mm512_unpacklo_epi64(b, d);
+                u[4 * g + 3] = _mm512_unpackhi_epi64(b, d);
+            }
+            for j in 0..4 {
+                let v0 = _mm512_shuffle_i32x4::<0x88>(u[j], u[4 + j]);
+                let v1 = _mm512_shuffle_i32x4::<0xDD>(u[j], u[4 + j]);
+                let v2 = _mm512_shuffle_i32x4::<0x88>(u[8 + j], u[12 + j]);
+                let v3 = _mm512_shuffle_i32x4::<0xDD>(u[8 + j], u[12 + j]);
+                let cols4 = [
+                    (j, _mm512_shuffle_i32x4::<0x88>(v0, v2)),
+                    (j + 8, _mm512_shuffle_i32x4::<0xDD>(v0, v2)),
+                    (j + 4, _mm512_shuffle_i32x4::<0x88>(v1, v3)),
+                    (j + 12, _mm512_shuffle_i32x4::<0xDD>(v1, v3)),
+                ];
+                for (c, v) in cols4 {
+                    // SAFETY: column c0 + c < cols, rows r0..r0 + 16 ≤ rows of `dst`.
+                    unsafe { _mm512_storeu_si512(dst.add((c0 + c) * ds + r0) as *mut _, v) };
+                }
+            }
+            c0 += 16;
+        }
+        if c0 < cols {
+            // SAFETY: the remaining columns of these 16 rows, same bounds.
+            unsafe {
+                transpose32_edges(
+                    src.add(r0 * ss + c0),
+                    ss,
+                    16,
+                    cols - c0,
+                    dst.add(c0 * ds + r0),
+                    ds,
+                    xor,
+                )
+            };
+        }
+        r0 += 16;
+    }
+    if r0 < rows {
+        // SAFETY: the remaining rows, all columns.
+        unsafe { transpose32_edges(src.add(r0 * ss), ss, rows - r0, cols, dst.add(r0), ds, xor) };
+    }
+}
+
+/// As [`transpose32`], 4 rows at a time (4×4 per 128-bit lane), then single elements.
+///
+/// # Safety
+/// As [`transpose32`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn transpose32_edges(
     src: *const u32,
     ss: usize,
     rows: usize,
