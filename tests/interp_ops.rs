@@ -8,8 +8,16 @@ use sparq::{Interpreter, Model, Options};
 use sparq_schema::{Activation, DType, OpKind, OpOptions, Padding};
 
 fn run(def: &sparq_schema::ModelDef, inputs: &[&[f32]]) -> Vec<f32> {
+    run_threads(def, inputs, 1)
+}
+
+fn run_threads(def: &sparq_schema::ModelDef, inputs: &[&[f32]], threads: usize) -> Vec<f32> {
     let model = Model::from_def(def).expect("model");
-    let mut it = Interpreter::new(&model, Options::default()).expect("prepare");
+    let opts = Options {
+        threads,
+        ..Options::default()
+    };
+    let mut it = Interpreter::new(&model, opts).expect("prepare");
     for (k, x) in inputs.iter().enumerate() {
         it.set_input(k, x).unwrap();
     }
@@ -558,4 +566,49 @@ fn bad_models_give_errors_naming_the_operator() {
     assert!(it.set_input(0, &[1.0f32; 3]).is_err());
     assert!(it.set_input(0, &[1i8; 4]).is_err());
     assert!(it.set_input(1, &[1.0f32; 4]).is_err());
+}
+
+#[test]
+fn window_ops_split_across_threads_identically() {
+    // Big enough to be split: each thread computes its rows as its own sub-window, with the
+    // padding its rows see. Outputs must equal the one-thread run exactly.
+    let mut rng = Rng(77);
+    for (ih, iw, c, k, s, d, padding) in [
+        (41, 23, 32, 3, 1, 1, Padding::Same),
+        (40, 40, 24, 3, 2, 1, Padding::Same),
+        (37, 19, 16, 5, 2, 1, Padding::Valid),
+        (30, 30, 16, 3, 1, 2, Padding::Same),
+    ] {
+        let w = rng.vec_f32(k * k * c);
+        let b = rng.vec_f32(c);
+        let x = rng.vec_f32(ih * iw * c);
+        let (oh, _) = out_size(padding, ih, k, s, d);
+        let (ow, _) = out_size(padding, iw, k, s, d);
+        let mut m = OneOp::new();
+        let xi = m.input(&[1, ih, iw, c], DType::F32);
+        let wi = m.constant(&[1, k, k, c], DType::F32, f32_bytes(&w));
+        let bi = m.constant(&[c], DType::F32, f32_bytes(&b));
+        let opts = OpOptions::DepthwiseConv2d {
+            padding,
+            stride_h: s as i32,
+            stride_w: s as i32,
+            dilation_h: d as i32,
+            dilation_w: d as i32,
+            depth_multiplier: 1,
+            activation: Activation::Relu6,
+        };
+        let def = m.op(
+            OpKind::DepthwiseConv2d,
+            opts,
+            &[xi, wi, bi],
+            &[1, oh, ow, c],
+            DType::F32,
+        );
+        let one = run_threads(&def, &[&x], 1);
+        for threads in [2, 3] {
+            let many = run_threads(&def, &[&x], threads);
+            let first = one.iter().zip(&many).position(|(a, b)| a != b);
+            assert!(first.is_none(), "depthwise {ih}x{iw}x{c} k{k} s{s} d{d} {padding:?}, {threads} threads: element {first:?} differs");
+        }
+    }
 }

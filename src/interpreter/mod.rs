@@ -233,7 +233,7 @@ impl<'m> Interpreter<'m> {
                     ),
                 ));
             }
-            let ctx = ops::Ctx::new(oi, op, &infos, &consts, &storage);
+            let ctx = ops::Ctx::new(oi, op, &infos, &consts, &storage, options.threads);
             let prepared = ops::prepare(&ctx)?;
             let declared = &infos[out];
             if prepared.dtype != declared.dtype || prepared.shape != declared.shape {

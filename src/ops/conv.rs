@@ -1,10 +1,11 @@
 //! CONV_2D and DEPTHWISE_CONV_2D (NHWC activations; weights [O, kh, kw, I] and [1, kh, kw, O]).
 
-use sparq_kernels::depthwise::DepthwiseQ;
+use sparq_kernels::depthwise::{DepthwiseF32 as KDepthwiseF32, DepthwiseQ};
 use sparq_kernels::gemm::quantize_rows_asymmetric;
 use sparq_kernels::window::{Padding as KPadding, Window2d, WindowSpec};
 use sparq_schema::{Activation, DType, OpOptions, Padding};
 
+use super::window::RowSplit;
 use super::{act_range_f32, boxed, Ctx, Exec, Inputs, OpEval, Prepared};
 use crate::Result;
 
@@ -259,13 +260,17 @@ pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         DType::F32 => {
             let wf = ctx.const_f32(w)?;
             let bias = bias_f32(ctx, 2, oc)?;
+            let (lo, hi) = act_range_f32(activation);
+            let win = window2d(ctx, &g, padding)?;
+            let split = RowSplit::new(win, ctx.threads, |w| {
+                KDepthwiseF32::new(w, &wf, Some(&bias), lo, hi).map_err(|e| ctx.err(e.to_string()))
+            })?;
+            let _ = mult;
             Ok(Prepared {
-                eval: boxed(DepthwiseF32 {
-                    g,
-                    mult,
-                    w: wf,
-                    bias,
+                eval: boxed(DepthwiseF32K {
+                    split,
                     act: activation,
+                    taps: kh * kw,
                 }),
                 shape,
                 dtype: DType::F32,
@@ -276,49 +281,42 @@ pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             let unsigned = ctx.dtype(x) == DType::U8;
             let (in_zp, rq) = super::gemm::conv_requant(ctx, x, w, activation, oc)?;
             let bias = super::gemm::bias_i32(ctx, 2, oc)?;
-            let mut spec = WindowSpec::new(g.n, g.ih, g.iw, g.ic, oc);
-            spec.k_h = kh;
-            spec.k_w = kw;
-            (spec.stride_h, spec.stride_w) = (g.sh, g.sw);
-            (spec.dilation_h, spec.dilation_w) = (g.dh, g.dw);
-            spec.padding = match padding {
-                Padding::Same => KPadding::Same,
-                Padding::Valid => KPadding::Valid,
-            };
-            let win = Window2d::new(spec).map_err(|e| ctx.err(e.to_string()))?;
+            let win = window2d(ctx, &g, padding)?;
             let wq = ctx
                 .quant(w)
                 .ok_or_else(|| ctx.tensor_err(w, "has no quantization"))?;
             let (_, wbytes) = ctx.const_input(1)?;
-            let dq = match ctx.dtype(w) {
-                DType::I8 => {
-                    if wq.zero_points.iter().any(|&z| z != 0) {
-                        return Err(ctx.unsupported("int8 weights with a nonzero zero point"));
-                    }
-                    DepthwiseQ::new(
+            match ctx.dtype(w) {
+                DType::I8 if wq.zero_points.iter().all(|&z| z == 0) => {}
+                DType::U8 if wq.zero_points.len() == 1 => {}
+                d => return Err(ctx.tensor_err(w, format!("{d} weights with these zero points"))),
+            }
+            let make = |win| {
+                match ctx.dtype(w) {
+                    DType::I8 => DepthwiseQ::new(
                         win,
                         bytemuck::cast_slice(wbytes),
                         bias.as_deref(),
                         in_zp,
-                        rq,
-                    )
+                        rq.clone(),
+                    ),
+                    _ => DepthwiseQ::new_u8(
+                        win,
+                        wbytes,
+                        wq.zero_points[0] as i32,
+                        bias.as_deref(),
+                        in_zp,
+                        rq.clone(),
+                    ),
                 }
-                DType::U8 if wq.zero_points.len() == 1 => DepthwiseQ::new_u8(
-                    win,
-                    wbytes,
-                    wq.zero_points[0] as i32,
-                    bias.as_deref(),
-                    in_zp,
-                    rq,
-                ),
-                d => return Err(ctx.tensor_err(w, format!("{d} weights with integer input"))),
-            }
-            .map_err(|e| ctx.err(e.to_string()))?;
+                .map_err(|e| ctx.err(e.to_string()))
+            };
+            let split = RowSplit::new(win, ctx.threads, make)?;
             Ok(Prepared {
                 eval: boxed(DepthwiseQuant {
-                    dq,
+                    split,
                     unsigned,
-                    rows: g.n * g.oh,
+                    taps: kh * kw,
                 }),
                 shape,
                 dtype: ctx.dtype(x),
@@ -329,70 +327,60 @@ pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     }
 }
 
-/// Integer depthwise convolution on the kernel crate's TFLite-exact kernel (one thread: the
-/// kernel writes whole output rows of one slice).
+/// The kernel crate's window for a geometry.
+fn window2d(ctx: &Ctx<'_, '_>, g: &Geometry, padding: Padding) -> Result<Window2d> {
+    let mut spec = WindowSpec::new(g.n, g.ih, g.iw, g.ic, g.oc);
+    (spec.k_h, spec.k_w) = (g.kh, g.kw);
+    (spec.stride_h, spec.stride_w) = (g.sh, g.sw);
+    (spec.dilation_h, spec.dilation_w) = (g.dh, g.dw);
+    spec.padding = match padding {
+        Padding::Same => KPadding::Same,
+        Padding::Valid => KPadding::Valid,
+    };
+    Window2d::new(spec).map_err(|e| ctx.err(e.to_string()))
+}
+
+/// Integer depthwise convolution on the kernel crate's TFLite-exact kernel, split by rows.
 struct DepthwiseQuant {
-    dq: DepthwiseQ,
+    split: RowSplit<DepthwiseQ>,
     unsigned: bool,
-    rows: usize,
+    taps: usize,
 }
 
 impl OpEval for DepthwiseQuant {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
+        let work = out.len() * self.taps;
         if self.unsigned {
-            self.dq.run::<u8>(ins.bytes(0), out, 0..self.rows);
+            self.split
+                .run::<u8>(exec, ins.bytes(0), out, work, &|k, x, o, r| {
+                    k.run::<u8>(x, o, r)
+                });
         } else {
             let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
             let o: &mut [i8] = bytemuck::cast_slice_mut(out);
-            self.dq.run::<i8>(x, o, 0..self.rows);
+            self.split
+                .run::<i8>(exec, x, o, work, &|k, x, o, r| k.run::<i8>(x, o, r));
         }
     }
 }
 
-struct DepthwiseF32 {
-    g: Geometry,
-    mult: usize,
-    /// [kh][kw][oc], as stored.
-    w: Vec<f32>,
-    bias: Vec<f32>,
+/// f32 depthwise convolution on the kernel crate's kernel, split by rows.
+struct DepthwiseF32K {
+    split: RowSplit<KDepthwiseF32>,
     act: Activation,
+    taps: usize,
 }
 
-impl OpEval for DepthwiseF32 {
+impl OpEval for DepthwiseF32K {
     fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
-        let g = &self.g;
         let x = ins.f32(0);
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
-        let (lo, hi) = act_range_f32(self.act);
-        let row_len = g.ow * g.oc;
-        let work = out.len() * g.kh * g.kw;
-        exec.rows(out, row_len, work, &|r0, rows| {
-            for (ri, orow) in rows.chunks_exact_mut(row_len).enumerate() {
-                let r = r0 + ri;
-                let (b, y) = (r / g.oh, r % g.oh);
-                for (xo, o) in orow.chunks_exact_mut(g.oc).enumerate() {
-                    o.copy_from_slice(&self.bias);
-                    for ky in 0..g.kh {
-                        let Some(iy) = g.in_y(y, ky) else { continue };
-                        for kx in 0..g.kw {
-                            let Some(ix) = g.in_x(xo, kx) else { continue };
-                            let px = &x[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic];
-                            let wr = &self.w[(ky * g.kw + kx) * g.oc..][..g.oc];
-                            if self.mult == 1 {
-                                for ((a, &v), &w) in o.iter_mut().zip(px).zip(wr) {
-                                    *a += v * w;
-                                }
-                            } else {
-                                for (c, &v) in px.iter().enumerate() {
-                                    for m in 0..self.mult {
-                                        o[c * self.mult + m] += v * wr[c * self.mult + m];
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    finish_f32(o, lo, hi, self.act);
-                }
+        let work = out.len() * self.taps;
+        let act = self.act;
+        self.split.run::<f32>(exec, x, out, work, &|k, x, o, r| {
+            k.run(x, o, r);
+            if act == Activation::Tanh {
+                finish_f32(o, f32::NEG_INFINITY, f32::INFINITY, act);
             }
         });
     }

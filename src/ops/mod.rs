@@ -12,6 +12,7 @@ mod reduce;
 mod shape;
 mod softmax;
 mod unary;
+mod window;
 
 use sparq_kernels::pool::ThreadPool;
 use sparq_schema::{Activation, DType, OpKind, OpOptions, Quantization};
@@ -178,6 +179,8 @@ pub(crate) struct Ctx<'a, 'm> {
     pub index: usize,
     pub kind: OpKind,
     pub options: &'m OpOptions,
+    /// Threads `invoke` will use (operators may prepare per-thread work).
+    pub threads: usize,
     inputs: &'a [Option<usize>],
     outputs: &'a [usize],
     infos: &'a [TensorInfo],
@@ -192,11 +195,13 @@ impl<'a, 'm> Ctx<'a, 'm> {
         infos: &'a [TensorInfo],
         consts: &'a [ConstData<'m>],
         storage: &'a [Storage],
+        threads: usize,
     ) -> Ctx<'a, 'm> {
         Ctx {
             index,
             kind: op.kind,
             options: &op.options,
+            threads,
             inputs: &op.inputs,
             outputs: &op.outputs,
             infos,
