@@ -102,6 +102,8 @@ with open(OUT, "w") as f:
          lambda x: tf.compat.v1.image.resize_bilinear(x, [6, 3]), [(2, 4, 5, 2)], [(-1.0, 1.0)])
     emit(f, "resize_nearest", {"h": 8, "w": 9, "align_corners": 0, "half_pixel_centers": 1},
          lambda x: tf.image.resize(x, [8, 9], "nearest"), [(1, 3, 4, 2)], [(-1.0, 1.0)])
+    emit(f, "log_softmax", {}, tf.nn.log_softmax, [(3, 40)], [(-6.0, 6.0)])
+    emit(f, "log_softmax_sharp", {}, tf.nn.log_softmax, [(2, 17)], [(-25.0, 20.0)])
     emit(f, "concat", {"axis": 3}, lambda a, c: tf.concat([a, c], axis=3),
          [(1, 2, 3, 4), (1, 2, 3, 5)], [(-1.0, 1.0), (-8.0, 3.0)])
 print("wrote", OUT, file=sys.stderr)

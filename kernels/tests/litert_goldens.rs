@@ -129,6 +129,11 @@ fn int8_ops_equal_litert_reference() {
                     activation::prepare_softmax_q::<i8>(c.opt("beta") as f32, x.q, o.q).unwrap();
                 activation::softmax_q(&p, &x.codes, &mut got, *x.shape.last().unwrap());
             }
+            "log_softmax" | "log_softmax_sharp" => {
+                let p = activation::prepare_log_softmax_q(x.q, o.q)
+                    .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+                activation::log_softmax_q(&p, &x.codes, &mut got, *x.shape.last().unwrap());
+            }
             "add" => binary(BinaryOp::Add, Activation::None, &mut got),
             "add_relu" => binary(BinaryOp::Add, Activation::Relu, &mut got),
             "sub" => binary(BinaryOp::Sub, Activation::None, &mut got),

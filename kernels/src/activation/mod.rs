@@ -15,7 +15,8 @@ pub mod fixedpoint;
 mod softmax;
 
 pub use softmax::{
-    log_softmax_f32, prepare_softmax_q, reference_softmax_q, softmax_f32, softmax_q, SoftmaxQ,
+    log_softmax_f32, log_softmax_q, prepare_log_softmax_q, prepare_softmax_q, reference_softmax_q,
+    softmax_f32, softmax_q, LogSoftmaxQ, SoftmaxQ,
 };
 
 use crate::elementwise::{apply_run, BroadcastPlan, ParamError, QInt, QParams};
