@@ -166,6 +166,9 @@ pub struct DepthwiseQ {
     core: generic::QCore,
     in_zp: i32,
     rq: Requant,
+    /// The requantization's multiplier and shift per output channel (vector kernels load them).
+    mult: Vec<i32>,
+    shift: Vec<i32>,
 }
 
 fn q_core(
@@ -243,7 +246,14 @@ impl DepthwiseQ {
         if !rq.is_per_tensor() {
             check_len("requant", win.out_c, rq.channels())?;
         }
-        Ok(DepthwiseQ { core, in_zp, rq })
+        let (mult, shift) = (0..win.out_c).map(|c| rq.channel(c)).unzip();
+        Ok(DepthwiseQ {
+            core,
+            in_zp,
+            rq,
+            mult,
+            shift,
+        })
     }
 
     /// The geometry.
@@ -508,7 +518,7 @@ pub mod generic {
     /// The taps of output `(row, ox)` inside the input as `(weight offset, input offset)`
     /// pairs (element offsets, the channel block is added by the caller); `kh·kw ≤ MAX_TAPS`.
     #[inline(always)]
-    fn tap_list(
+    pub(super) fn tap_list(
         w: &Window2d,
         row: usize,
         ox: usize,
@@ -622,7 +632,7 @@ pub mod generic {
     }
 
     /// Output pixels in the register tile of the interior (same taps, shifted input).
-    const PX: usize = 4;
+    pub(super) const PX: usize = 4;
 
     /// Channels `c0..c0 + N` of `P` neighbouring output pixels (input offsets `dx` apart; the
     /// outputs are consecutive pixels of `out`), accumulators in registers (dm = 1).
@@ -883,7 +893,7 @@ pub mod generic {
 /// Instantiates the generic loops inside `#[target_feature]` functions for one x86 tier.
 #[cfg(target_arch = "x86_64")]
 macro_rules! dw_tier {
-    ($module:ident, $features:literal, $isa:expr) => {
+    ($module:ident, $features:literal, $isa:expr, $qi8:path, $qu8:path) => {
         mod $module {
             use super::*;
 
@@ -893,11 +903,11 @@ macro_rules! dw_tier {
             }
             #[target_feature(enable = $features)]
             unsafe fn i8_tf(p: &DepthwiseQ, i: &[i8], o: &mut [i8], r: Range<usize>) {
-                generic::q::<i8>(p, i, o, r)
+                $qi8(p, i, o, r)
             }
             #[target_feature(enable = $features)]
             unsafe fn u8_tf(p: &DepthwiseQ, i: &[u8], o: &mut [u8], r: Range<usize>) {
-                generic::q::<u8>(p, i, o, r)
+                $qu8(p, i, o, r)
             }
 
             /// Only reachable through a [`DepthwiseKernels`] table of this tier.
@@ -948,13 +958,23 @@ macro_rules! dw_tier {
 }
 
 #[cfg(target_arch = "x86_64")]
-dw_tier!(avx2, "avx2,fma", Isa::Avx2);
+dw_tier!(
+    avx2,
+    "avx2,fma",
+    Isa::Avx2,
+    generic::q::<i8>,
+    generic::q::<u8>
+);
 #[cfg(target_arch = "x86_64")]
 dw_tier!(
     avx512,
     "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma",
-    Isa::Avx512Vnni
+    Isa::Avx512Vnni,
+    avx512q::q::<i8>,
+    avx512q::q::<u8>
 );
+#[cfg(target_arch = "x86_64")]
+mod avx512q;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,103 @@
+//! `avx512::dwconv_q8_4x16`: the 8-bit depthwise interior/border tiles with the requantization
+//! fused in registers (the shared 16-lane `Rq16`, bit for bit `Requant::apply`), instead of
+//! spilling accumulators for a separate requantization pass. Channel remainders use masked
+//! loads and stores, so every channel count takes this path. Layout and semantics as
+//! [`super::generic::q`], which handles the depth-multiplier / huge-window cases.
+
+use super::generic::{tap_list, MAX_TAPS, PX};
+use super::{check, DepthwiseQ};
+use crate::arch::x86_64::avx512vnni::requant::Rq16;
+use crate::gemm::Q8;
+use core::arch::x86_64::*;
+use std::ops::Range;
+
+/// 8-bit depthwise for the AVX-512 tier (see [`super::DwQ`]).
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+pub(super) fn q<T: Q8>(p: &DepthwiseQ, input: &[T], output: &mut [T], rows: Range<usize>) {
+    let core = &p.core;
+    let w = &core.win;
+    if core.dm != 1 || w.h.kernel * w.w.kernel > MAX_TAPS {
+        return super::generic::q(p, input, output, rows);
+    }
+    check(w, input, output, &rows);
+    let c = w.in_c;
+    let (x_lo, x_hi) = w.w.interior();
+    let dx = w.w.stride * c;
+    let mut list = [(0usize, 0usize); MAX_TAPS];
+    for row in rows {
+        let mut ox = 0;
+        while ox < w.w.output {
+            let nt = tap_list(w, row, ox, &mut list);
+            let taps = &list[..nt];
+            let at = (row * w.w.output + ox) * c;
+            if ox >= x_lo && ox + PX <= x_hi {
+                tile::<T, PX>(p, input, &mut output[at..at + PX * c], taps, dx);
+                ox += PX;
+            } else {
+                tile::<T, 1>(p, input, &mut output[at..at + c], taps, dx);
+                ox += 1;
+            }
+        }
+    }
+}
+
+/// `P` neighbouring output pixels (input offsets `dx` apart), all channels, 16 at a time.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+fn tile<T: Q8, const P: usize>(
+    p: &DepthwiseQ,
+    input: &[T],
+    out: &mut [T],
+    taps: &[(usize, usize)],
+    dx: usize,
+) {
+    let core = &p.core;
+    let c = core.win.in_c;
+    // Every access below is at most these bounds (checked once here, not per load).
+    let last = taps.last().map_or(0, |&(_, io)| io + (P - 1) * dx + c);
+    assert!(last <= input.len(), "depthwise tile reads past the input");
+    assert!(out.len() >= P * c && core.bias.len() >= c);
+    assert!(p.mult.len() >= c && p.shift.len() >= c);
+    assert!(taps.iter().all(|&(wo, _)| wo + c <= core.weights.len()));
+    let zp = _mm512_set1_epi32(p.in_zp);
+    let mut c0 = 0;
+    while c0 < c {
+        let n = (c - c0).min(16);
+        let m: __mmask16 = if n == 16 { 0xFFFF } else { (1u16 << n) - 1 };
+        // SAFETY: lanes c0..c0 + n of bias / mult / shift exist (asserted ≥ c above); masked-off
+        // lanes are not accessed.
+        let (bias, mv, sv) = unsafe {
+            (
+                _mm512_maskz_loadu_epi32(m, core.bias.as_ptr().add(c0)),
+                _mm512_maskz_loadu_epi32(m, p.mult.as_ptr().add(c0)),
+                _mm512_maskz_loadu_epi32(m, p.shift.as_ptr().add(c0)),
+            )
+        };
+        let mut acc = [bias; P];
+        for &(wo, io) in taps {
+            // SAFETY: wo + c ≤ weights.len() (asserted), so lanes c0..c0 + n are inside.
+            let wv = unsafe { _mm256_maskz_loadu_epi16(m, core.weights.as_ptr().add(wo + c0)) };
+            let wv = _mm512_cvtepi16_epi32(wv);
+            for (j, a) in acc.iter_mut().enumerate() {
+                // SAFETY: io + j·dx + c0 + n ≤ io + (P − 1)·dx + c ≤ last ≤ input.len() (taps
+                // are in increasing offset order, so the last tap bounds every other one).
+                let xb = unsafe {
+                    _mm_maskz_loadu_epi8(m, input.as_ptr().add(io + j * dx + c0) as *const i8)
+                };
+                let x = if T::UNSIGNED {
+                    _mm512_cvtepu8_epi32(xb)
+                } else {
+                    _mm512_cvtepi8_epi32(xb)
+                };
+                *a = _mm512_add_epi32(*a, _mm512_mullo_epi32(_mm512_sub_epi32(x, zp), wv));
+            }
+        }
+        let rq = Rq16::new(mv, sv, p.rq.zero_point(), p.rq.min(), p.rq.max());
+        for (j, &a) in acc.iter().enumerate() {
+            let bytes = _mm512_cvtepi32_epi8(rq.apply(a));
+            // SAFETY: out holds P·c elements (asserted); lanes c0..c0 + n of pixel j are inside.
+            unsafe { _mm_mask_storeu_epi8(out.as_mut_ptr().add(j * c + c0) as *mut i8, m, bytes) };
+        }
+        c0 += n;
+    }
+}
