@@ -478,6 +478,9 @@ fn bad_quantization_is_rejected() {
     let mut m = fc_model(3, 4, w.clone(), None);
     q(&mut m, vec![f32::NAN], vec![0], 0);
     expect_invalid(&m, "scale 0 is NaN");
+    let mut m = fc_model(3, 4, w.clone(), None);
+    q(&mut m, vec![0.1, 0.0, 0.3], vec![0, 0, 0], 0);
+    expect_invalid(&m, "scale 1 is 0");
     let mut m = fc_model(3, 4, w, None);
     q(&mut m, vec![0.5], vec![300], 0);
     expect_invalid(&m, "zero point 0 is 300");

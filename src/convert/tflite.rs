@@ -296,7 +296,7 @@ fn read_quant(
         ));
     }
     for (k, &s) in scales.iter().enumerate() {
-        if !s.is_finite() || s < 0.0 {
+        if !s.is_finite() || s <= 0.0 {
             return Err(ImportError::invalid(
                 at,
                 format!("quantization scale {k} is {s}"),
@@ -593,8 +593,8 @@ fn read_options(at: &str, code: BuiltinOperator, op: &tfl::Operator<'_>) -> Resu
                 stride_w: positive(at, "stride_w", o.stride_w())?,
                 dilation_h: positive(at, "dilation_h_factor", o.dilation_h_factor())?,
                 dilation_w: positive(at, "dilation_w_factor", o.dilation_w_factor())?,
-                // Redundant in TFLite since 2.0 (derived from the shapes); 0 is seen in files.
-                depth_multiplier: o.depth_multiplier().max(0),
+                // Redundant in TFLite since 2.0; when absent (<= 0) the mapping derives it.
+                depth_multiplier: o.depth_multiplier(),
                 activation: activation(at, o.fused_activation_function())?,
             }
         }
@@ -676,20 +676,34 @@ fn read_options(at: &str, code: BuiltinOperator, op: &tfl::Operator<'_>) -> Resu
                 activation: Activation::None,
             },
         },
-        B::RESHAPE => Options::Reshape {
-            new_shape: op
+        B::RESHAPE => {
+            let new_shape: Vec<i32> = op
                 .builtin_options_as_reshape_options()
                 .and_then(|o| o.new_shape())
                 .map(|v| v.iter().collect())
-                .unwrap_or_default(),
-        },
-        B::SQUEEZE => Options::Squeeze {
-            dims: op
+                .unwrap_or_default();
+            if new_shape.len() > MAX_RANK {
+                return Err(ImportError::invalid(
+                    at,
+                    format!("new_shape has rank {} > {MAX_RANK}", new_shape.len()),
+                ));
+            }
+            Options::Reshape { new_shape }
+        }
+        B::SQUEEZE => {
+            let dims: Vec<i32> = op
                 .builtin_options_as_squeeze_options()
                 .and_then(|o| o.squeeze_dims())
                 .map(|v| v.iter().collect())
-                .unwrap_or_default(),
-        },
+                .unwrap_or_default();
+            if dims.len() > MAX_RANK {
+                return Err(ImportError::invalid(
+                    at,
+                    format!("squeeze_dims has {} entries > {MAX_RANK}", dims.len()),
+                ));
+            }
+            Options::Squeeze { dims }
+        }
         B::STRIDED_SLICE => {
             let o = op.builtin_options_as_strided_slice_options();
             Options::StridedSlice {

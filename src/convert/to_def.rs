@@ -243,6 +243,45 @@ fn options(op: &Op) -> OpOptions {
     }
 }
 
+/// TFLite ignores `depth_multiplier` since 2.0 (it follows from the shapes) and converters may
+/// write 0; sparq wants the value, so a missing one is derived: output channels / input channels.
+fn fix_depth_multiplier(g: &Graph, op: &Op, o: OpOptions) -> OpOptions {
+    let OpOptions::DepthwiseConv2d {
+        padding,
+        stride_h,
+        stride_w,
+        dilation_h,
+        dilation_w,
+        depth_multiplier,
+        activation,
+    } = o
+    else {
+        return o;
+    };
+    let channels = |k: usize| -> Option<i32> {
+        let t = *op.inputs.get(k)?;
+        let shape = &g.tensors.get(usize::try_from(t).ok()?)?.shape;
+        shape.last().copied().filter(|&c| c > 0)
+    };
+    let derived = match (channels(0), channels(1)) {
+        (Some(cin), Some(cout)) if cout % cin == 0 => cout / cin,
+        _ => 1,
+    };
+    OpOptions::DepthwiseConv2d {
+        padding,
+        stride_h,
+        stride_w,
+        dilation_h,
+        dilation_w,
+        depth_multiplier: if depth_multiplier >= 1 {
+            depth_multiplier
+        } else {
+            derived
+        },
+        activation,
+    }
+}
+
 /// The sparq dtype of a tensor; int64 constants (shape arithmetic) narrow to int32 when every
 /// value fits.
 fn dtype_and_data(g: &Graph, i: usize) -> Result<(DType, Option<Vec<u8>>)> {
@@ -384,7 +423,7 @@ pub fn to_model_def(g: &Graph) -> Result<ModelDef> {
         .zip(kinds)
         .map(|(op, kind)| OpDef {
             kind,
-            options: options(op),
+            options: fix_depth_multiplier(g, op, options(op)),
             inputs: op.inputs.iter().map(|&x| map(x)).collect(),
             outputs: op.outputs.iter().map(|&x| map(x)).collect(),
         })
@@ -414,4 +453,63 @@ pub fn to_model_def(g: &Graph) -> Result<ModelDef> {
             layer_sparsity,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::convert::graph::Tensor;
+    use sparq_schema::tflite::TensorType;
+
+    fn t(name: &str, shape: &[i32], data: bool) -> Tensor {
+        Tensor {
+            name: name.into(),
+            shape: shape.to_vec(),
+            dtype: TensorType::FLOAT32,
+            quant: None,
+            data: data.then(|| vec![0u8; shape.iter().product::<i32>() as usize * 4]),
+            sparse: None,
+        }
+    }
+
+    /// A DEPTHWISE_CONV_2D written with depth_multiplier 0 gets it from the shapes.
+    #[test]
+    fn missing_depth_multiplier_is_derived() {
+        for (written, want) in [(0, 2), (-3, 2), (2, 2)] {
+            let g = Graph {
+                tensors: vec![
+                    t("x", &[1, 8, 8, 4], false),
+                    t("w", &[1, 3, 3, 8], true),
+                    t("y", &[1, 8, 8, 8], false),
+                ],
+                ops: vec![Op {
+                    index: 0,
+                    code: B::DEPTHWISE_CONV_2D,
+                    options: Options::DepthwiseConv2d {
+                        padding: Padding::Same,
+                        stride_h: 1,
+                        stride_w: 1,
+                        dilation_h: 1,
+                        dilation_w: 1,
+                        depth_multiplier: written,
+                        activation: Activation::None,
+                    },
+                    inputs: vec![0, 1, -1],
+                    outputs: vec![2],
+                }],
+                inputs: vec![0],
+                outputs: vec![2],
+                ..Default::default()
+            };
+            let def = to_model_def(&g).unwrap();
+            match &def.operators[0].options {
+                OpOptions::DepthwiseConv2d {
+                    depth_multiplier, ..
+                } => {
+                    assert_eq!(*depth_multiplier, want, "written {written}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 }
