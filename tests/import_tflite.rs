@@ -529,3 +529,11 @@ fn absent_required_input_is_rejected() {
     let m = fc_model(3, 4, Buf::Inline(f32_bytes(&[0.0; 12])), None);
     sparq::convert::import_tflite(&build(&m)).expect("FC without bias");
 }
+
+#[test]
+fn huge_shape_with_a_zero_dimension_is_rejected() {
+    // 8 × 268435464 overflows the element limit before the trailing 0 (found by fuzzing).
+    let mut m = fc_model(3, 4, Buf::Inline(f32_bytes(&[0.0; 12])), None);
+    m.tensors[0].shape = vec![1, 8, 268_435_464, 0];
+    expect_invalid(&m, "has more than 2147483647 elements");
+}

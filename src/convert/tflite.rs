@@ -129,18 +129,19 @@ fn read_tensor(
             format!("rank {} exceeds {MAX_RANK}", shape.len()),
         ));
     }
+    // Every partial product is bounded (as `.sparq` checks it), even when a later dimension is 0.
     let mut elements: u64 = 1;
     for (d, &s) in shape.iter().enumerate() {
         if s < 0 {
             return Err(ImportError::invalid(&at, format!("dimension {d} is {s}")));
         }
         elements = elements.saturating_mul(s as u64);
-    }
-    if elements > MAX_ELEMENTS {
-        return Err(ImportError::invalid(
-            &at,
-            format!("{elements} elements exceed the limit of {MAX_ELEMENTS}"),
-        ));
+        if elements > MAX_ELEMENTS {
+            return Err(ImportError::invalid(
+                &at,
+                format!("shape {shape:?} has more than {MAX_ELEMENTS} elements"),
+            ));
+        }
     }
 
     let quant = match t.quantization() {
