@@ -56,6 +56,7 @@ fn shape_pairs(rng: &mut Rng) -> Vec<(Vec<usize>, Vec<usize>)> {
 }
 
 fn tiers() -> Vec<Isa> {
+    #[allow(unused_mut)]
     let mut t = vec![Isa::Scalar];
     #[cfg(target_arch = "x86_64")]
     for i in [Isa::Avx2, Isa::Avx512Vnni] {
