@@ -6,7 +6,7 @@
 //! sleep on a condition variable, so an idle pool costs no CPU.
 
 use std::cell::Cell;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -42,8 +42,10 @@ struct Shared {
     epoch: AtomicU64,
     /// Next task index to hand out.
     next: AtomicUsize,
-    /// Workers that have not yet finished the current job.
-    active: AtomicUsize,
+    /// Tasks of the current job that have returned.
+    finished: AtomicUsize,
+    /// Workers holding the current job pointer (taken under the `state` lock).
+    in_flight: AtomicUsize,
     done_lock: Mutex<()>,
     done: Condvar,
     panicked: AtomicBool,
@@ -79,7 +81,8 @@ impl ThreadPool {
             wake: Condvar::new(),
             epoch: AtomicU64::new(0),
             next: AtomicUsize::new(0),
-            active: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
             done_lock: Mutex::new(()),
             done: Condvar::new(),
             panicked: AtomicBool::new(false),
@@ -117,15 +120,16 @@ impl ThreadPool {
         }
         let _serial = lock(&self.run_lock);
         let shared = &*self.shared;
-        // SAFETY: only the lifetime is erased. Workers use the pointer only between reading it
-        // from `state` (below, under the lock) and decrementing `active`; this function does not
-        // return (nor unwind: the caller's own calls are wrapped in `catch_unwind`) until
-        // `active` is back to 0, and it clears `state.job` before returning, so the pointer
-        // never outlives `f`.
+        // SAFETY: only the lifetime is erased. A worker takes the pointer from `state.job` under
+        // the lock and counts itself in `in_flight` before releasing the lock; this function
+        // waits for every task to return, then clears `state.job` under the lock (so no worker
+        // can take the pointer afterwards) and waits for `in_flight` to drop to 0, and it does
+        // not unwind before that (its own calls are wrapped in `catch_unwind`). So the pointer
+        // is never used after `f`'s borrow ends.
         let job: *const Job =
             unsafe { std::mem::transmute::<&'a (dyn Fn(usize) + Sync + 'a), &'static Job>(f) };
         shared.next.store(0, Ordering::Relaxed);
-        shared.active.store(self.workers.len(), Ordering::Relaxed);
+        shared.finished.store(0, Ordering::Relaxed);
         shared.panicked.store(false, Ordering::Relaxed);
         {
             let mut st = lock(&shared.state);
@@ -135,28 +139,33 @@ impl ThreadPool {
             shared.epoch.store(st.epoch, Ordering::Release);
         }
         shared.wake.notify_all();
-        let mine = catch_unwind(AssertUnwindSafe(|| run_tasks(shared, f, tasks)));
-        // Wait for the workers: spin first, then sleep.
-        let start = Instant::now();
-        let mut spins = 0u32;
-        while shared.active.load(Ordering::Acquire) != 0 {
-            spins += 1;
-            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
-                let mut g = lock(&shared.done_lock);
-                while shared.active.load(Ordering::Acquire) != 0 {
-                    g = shared.done.wait(g).unwrap_or_else(|e| e.into_inner());
-                }
-                break;
-            }
-            std::hint::spin_loop();
-        }
+        // The caller works too; if a worker is slow to wake, the caller takes its tasks.
+        run_tasks(shared, f, tasks);
+        wait_until(|| shared.finished.load(Ordering::Acquire) >= tasks, shared);
         lock(&shared.state).job = None;
-        if let Err(p) = mine {
-            resume_unwind(p);
+        while shared.in_flight.load(Ordering::Acquire) != 0 {
+            std::thread::yield_now();
         }
         if shared.panicked.load(Ordering::Relaxed) {
             panic!("a thread-pool task panicked");
         }
+    }
+}
+
+/// Spins briefly, then sleeps on the `done` condition variable, until `cond` holds.
+fn wait_until(cond: impl Fn() -> bool, shared: &Shared) {
+    let start = Instant::now();
+    let mut spins = 0u32;
+    while !cond() {
+        spins += 1;
+        if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+            let mut g = lock(&shared.done_lock);
+            while !cond() {
+                g = shared.done.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
+            return;
+        }
+        std::hint::spin_loop();
     }
 }
 
@@ -248,7 +257,15 @@ fn run_tasks(shared: &Shared, f: &(dyn Fn(usize) + Sync + '_), tasks: usize) {
         if i >= tasks {
             break;
         }
-        f(i);
+        // A panicking task still counts as finished, so the caller never waits forever; the
+        // caller re-raises it.
+        if catch_unwind(AssertUnwindSafe(|| f(i))).is_err() {
+            shared.panicked.store(true, Ordering::Relaxed);
+        }
+        if shared.finished.fetch_add(1, Ordering::AcqRel) + 1 == tasks {
+            let _g = lock(&shared.done_lock);
+            shared.done.notify_one();
+        }
     }
     IN_POOL_TASK.with(|c| c.set(false));
 }
@@ -274,21 +291,19 @@ fn worker(shared: &Shared) {
                 return;
             }
             seen = st.epoch;
-            (st.job, st.tasks)
-        };
-        if let Some(JobPtr(ptr)) = job {
-            // SAFETY: `run` keeps the job alive until `active` reaches 0, which happens only
-            // after this worker's decrement below.
-            let f: &Job = unsafe { &*ptr };
-            if catch_unwind(AssertUnwindSafe(|| run_tasks(shared, f, tasks))).is_err() {
-                IN_POOL_TASK.with(|c| c.set(false));
-                shared.panicked.store(true, Ordering::Relaxed);
+            match st.job {
+                Some(job) => {
+                    shared.in_flight.fetch_add(1, Ordering::AcqRel);
+                    (job, st.tasks)
+                }
+                // The caller already finished this job alone.
+                None => continue,
             }
-        }
-        if shared.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let _g = lock(&shared.done_lock);
-            shared.done.notify_one();
-        }
+        };
+        // SAFETY: `run` keeps the job alive while `in_flight` counts this worker (see there).
+        let f: &Job = unsafe { &*job.0 };
+        run_tasks(shared, f, tasks);
+        shared.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
