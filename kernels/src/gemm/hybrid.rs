@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use super::{check_block, I8Args, PackedI8, TileEpilogue, MR_MAX, NR_MAX};
+use super::{check_block, row_block, row_blocks, I8Args, PackedI8, TileEpilogue, MR_MAX, NR_MAX};
 
 /// The float side of a hybrid GEMM. Per-row arrays are indexed by absolute row (length 1: the
 /// same for every row); per-column arrays by output channel (length 1: per-tensor).
@@ -81,6 +81,7 @@ pub fn gemm_i8_hybrid(
 
     let kern = packed.kernel;
     let (mr, nr) = (kern.mr, kern.nr);
+    let mc = row_block(k, 1, mr);
     let a_xor = if kern.signed_a { 0 } else { 0x80 };
     let tile_bytes = super::pack::tile_len(k, kern.kr) * nr;
     let mut ep = TileEpilogue {
@@ -98,49 +99,52 @@ pub fn gemm_i8_hybrid(
             p.a_zero_points[i]
         }
     };
-    for t in cols.start / nr..cols.end.div_ceil(nr) {
-        let base = t * nr;
-        ep.bias[..nr].copy_from_slice(&packed.bias[base..base + nr]);
-        let col_lo = cols.start.max(base);
-        let col_hi = cols.end.min(base + nr);
-        let mut m0 = rows.start;
-        while m0 < rows.end {
-            let tile_rows = mr.min(rows.end - m0);
-            let args = I8Args {
-                // SAFETY: rows m0.. lie inside `a` (check_block).
-                a: unsafe { a.as_ptr().add(m0 * a_stride) } as *const u8,
-                a_stride,
-                a_xor,
-                rows: tile_rows,
-                k,
-                // SAFETY: tile t < tiles; the packed data holds tiles × tile_bytes bytes.
-                w: unsafe { packed.data.as_ptr().add(t * tile_bytes) },
-                ep: &ep,
-                row_off: row_off.as_ptr(),
-                zero_point: 0,
-                min: i32::MIN,
-                max: i32::MAX,
-                c: std::ptr::null_mut(),
-                c_stride: 0,
-                col_lo: 0,
-                col_hi: 0,
-                acc_out: acc.as_mut_ptr(),
-            };
-            // SAFETY: the CPU has the kernel's ISA; A extents checked; in raw-accumulator mode the
-            // kernel writes tile_rows × nr ≤ MR_MAX × NR_MAX values to `acc` and nothing to `c`.
-            unsafe { (kern.run)(&args) };
-            for r in 0..tile_rows {
-                let m = m0 + r;
-                let (sa, za) = (at(p.a_scales, m), zp_at(m));
-                let out = &mut c[m * c_stride + col_lo..m * c_stride + col_hi];
-                for (j, o) in (col_lo..col_hi).zip(out.iter_mut()) {
-                    let s = acc[r * nr + j - base].wrapping_sub(za.wrapping_mul(packed.colsums[j]));
-                    let b = p.bias.map_or(0.0, |b| b[j]);
-                    let v = b + s as f32 * (sa * at(p.w_scales, j));
-                    *o = v.max(p.min).min(p.max);
+    for blk in row_blocks(&rows, mc) {
+        for t in cols.start / nr..cols.end.div_ceil(nr) {
+            let base = t * nr;
+            ep.bias[..nr].copy_from_slice(&packed.bias[base..base + nr]);
+            let col_lo = cols.start.max(base);
+            let col_hi = cols.end.min(base + nr);
+            let mut m0 = blk.start;
+            while m0 < blk.end {
+                let tile_rows = mr.min(blk.end - m0);
+                let args = I8Args {
+                    // SAFETY: rows m0.. lie inside `a` (check_block).
+                    a: unsafe { a.as_ptr().add(m0 * a_stride) } as *const u8,
+                    a_stride,
+                    a_xor,
+                    rows: tile_rows,
+                    k,
+                    // SAFETY: tile t < tiles; the packed data holds tiles × tile_bytes bytes.
+                    w: unsafe { packed.data.as_ptr().add(t * tile_bytes) },
+                    ep: &ep,
+                    row_off: row_off.as_ptr(),
+                    zero_point: 0,
+                    min: i32::MIN,
+                    max: i32::MAX,
+                    c: std::ptr::null_mut(),
+                    c_stride: 0,
+                    col_lo: 0,
+                    col_hi: 0,
+                    acc_out: acc.as_mut_ptr(),
+                };
+                // SAFETY: the CPU has the kernel's ISA; A extents checked; in raw-accumulator mode the
+                // kernel writes tile_rows × nr ≤ MR_MAX × NR_MAX values to `acc` and nothing to `c`.
+                unsafe { (kern.run)(&args) };
+                for r in 0..tile_rows {
+                    let m = m0 + r;
+                    let (sa, za) = (at(p.a_scales, m), zp_at(m));
+                    let out = &mut c[m * c_stride + col_lo..m * c_stride + col_hi];
+                    for (j, o) in (col_lo..col_hi).zip(out.iter_mut()) {
+                        let s =
+                            acc[r * nr + j - base].wrapping_sub(za.wrapping_mul(packed.colsums[j]));
+                        let b = p.bias.map_or(0.0, |b| b[j]);
+                        let v = b + s as f32 * (sa * at(p.w_scales, j));
+                        *o = v.max(p.min).min(p.max);
+                    }
                 }
+                m0 += tile_rows;
             }
-            m0 += tile_rows;
         }
     }
 }

@@ -472,6 +472,21 @@ fn check_block(
     }
 }
 
+/// Rows per cache block: the block's activations (`rows × k` elements of `elem` bytes) stay in L2
+/// while every column tile of weights passes over them, so A is read from memory once.
+pub(crate) fn row_block(k: usize, elem: usize, mr: usize) -> usize {
+    const BLOCK_BYTES: usize = 512 * 1024;
+    (BLOCK_BYTES / (k * elem).max(1)).max(mr) / mr * mr
+}
+
+/// `rows` split into consecutive blocks of at most `mc` rows.
+pub(crate) fn row_blocks(rows: &Range<usize>, mc: usize) -> impl Iterator<Item = Range<usize>> {
+    let end = rows.end;
+    (rows.start..end)
+        .step_by(mc)
+        .map(move |s| s..(s + mc).min(end))
+}
+
 /// int8 GEMM of the block `rows × cols` of C: `C = requant(A·Bᵀ + bias)`.
 ///
 /// `a[m·a_stride + k]` is activation `k` of row `m` (element type matching the packed
@@ -524,6 +539,7 @@ pub fn gemm_i8<A: Q8, O: Q8>(
 
     let kern = packed.kernel;
     let (mr, nr) = (kern.mr, kern.nr);
+    let mc = row_block(k, 1, mr);
     let a_xor = if A::UNSIGNED == kern.signed_a {
         0x80
     } else {
@@ -540,52 +556,54 @@ pub fn gemm_i8<A: Q8, O: Q8>(
         shift: [0; NR_MAX],
     };
     let mut row_off = [0i32; MR_MAX];
-    for t in cols.start / nr..cols.end.div_ceil(nr) {
-        let base = t * nr;
-        for j in 0..nr {
-            ep.bias[j] = packed.bias[base + j];
-            let (m, s) = rq.channel((base + j).min(n - 1));
-            ep.mult[j] = m;
-            ep.shift[j] = s;
-        }
-        let col_lo = cols.start.max(base) - base;
-        let col_hi = cols.end.min(base + nr) - base;
-        let mut m0 = rows.start;
-        while m0 < rows.end {
-            let tile_rows = mr.min(rows.end - m0);
-            if zw != 0 {
-                for (r, off) in row_off.iter_mut().enumerate().take(tile_rows) {
-                    let row = &a[(m0 + r) * a_stride..(m0 + r) * a_stride + k];
-                    let s: i32 = row.iter().map(|&x| (x.to_bits() ^ u_xor) as i32).sum();
-                    *off = s.wrapping_mul(zw).wrapping_neg();
-                }
+    for blk in row_blocks(&rows, mc) {
+        for t in cols.start / nr..cols.end.div_ceil(nr) {
+            let base = t * nr;
+            for j in 0..nr {
+                ep.bias[j] = packed.bias[base + j];
+                let (m, s) = rq.channel((base + j).min(n - 1));
+                ep.mult[j] = m;
+                ep.shift[j] = s;
             }
-            let args = I8Args {
-                // SAFETY: m0 < rows.end, and check_block proved rows m0.. lie inside `a`.
-                a: unsafe { a.as_ptr().add(m0 * a_stride) } as *const u8,
-                a_stride,
-                a_xor,
-                rows: tile_rows,
-                k,
-                // SAFETY: tile t < tiles, and the packed data holds tiles × tile_bytes bytes.
-                w: unsafe { packed.data.as_ptr().add(t * tile_bytes) },
-                ep: &ep,
-                row_off: row_off.as_ptr(),
-                zero_point: rq.zero_point(),
-                min: rq.min(),
-                max: rq.max(),
-                // SAFETY: row m0 starts inside `c` (check_block), base ≤ cols.end ≤ c_stride.
-                c: unsafe { c.as_mut_ptr().add(m0 * c_stride + base) } as *mut u8,
-                c_stride,
-                col_lo,
-                col_hi,
-                acc_out: std::ptr::null_mut(),
-            };
-            // SAFETY: the kernel came from the dispatch table or a candidate list, so the CPU has
-            // its ISA; the extents of `args` were checked above (A rows of k bytes, C columns up
-            // to cols.end per row, a full packed tile, `tile_rows` row offsets).
-            unsafe { (kern.run)(&args) };
-            m0 += tile_rows;
+            let col_lo = cols.start.max(base) - base;
+            let col_hi = cols.end.min(base + nr) - base;
+            let mut m0 = blk.start;
+            while m0 < blk.end {
+                let tile_rows = mr.min(blk.end - m0);
+                if zw != 0 {
+                    for (r, off) in row_off.iter_mut().enumerate().take(tile_rows) {
+                        let row = &a[(m0 + r) * a_stride..(m0 + r) * a_stride + k];
+                        let s: i32 = row.iter().map(|&x| (x.to_bits() ^ u_xor) as i32).sum();
+                        *off = s.wrapping_mul(zw).wrapping_neg();
+                    }
+                }
+                let args = I8Args {
+                    // SAFETY: m0 < rows.end, and check_block proved rows m0.. lie inside `a`.
+                    a: unsafe { a.as_ptr().add(m0 * a_stride) } as *const u8,
+                    a_stride,
+                    a_xor,
+                    rows: tile_rows,
+                    k,
+                    // SAFETY: tile t < tiles, and the packed data holds tiles × tile_bytes bytes.
+                    w: unsafe { packed.data.as_ptr().add(t * tile_bytes) },
+                    ep: &ep,
+                    row_off: row_off.as_ptr(),
+                    zero_point: rq.zero_point(),
+                    min: rq.min(),
+                    max: rq.max(),
+                    // SAFETY: row m0 starts inside `c` (check_block), base ≤ cols.end ≤ c_stride.
+                    c: unsafe { c.as_mut_ptr().add(m0 * c_stride + base) } as *mut u8,
+                    c_stride,
+                    col_lo,
+                    col_hi,
+                    acc_out: std::ptr::null_mut(),
+                };
+                // SAFETY: the kernel came from the dispatch table or a candidate list, so the CPU has
+                // its ISA; the extents of `args` were checked above (A rows of k bytes, C columns up
+                // to cols.end per row, a full packed tile, `tile_rows` row offsets).
+                unsafe { (kern.run)(&args) };
+                m0 += tile_rows;
+            }
         }
     }
 }
@@ -619,34 +637,37 @@ pub fn gemm_f32(
     check_block("C", c.len(), c_stride, &rows, cols.end, cols.end);
     let kern = packed.kernel;
     let (mr, nr) = (kern.mr, kern.nr);
-    for t in cols.start / nr..cols.end.div_ceil(nr) {
-        let base = t * nr;
-        let col_lo = cols.start.max(base) - base;
-        let col_hi = cols.end.min(base + nr) - base;
-        let mut m0 = rows.start;
-        while m0 < rows.end {
-            let tile_rows = mr.min(rows.end - m0);
-            let args = F32Args {
-                // SAFETY: rows m0.. lie inside `a` (check_block).
-                a: unsafe { a.as_ptr().add(m0 * a_stride) },
-                a_stride,
-                rows: tile_rows,
-                k,
-                // SAFETY: tile t < tiles; the packed data holds tiles × k × nr floats.
-                w: unsafe { packed.data.as_ptr().add(t * k * nr) },
-                // SAFETY: the bias holds tiles × nr floats.
-                bias: unsafe { packed.bias.as_ptr().add(base) },
-                min,
-                max,
-                // SAFETY: row m0 starts inside `c`, base ≤ cols.end ≤ c_stride.
-                c: unsafe { c.as_mut_ptr().add(m0 * c_stride + base) },
-                c_stride,
-                col_lo,
-                col_hi,
-            };
-            // SAFETY: as in gemm_i8: the CPU has the kernel's ISA and the extents were checked.
-            unsafe { (kern.run)(&args) };
-            m0 += tile_rows;
+    let mc = row_block(k, 4, mr);
+    for blk in row_blocks(&rows, mc) {
+        for t in cols.start / nr..cols.end.div_ceil(nr) {
+            let base = t * nr;
+            let col_lo = cols.start.max(base) - base;
+            let col_hi = cols.end.min(base + nr) - base;
+            let mut m0 = blk.start;
+            while m0 < blk.end {
+                let tile_rows = mr.min(blk.end - m0);
+                let args = F32Args {
+                    // SAFETY: rows m0.. lie inside `a` (check_block).
+                    a: unsafe { a.as_ptr().add(m0 * a_stride) },
+                    a_stride,
+                    rows: tile_rows,
+                    k,
+                    // SAFETY: tile t < tiles; the packed data holds tiles × k × nr floats.
+                    w: unsafe { packed.data.as_ptr().add(t * k * nr) },
+                    // SAFETY: the bias holds tiles × nr floats.
+                    bias: unsafe { packed.bias.as_ptr().add(base) },
+                    min,
+                    max,
+                    // SAFETY: row m0 starts inside `c`, base ≤ cols.end ≤ c_stride.
+                    c: unsafe { c.as_mut_ptr().add(m0 * c_stride + base) },
+                    c_stride,
+                    col_lo,
+                    col_hi,
+                };
+                // SAFETY: as in gemm_i8: the CPU has the kernel's ISA and the extents were checked.
+                unsafe { (kern.run)(&args) };
+                m0 += tile_rows;
+            }
         }
     }
 }

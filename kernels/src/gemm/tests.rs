@@ -555,3 +555,48 @@ fn row_quantizers() {
     assert_eq!(s2[0], 3.0 / 127.0);
     assert_eq!(&q[4..8], &[0, 0, 0, 0]);
 }
+
+/// Deep K makes the driver split the rows into several cache blocks (`row_block`); a sub-range
+/// of rows and columns crosses block and tile edges.
+#[test]
+fn row_blocks_cover_every_row() {
+    let (m, n, k) = (700, 37, 1000);
+    assert!(row_block(k, 1, 8) < m && row_block(k, 4, 8) < m);
+    let mut rng = Rng::new(0x5eed_0006);
+    for kernel in i8_gemm_candidates() {
+        let case = Case {
+            m,
+            n,
+            k,
+            a_stride: k + 3,
+            c_stride: n + 1,
+            a_zp: 5,
+            w_zp: 0,
+            per_channel: true,
+            bias: true,
+            rows: (3, 697),
+            cols: (1, 36),
+        };
+        check_i8_case::<i8, i8, i8>(kernel, case, &mut rng);
+    }
+    for kernel in f32_gemm_candidates() {
+        let a: Vec<f32> = (0..m * k).map(|_| rng.f32()).collect();
+        let w: Vec<f32> = (0..n * k).map(|_| rng.f32()).collect();
+        let packed = PackedF32::with_kernel(kernel, &w, n, k, None).unwrap();
+        let mut want = vec![0f32; m * n];
+        reference::gemm::gemm_f32(m, n, k, &a, k, &w, None, -1e9, 1e9, &mut want, n);
+        let mut got = vec![f32::NAN; m * n];
+        gemm_f32(&a, k, &packed, -1e9, 1e9, &mut got, n, 0..m, 0..n);
+        for i in 0..m * n {
+            assert!(
+                (got[i] - want[i]).abs() <= 1e-3 * (1.0 + want[i].abs()),
+                "{}: {m}×{n}×{k}: first difference at row {} col {}: got {}, want {}",
+                kernel.name,
+                i / n,
+                i % n,
+                got[i],
+                want[i]
+            );
+        }
+    }
+}
