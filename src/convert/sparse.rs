@@ -50,6 +50,9 @@ pub fn decode_sparse(
     if n == 0 {
         return Err(bad("a scalar cannot be sparse".into()));
     }
+    if shape.contains(&0) {
+        return Err(bad(format!("shape {shape:?} is empty")));
+    }
     if spec.traversal_order.len() != n + k || spec.levels.len() != n + k {
         return Err(bad(format!(
             "traversal_order has {} entries and dim_metadata {}, rank {n} with {k} block \

@@ -225,6 +225,17 @@ fn read_tensor(
             tensor.data = Some(raw.to_vec());
         }
         Some(sp) => {
+            // Consumers may densify a sparse weight: its dense size is bounded like an activation.
+            let dense = elements * esize as u64;
+            if dense > crate::model::MAX_ACTIVATION_BYTES as u64 {
+                return Err(ImportError::invalid(
+                    &at,
+                    format!(
+                        "sparse weight's dense size of {dense} bytes exceeds the maximum {}",
+                        crate::model::MAX_ACTIVATION_BYTES
+                    ),
+                ));
+            }
             let spec = read_sparsity(&at, &sp)?;
             tensor.sparse = Some(decode_sparse(&at, &tensor.shape, esize, &spec, raw)?);
         }
