@@ -52,14 +52,35 @@ fn tile<T: Q8, const P: usize>(
     dx: usize,
 ) {
     let core = &p.core;
+    // With the whole window inside the input the zero point is folded into the initial value.
+    let full = taps.len() == core.win.h.kernel * core.win.w.kernel;
+    if full {
+        tile_impl::<T, P, true>(p, input, out, taps, dx)
+    } else {
+        tile_impl::<T, P, false>(p, input, out, taps, dx)
+    }
+}
+
+/// [`tile`]; `FOLD`: every tap is inside the input (the zero point is in the initial value).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+fn tile_impl<T: Q8, const P: usize, const FOLD: bool>(
+    p: &DepthwiseQ,
+    input: &[T],
+    out: &mut [T],
+    taps: &[(usize, usize)],
+    dx: usize,
+) {
+    let core = &p.core;
     let c = core.win.in_c;
-    // Every access below is at most these bounds (checked once here, not per load).
+    // Every access below is within these bounds (checked once here, not per load).
     let last = taps.last().map_or(0, |&(_, io)| io + (P - 1) * dx + c);
     assert!(last <= input.len(), "depthwise tile reads past the input");
-    assert!(out.len() >= P * c && core.bias.len() >= c);
+    assert!(out.len() >= P * c && core.bias.len() >= c && p.folded.len() >= c);
     assert!(p.mult.len() >= c && p.shift.len() >= c);
     assert!(taps.iter().all(|&(wo, _)| wo + c <= core.weights.len()));
-    let zp = _mm512_set1_epi32(p.in_zp);
+    let zp = _mm512_set1_epi32(if FOLD { 0 } else { p.in_zp });
+    let init = if FOLD { &p.folded } else { &core.bias };
     let mut c0 = 0;
     while c0 < c {
         let n = (c - c0).min(16);
@@ -68,7 +89,7 @@ fn tile<T: Q8, const P: usize>(
         // lanes are not accessed.
         let (bias, mv, sv) = unsafe {
             (
-                _mm512_maskz_loadu_epi32(m, core.bias.as_ptr().add(c0)),
+                _mm512_maskz_loadu_epi32(m, init.as_ptr().add(c0)),
                 _mm512_maskz_loadu_epi32(m, p.mult.as_ptr().add(c0)),
                 _mm512_maskz_loadu_epi32(m, p.shift.as_ptr().add(c0)),
             )
@@ -89,7 +110,8 @@ fn tile<T: Q8, const P: usize>(
                 } else {
                     _mm512_cvtepi8_epi32(xb)
                 };
-                *a = _mm512_add_epi32(*a, _mm512_mullo_epi32(_mm512_sub_epi32(x, zp), wv));
+                let x = if FOLD { x } else { _mm512_sub_epi32(x, zp) };
+                *a = _mm512_add_epi32(*a, _mm512_mullo_epi32(x, wv));
             }
         }
         let rq = Rq16::new(mv, sv, p.rq.zero_point(), p.rq.min(), p.rq.max());

@@ -169,6 +169,9 @@ pub struct DepthwiseQ {
     /// The requantization's multiplier and shift per output channel (vector kernels load them).
     mult: Vec<i32>,
     shift: Vec<i32>,
+    /// `bias − zx · Σ_taps w` per channel: with every tap inside the input,
+    /// `bias + Σ (x − zx)·w = folded + Σ x·w`, one subtraction less per multiply-add.
+    folded: Vec<i32>,
 }
 
 fn q_core(
@@ -247,12 +250,19 @@ impl DepthwiseQ {
             check_len("requant", win.out_c, rq.channels())?;
         }
         let (mult, shift) = (0..win.out_c).map(|c| rq.channel(c)).unzip();
+        let mut folded = core.bias.clone();
+        for tap in core.weights.chunks_exact(win.out_c) {
+            for (f, &w) in folded.iter_mut().zip(tap) {
+                *f = f.wrapping_sub(in_zp.wrapping_mul(w as i32));
+            }
+        }
         Ok(DepthwiseQ {
             core,
             in_zp,
             rq,
             mult,
             shift,
+            folded,
         })
     }
 
