@@ -432,9 +432,16 @@ impl OpEval for DepthwiseHybrid {
                                 let Some(ix) = g.in_x(xo, kx) else { continue };
                                 let px = &q[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic];
                                 let wr = &self.weights[(ky * g.kw + kx) * g.oc + c0..][..cn];
-                                for (j, a) in acc[..cn].iter_mut().enumerate() {
-                                    let v = px[(c0 + j) / self.mult] as i32 - z;
-                                    *a += wr[j] as i32 * v;
+                                if self.mult == 1 {
+                                    let xs = &px[c0..c0 + cn];
+                                    for ((a, &w), &v) in acc[..cn].iter_mut().zip(wr).zip(xs) {
+                                        *a += w as i32 * (v as i32 - z);
+                                    }
+                                } else {
+                                    for (j, a) in acc[..cn].iter_mut().enumerate() {
+                                        let v = px[(c0 + j) / self.mult] as i32 - z;
+                                        *a += wr[j] as i32 * v;
+                                    }
                                 }
                             }
                         }
