@@ -1,8 +1,9 @@
-//! `avx512::dwconv_q8_4x16`: the 8-bit depthwise interior/border tiles with the requantization
-//! fused in registers (the shared 16-lane `Rq16`, bit for bit `Requant::apply`), instead of
-//! spilling accumulators for a separate requantization pass. Channel remainders use masked
+//! `avx512::dwconv_q8_8x16` (with 4×16 and 1×16 tiles at row ends and borders): the 8-bit
+//! depthwise kernel with the requantization fused in registers (the shared 16-lane `Rq16`, bit
+//! for bit `Requant::apply`) instead of a separate pass over spilled accumulators. For a full
+//! window the input zero point is folded into the initial value. Channel remainders use masked
 //! loads and stores, so every channel count takes this path. Layout and semantics as
-//! [`super::generic::q`], which handles the depth-multiplier / huge-window cases.
+//! [`super::generic::q`], which handles the depth-multiplier and huge-window cases.
 
 use super::generic::{tap_list, MAX_TAPS, PX};
 use super::{check, DepthwiseQ};
@@ -30,7 +31,10 @@ pub(super) fn q<T: Q8>(p: &DepthwiseQ, input: &[T], output: &mut [T], rows: Rang
             let nt = tap_list(w, row, ox, &mut list);
             let taps = &list[..nt];
             let at = (row * w.w.output + ox) * c;
-            if ox >= x_lo && ox + PX <= x_hi {
+            if ox >= x_lo && ox + 2 * PX <= x_hi {
+                tile::<T, { 2 * PX }>(p, input, &mut output[at..at + 2 * PX * c], taps, dx);
+                ox += 2 * PX;
+            } else if ox >= x_lo && ox + PX <= x_hi {
                 tile::<T, PX>(p, input, &mut output[at..at + PX * c], taps, dx);
                 ox += PX;
             } else {
