@@ -325,27 +325,31 @@ impl PackedF32 {
         let mut group_ptr = Vec::with_capacity(ngroups + 1);
         let (mut kidx, mut vals) = (Vec::new(), Vec::new());
         group_ptr.push(0u32);
-        // Dense scratch of one group's rows, to merge the column patterns of its channels.
-        let mut rowbuf = vec![0.0f32; g * k];
-        let mut used = vec![false; k];
+        // The group's entries merged by column: work and memory follow the stored entries,
+        // never K (an untrusted shape).
+        let mut ent: Vec<(u32, usize, f32)> = Vec::new();
         for grp in 0..ngroups {
-            rowbuf.fill(0.0);
-            used.fill(false);
+            ent.clear();
             for r in 0..g {
                 let row = grp * g + r;
                 if row < n {
                     w.for_each_in_row(row, |c, v| {
                         if v != 0.0 {
-                            rowbuf[r * k + c] = v;
-                            used[c] = true;
+                            ent.push((c as u32, r, v));
                         }
                     });
                 }
             }
-            for c in 0..k {
-                if used[c] {
-                    kidx.push(c as u32);
-                    vals.extend((0..g).map(|r| rowbuf[r * k + c]));
+            ent.sort_unstable_by_key(|e| (e.0, e.1));
+            let mut i = 0;
+            while i < ent.len() {
+                let c = ent[i].0;
+                kidx.push(c);
+                let base = vals.len();
+                vals.resize(base + g, 0.0);
+                while i < ent.len() && ent[i].0 == c {
+                    vals[base + ent[i].1] = ent[i].2;
+                    i += 1;
                 }
             }
             group_ptr.push(u32::try_from(kidx.len()).map_err(|_| SpmmError::TooLarge)?);
@@ -523,7 +527,6 @@ impl PackedI8 {
         let (n, k) = (w.rows(), w.cols());
         let r = layout.rows();
         let nb = n.div_ceil(r);
-        let k4n = k.div_ceil(4);
         if let Some(b) = bias {
             if b.len() != n {
                 return Err(SpmmError::Bias {
@@ -536,32 +539,34 @@ impl PackedI8 {
         let (mut k4, mut wv) = (Vec::new(), Vec::new());
         let mut rowsum = vec![0i32; nb * r];
         block_ptr.push(0u32);
-        let mut rowbuf = vec![0i8; r * k4n * 4];
-        let mut used = vec![false; k4n];
+        // (k / 4, row in block, k % 4, weight), merged by input-channel group.
+        let mut ent: Vec<(u32, usize, usize, i8)> = Vec::new();
         for g in 0..nb {
-            rowbuf.fill(0);
-            used.fill(false);
+            ent.clear();
             for rr in 0..r {
                 let row = g * r + rr;
                 if row < n {
                     w.for_each_in_row(row, |c, v| {
                         if v != 0 {
-                            rowbuf[rr * k4n * 4 + c] = v;
-                            used[c / 4] = true;
+                            ent.push(((c / 4) as u32, rr, c % 4, v));
                             rowsum[row] = rowsum[row].wrapping_add(v as i32);
                         }
                     });
                 }
             }
-            for q in 0..k4n {
-                if used[q] {
-                    k4.push(q as u32);
-                    for rr in 0..r {
-                        let b = &rowbuf[rr * k4n * 4 + q * 4..][..4];
-                        wv.push(i32::from_le_bytes([
-                            b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8,
-                        ]));
-                    }
+            ent.sort_unstable_by_key(|e| (e.0, e.1, e.2));
+            let mut i = 0;
+            while i < ent.len() {
+                let q = ent[i].0;
+                k4.push(q);
+                let base = wv.len();
+                wv.resize(base + r, 0i32);
+                while i < ent.len() && ent[i].0 == q {
+                    let (_, rr, j, v) = ent[i];
+                    let mut b = wv[base + rr].to_le_bytes();
+                    b[j] = v as u8;
+                    wv[base + rr] = i32::from_le_bytes(b);
+                    i += 1;
                 }
             }
             block_ptr.push(u32::try_from(k4.len()).map_err(|_| SpmmError::TooLarge)?);

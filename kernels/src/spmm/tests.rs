@@ -322,3 +322,20 @@ fn fast_kernels_are_plugged() {
         }
     }
 }
+
+/// Packing costs follow the stored entries, not the declared (untrusted) input width.
+#[test]
+fn packing_is_bounded_by_entries() {
+    let k = u32::MAX as usize;
+    let (rp, ci) = ([0u32, 1, 2], [5u32, k as u32 - 1]);
+    let wf = SparseWeights::Csr(crate::sparse::Csr::new(2, k, &rp, &ci, &[1.0f32, 2.0]).unwrap());
+    for layout in [F32Layout::B1x1, F32Layout::B4x1] {
+        let p = PackedF32::new(&wf, None, layout).unwrap();
+        assert_eq!(p.kidx, vec![5, k as u32 - 1]);
+    }
+    let wi = SparseWeights::Csr(crate::sparse::Csr::new(2, k, &rp, &ci, &[1i8, 2]).unwrap());
+    for layout in [I8Layout::B1x4, I8Layout::B16x4] {
+        let p = PackedI8::new(&wi, None, 0, layout).unwrap();
+        assert_eq!(p.blocks(), 2);
+    }
+}
