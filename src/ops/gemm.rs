@@ -316,16 +316,30 @@ fn im2col<T: Copy>(g: &Geometry, x: &[T], p0: usize, dst: &mut [T], pad: T) {
     for (r, row) in dst.chunks_exact_mut(k).enumerate() {
         let p = p0 + r;
         let (b, y, xo) = (p / plane, (p / g.ow) % g.oh, p % g.ow);
+        // Leftmost input column of the window; with dilation 1 and the window inside the
+        // image, the kw taps of one kernel row are one contiguous run of kw·ic values.
+        let x0 = (xo * g.sw) as isize - g.pad_l as isize;
+        let inside = g.dw == 1 && x0 >= 0 && x0 as usize + g.kw <= g.iw;
         for ky in 0..g.kh {
             let iy = g.in_y(y, ky);
-            for kx in 0..g.kw {
-                let d = &mut row[(ky * g.kw + kx) * g.ic..][..g.ic];
-                match (iy, g.in_x(xo, kx)) {
-                    (Some(iy), Some(ix)) => {
-                        d.copy_from_slice(&x[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic])
-                    }
-                    _ => d.fill(pad),
+            let d = &mut row[ky * g.kw * g.ic..(ky + 1) * g.kw * g.ic];
+            match iy {
+                Some(iy) if inside => {
+                    let at = ((b * g.ih + iy) * g.iw + x0 as usize) * g.ic;
+                    d.copy_from_slice(&x[at..at + g.kw * g.ic]);
                 }
+                Some(iy) => {
+                    for kx in 0..g.kw {
+                        let dk = &mut d[kx * g.ic..(kx + 1) * g.ic];
+                        match g.in_x(xo, kx) {
+                            Some(ix) => dk.copy_from_slice(
+                                &x[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic],
+                            ),
+                            None => dk.fill(pad),
+                        }
+                    }
+                }
+                None => d.fill(pad),
             }
         }
     }

@@ -2,7 +2,9 @@
 
 use sparq_schema::{DType, OpKind, OpOptions};
 
-use sparq_kernels::pooling::reduce::{reduce_max_q, MeanQ, QParams as KQ, ReduceShape, SumQ};
+use sparq_kernels::pooling::reduce::{
+    reduce_f32, reduce_max_q, MeanQ, QParams as KQ, ReduceOp, ReduceShape, SumQ,
+};
 use sparq_kernels::requant::{multiply_by_quantized_multiplier, quantize_multiplier};
 
 use super::binary::MAX_RANK;
@@ -167,39 +169,33 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                 scratch,
             })
         }
-        DType::F32 => Ok(Prepared {
-            eval: boxed(ReduceF32 { plan, reducer }),
-            shape,
-            dtype: DType::F32,
-            scratch: 0,
-        }),
+        DType::F32 => {
+            let rs = ReduceShape::new(xs, &axes).map_err(|e| ctx.err(e.to_string()))?;
+            let op = match reducer {
+                Reducer::Mean => ReduceOp::Mean,
+                Reducer::Sum => ReduceOp::Sum,
+                Reducer::Max => ReduceOp::Max,
+            };
+            Ok(Prepared {
+                eval: boxed(ReduceF32K { rs, op }),
+                shape,
+                dtype: DType::F32,
+                scratch: 0,
+            })
+        }
         d => Err(ctx.unsupported(format!("{d} input"))),
     }
 }
 
-struct ReduceF32 {
-    plan: Plan,
-    reducer: Reducer,
+/// f32 reductions on the kernel crate's kernel.
+struct ReduceF32K {
+    rs: ReduceShape,
+    op: ReduceOp,
 }
 
-impl OpEval for ReduceF32 {
+impl OpEval for ReduceF32K {
     fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
-        let x = ins.f32(0);
-        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
-        let p = &self.plan;
-        out.fill(if self.reducer == Reducer::Max {
-            f32::NEG_INFINITY
-        } else {
-            0.0
-        });
-        p.walk(|i, o| match self.reducer {
-            Reducer::Max => out[o] = out[o].max(x[i]),
-            _ => out[o] += x[i],
-        });
-        if self.reducer == Reducer::Mean {
-            let n = p.count.max(1) as f32;
-            out.iter_mut().for_each(|v| *v /= n);
-        }
+        reduce_f32(&self.rs, self.op, ins.f32(0), bytemuck::cast_slice_mut(out));
     }
 }
 
