@@ -46,6 +46,8 @@ pub fn sparse_layout(dtype: Dtype, block: BlockShape) -> SparseLayout {
 struct Crossover {
     conv: [f32; 5],
     fc: f32,
+    /// Scale of the crossovers on tiers other than AVX-512 VNNI.
+    other_tiers: f32,
 }
 
 const K_POINTS: [usize; 5] = [24, 144, 384, 576, 960];
@@ -95,10 +97,14 @@ const FC_ROWS: usize = 8;
 /// storage denser than half is not what pruning produces). The crossover is interpolated
 /// linearly between the two measured points around a speedup of 1.
 ///
-/// Other tiers are not calibrated on their own: AVX2 and NEON/dotprod run the portable tiled
-/// kernels, for which the decision uses half the AVX-512 crossover densities (a conservative
-/// stand-in; sparse must then be clearly sparser to be chosen); the scalar tier never prefers
-/// sparse.
+/// Other tiers: the AVX2 kernels (the portable tiled kernels compiled for AVX2; the coarse
+/// layout has no vector kernel there) were measured on one shape, 196×576×96, with
+/// `SPARQ_ISA=avx2` against the AVX2 dense kernel: speedups at 50 / 70 / 80 / 90 / 95 % were
+/// f32 1x1 0.40 / 0.61 / 0.82 / 1.24 / 1.62 (crossover 0.157), f32 4x1 0.90 / 1.19 / 1.42 /
+/// 1.68 / 1.92 (0.43), int8 1x4 0.38 / 0.58 / 0.75 / 1.13 / 1.47 (0.135), int8 16x4 0.07 /
+/// 0.11 / 0.16 / 0.32 / 0.57 (never). Their crossovers are the AVX-512 ones scaled by the
+/// ratio at that shape (0.53, 0.86, 0.27, 0). NEON / dotprod (not timed: CI runs them under
+/// qemu) use the AVX2 factors as a stand-in; the scalar tier never prefers sparse.
 pub fn prefer_sparse(
     dtype: Dtype,
     m: usize,
@@ -130,7 +136,7 @@ pub fn prefer_sparse(
     let scale = match Isa::active() {
         Isa::Avx512Vnni => 1.0,
         Isa::Scalar => return false,
-        _ => 0.5,
+        _ => table.other_tiers,
     };
     density <= scale * crossover(table, m, k)
 }
@@ -156,18 +162,22 @@ fn crossover(t: &Crossover, m: usize, k: usize) -> f32 {
 const F32_1X1: Crossover = Crossover {
     conv: [0.481, 0.434, 0.379, 0.297, 0.232],
     fc: 0.0,
+    other_tiers: 0.53,
 };
 const F32_4X1: Crossover = Crossover {
     conv: [0.5, 0.5, 0.5, 0.5, 0.5],
     fc: 0.139,
+    other_tiers: 0.86,
 };
 const I8_1X4: Crossover = Crossover {
     conv: [0.0, 0.5, 0.428, 0.5, 0.323],
     fc: 0.0,
+    other_tiers: 0.27,
 };
 const I8_16X4: Crossover = Crossover {
     conv: [0.5, 0.5, 0.5, 0.5, 0.5],
     fc: 0.5,
+    other_tiers: 0.0,
 };
 
 #[cfg(test)]
@@ -208,6 +218,7 @@ mod tests {
         let t = Crossover {
             conv: [0.0, 0.4, 0.4, 0.2, 0.1],
             fc: 0.3,
+            other_tiers: 1.0,
         };
         assert_eq!(crossover(&t, 100, 8), 0.0);
         assert_eq!(crossover(&t, 100, 144), 0.4);
@@ -243,10 +254,21 @@ mod tests {
 
     #[test]
     fn calibrated_choices() {
+        let b = BlockShape::new;
+        if Isa::active() == Isa::Scalar {
+            assert!(!prefer_sparse(Dtype::F32, 196, 576, 96, b(4, 1), 0.01));
+        }
+        if matches!(
+            Isa::active(),
+            Isa::Avx2 | Isa::Neon | Isa::Dotprod | Isa::I8mm
+        ) {
+            // No vector coarse kernel measured off AVX-512: dense.
+            assert!(!prefer_sparse(Dtype::I8, 196, 576, 96, b(16, 4), 0.05));
+            assert!(prefer_sparse(Dtype::F32, 196, 576, 96, b(4, 1), 0.1));
+        }
         if Isa::active() != Isa::Avx512Vnni {
             return;
         }
-        let b = BlockShape::new;
         // Coarse int8 blocks pay off on the classifier; 1x4 does not on K = 24.
         assert!(prefer_sparse(Dtype::I8, 1, 1280, 1000, b(16, 4), 0.1));
         assert!(!prefer_sparse(Dtype::I8, 3136, 24, 144, b(1, 4), 0.1));
