@@ -794,7 +794,7 @@ fn read_options(at: &str, code: BuiltinOperator, op: &tfl::Operator<'_>) -> Resu
                 .ok_or_else(|| missing(at, "PackOptions"))?;
             Options::Pack {
                 axis: o.axis(),
-                values_count: o.values_count(),
+                values_count: positive(at, "values_count", o.values_count())?,
             }
         }
         B::UNPACK => {
@@ -803,7 +803,7 @@ fn read_options(at: &str, code: BuiltinOperator, op: &tfl::Operator<'_>) -> Resu
                 .ok_or_else(|| missing(at, "UnpackOptions"))?;
             Options::Unpack {
                 axis: o.axis(),
-                num: o.num(),
+                num: positive(at, "num", o.num())?,
             }
         }
         B::SPLIT => {
