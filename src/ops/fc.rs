@@ -161,18 +161,21 @@ struct FcInt8 {
 
 impl FcInt8 {
     fn run<T: Copy + Into<i32> + Sync>(&self, x: &[T], out: &mut [u8], exec: &Exec) {
+        // Output element `i` is row `i / oc`, channel `i % oc`: blocks of elements split the
+        // work evenly whether there is one row (a classifier head) or many.
+        const BLOCK: usize = 32;
         let work = self.rows * self.oc * self.ic;
-        exec.rows(out, self.oc, work, &|r0, o| {
-            for (ri, orow) in o.chunks_exact_mut(self.oc).enumerate() {
-                let xr = &x[(r0 + ri) * self.ic..(r0 + ri + 1) * self.ic];
-                for (c, dst) in orow.iter_mut().enumerate() {
-                    let wr = &self.weights[c * self.ic..(c + 1) * self.ic];
-                    let dot: i32 = xr.iter().zip(wr).map(|(&a, &b)| a.into() * b as i32).sum();
-                    let acc = dot.wrapping_add(self.bias[c]);
-                    let scaled = (acc as f64 * self.scales[c]).round() as i32;
-                    let v = scaled.saturating_add(self.out_zp).clamp(self.lo, self.hi);
-                    *dst = v as u8;
-                }
+        exec.rows(out, BLOCK, work, &|b0, o| {
+            for (j, dst) in o.iter_mut().enumerate() {
+                let i = b0 * BLOCK + j;
+                let (r, c) = (i / self.oc, i % self.oc);
+                let xr = &x[r * self.ic..(r + 1) * self.ic];
+                let wr = &self.weights[c * self.ic..(c + 1) * self.ic];
+                let dot: i32 = xr.iter().zip(wr).map(|(&a, &b)| a.into() * b as i32).sum();
+                let acc = dot.wrapping_add(self.bias[c]);
+                let scaled = (acc as f64 * self.scales[c]).round() as i32;
+                let v = scaled.saturating_add(self.out_zp).clamp(self.lo, self.hi);
+                *dst = v as u8;
             }
         });
     }
