@@ -97,14 +97,15 @@ const FC_ROWS: usize = 8;
 /// storage denser than half is not what pruning produces). The crossover is interpolated
 /// linearly between the two measured points around a speedup of 1.
 ///
-/// Other tiers: the AVX2 kernels (the portable tiled kernels compiled for AVX2; the coarse
-/// layout has no vector kernel there) were measured on one shape, 196×576×96, with
+/// Other tiers: the AVX2 kernels (the portable tiled kernels compiled for AVX2, and a
+/// `vpmaddwd` coarse kernel) were measured on 196×576×96 (and the coarse one on the FC) with
 /// `SPARQ_ISA=avx2` against the AVX2 dense kernel: speedups at 50 / 70 / 80 / 90 / 95 % were
 /// f32 1x1 0.40 / 0.61 / 0.82 / 1.24 / 1.62 (crossover 0.157), f32 4x1 0.90 / 1.19 / 1.42 /
-/// 1.68 / 1.92 (0.43), int8 1x4 0.38 / 0.58 / 0.75 / 1.13 / 1.47 (0.135), int8 16x4 0.07 /
-/// 0.11 / 0.16 / 0.32 / 0.57 (never). Their crossovers are the AVX-512 ones scaled by the
-/// ratio at that shape (0.53, 0.86, 0.27, 0). NEON / dotprod (not timed: CI runs them under
-/// qemu) use the AVX2 factors as a stand-in; the scalar tier never prefers sparse.
+/// 1.68 / 1.92 (0.43), int8 1x4 0.38 / 0.58 / 0.78 / 1.15 / 1.51 (0.14), int8 16x4 1.20 /
+/// 1.59 / 1.85 / 2.35 / 2.67 (≥ 0.5; FC 2.25 / 3.22 / 5.01 / 7.82 / 11.28). Their crossovers
+/// are the AVX-512 ones scaled by the ratio at that shape (0.53, 0.86, 0.27, 1). NEON /
+/// dotprod (not timed: CI runs them under qemu) use the AVX2 factors as a stand-in; the scalar
+/// tier never prefers sparse.
 pub fn prefer_sparse(
     dtype: Dtype,
     m: usize,
@@ -177,7 +178,7 @@ const I8_1X4: Crossover = Crossover {
 const I8_16X4: Crossover = Crossover {
     conv: [0.5, 0.5, 0.5, 0.5, 0.5],
     fc: 0.5,
-    other_tiers: 0.0,
+    other_tiers: 1.0,
 };
 
 #[cfg(test)]
@@ -262,8 +263,8 @@ mod tests {
             Isa::active(),
             Isa::Avx2 | Isa::Neon | Isa::Dotprod | Isa::I8mm
         ) {
-            // No vector coarse kernel measured off AVX-512: dense.
-            assert!(!prefer_sparse(Dtype::I8, 196, 576, 96, b(16, 4), 0.05));
+            assert!(prefer_sparse(Dtype::I8, 1, 1280, 1000, b(16, 4), 0.1));
+            assert!(!prefer_sparse(Dtype::I8, 196, 576, 96, b(1, 4), 0.3));
             assert!(prefer_sparse(Dtype::F32, 196, 576, 96, b(4, 1), 0.1));
         }
         if Isa::active() != Isa::Avx512Vnni {

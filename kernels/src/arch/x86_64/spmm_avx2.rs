@@ -1,14 +1,17 @@
 //! AVX2 + FMA sparse kernels (`x86_64::avx2::spmm_*`): the tiled kernels of `spmm/tiled.rs`
-//! compiled for AVX2 (16-pixel f32 and int8 tiles), and the direct coarse-block kernel.
+//! compiled for AVX2 (16-pixel f32 and int8 tiles), and the coarse 16×4 kernel: lanes over
+//! output channels, weights and activations widened to i16 for `vpmaddwd` (exact: no
+//! saturating `vpmaddubsw`), requantized by the shared 8-lane requantization.
 //!
 //! Plugged only when [`Isa::Avx2`] is enabled; packing refuses a kernel whose tier is not
 //! enabled, so the safe entries run only on CPUs with AVX2 + FMA.
 
-use super::reference;
 use super::tiled;
 use super::{PackedF32, PackedI8, SpmmF32Kernel, SpmmI8Kernel, SpmmTable};
+use crate::arch::x86_64::avx2::requant::{low_bytes8, requant8};
 use crate::isa::Isa;
 use crate::requant::Requant;
+use std::arch::x86_64::*;
 
 const TILE: usize = 16;
 
@@ -36,7 +39,8 @@ pub(super) const TABLE: SpmmTable = SpmmTable {
     i8_16x4: &SpmmI8Kernel {
         name: "avx2::spmm_qs8_1x16c4",
         isa: Isa::Avx2,
-        tile: 0,
+        // Scratch for one pixel's activations widened to 4 × i16 per input-channel group.
+        tile: 2,
         offset: 0,
         run: i8_coarse_entry,
     },
@@ -124,7 +128,7 @@ fn i8_coarse_entry(
 }
 
 /// # Safety
-/// AVX2.
+/// AVX2; `scratch` holds at least 2·K/4 words (`run` checked `scratch_len` with tile 2).
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn i8_coarse_avx2(
@@ -137,5 +141,68 @@ unsafe fn i8_coarse_avx2(
     rq: &Requant,
     scratch: &mut [u32],
 ) {
-    reference::spmm_i8(p, a, a_stride, m, out, out_stride, rq, scratch)
+    let (k, n) = (p.k, p.n);
+    let k4n = k.div_ceil(4);
+    let row16: &mut [u64] = bytemuck::cast_slice_mut(&mut scratch[..2 * k4n]);
+    let nb = p.block_ptr.len() - 1;
+    let (zp, lo, hi) = (
+        _mm256_set1_epi32(rq.zero_point()),
+        _mm256_set1_epi32(rq.min()),
+        _mm256_set1_epi32(rq.max()),
+    );
+    for r in 0..m {
+        let row = &a[r * a_stride..][..k];
+        for (q, w) in row16.iter_mut().enumerate() {
+            let mut v = 0u64;
+            for j in 0..4 {
+                let b = row.get(4 * q + j).copied().unwrap_or(0) as i16 as u16;
+                v |= (b as u64) << (16 * j);
+            }
+            *w = v;
+        }
+        let y = &mut out[r * out_stride..][..n];
+        for g in 0..nb {
+            let (s, e) = (p.block_ptr[g] as usize, p.block_ptr[g + 1] as usize);
+            // acc[j]: channels 4j..4j + 4, two partial sums each.
+            let mut acc = [_mm256_setzero_si256(); 4];
+            for b in s..e {
+                let x = _mm256_set1_epi64x(row16[p.k4[b] as usize] as i64);
+                let w: &[i32; 16] = p.w[b * 16..][..16].try_into().unwrap();
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: 16 bytes = words 4j..4j + 4 of the block.
+                    let wb = unsafe { _mm_loadu_si128(w.as_ptr().add(4 * j) as *const _) };
+                    let prod = _mm256_madd_epi16(_mm256_cvtepi8_epi16(wb), x);
+                    *acc = _mm256_add_epi32(*acc, prod);
+                }
+            }
+            for half in 0..2 {
+                // Pair sums of channels 8h..8h + 8, back in channel order.
+                let sum = _mm256_hadd_epi32(acc[2 * half], acc[2 * half + 1]);
+                let sum = _mm256_permute4x64_epi64::<0b11_01_10_00>(sum);
+                let c0 = g * 16 + 8 * half;
+                let (mut mult, mut shift) = ([0i32; 8], [0i32; 8]);
+                for i in 0..8 {
+                    (mult[i], shift[i]) = rq.channel((c0 + i).min(n - 1));
+                }
+                // SAFETY: 8 words each; `c` has ceil(N/16)·16 entries.
+                let (mv, sv, cv) = unsafe {
+                    (
+                        _mm256_loadu_si256(mult.as_ptr() as *const _),
+                        _mm256_loadu_si256(shift.as_ptr() as *const _),
+                        _mm256_loadu_si256(p.c.as_ptr().add(c0) as *const _),
+                    )
+                };
+                let zero = _mm256_setzero_si256();
+                let lsh = _mm256_max_epi32(sv, zero);
+                let rsh = _mm256_max_epi32(_mm256_sub_epi32(zero, sv), zero);
+                let v = requant8(_mm256_add_epi32(sum, cv), mv, lsh, rsh, zp, lo, hi);
+                let bytes = low_bytes8(v).to_le_bytes();
+                for (i, &b) in bytes.iter().enumerate() {
+                    if let Some(y) = y.get_mut(c0 + i) {
+                        *y = b as i8;
+                    }
+                }
+            }
+        }
+    }
 }
