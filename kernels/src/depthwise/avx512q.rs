@@ -1,7 +1,8 @@
 //! `avx512::dwconv_q8_8x16` (with 4×16 and 1×16 tiles at row ends and borders): the 8-bit
 //! depthwise kernel with the requantization fused in registers (the shared 16-lane `Rq16`, bit
 //! for bit `Requant::apply`) instead of a separate pass over spilled accumulators. For a full
-//! window the input zero point is folded into the initial value. Channel remainders use masked
+//! window the input zero point is folded into the initial value and taps go in pairs through
+//! `vpdpwssd` (AVX-512 VNNI: two i16 products per i32 lane). Channel remainders use masked
 //! loads and stores, so every channel count takes this path. Layout and semantics as
 //! [`super::generic::q`], which handles the depth-multiplier and huge-window cases.
 
@@ -13,7 +14,7 @@ use core::arch::x86_64::*;
 use std::ops::Range;
 
 /// 8-bit depthwise for the AVX-512 tier (see [`super::DwQ`]).
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
 pub(super) fn q<T: Q8>(p: &DepthwiseQ, input: &[T], output: &mut [T], rows: Range<usize>) {
     let core = &p.core;
     let w = &core.win;
@@ -47,7 +48,7 @@ pub(super) fn q<T: Q8>(p: &DepthwiseQ, input: &[T], output: &mut [T], rows: Rang
 
 /// `P` neighbouring output pixels (input offsets `dx` apart), all channels, 16 at a time.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
 fn tile<T: Q8, const P: usize>(
     p: &DepthwiseQ,
     input: &[T],
@@ -67,7 +68,7 @@ fn tile<T: Q8, const P: usize>(
 
 /// [`tile`]; `FOLD`: every tap is inside the input (the zero point is in the initial value).
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
 fn tile_impl<T: Q8, const P: usize, const FOLD: bool>(
     p: &DepthwiseQ,
     input: &[T],
@@ -99,7 +100,49 @@ fn tile_impl<T: Q8, const P: usize, const FOLD: bool>(
             )
         };
         let mut acc = [bias; P];
-        for &(wo, io) in taps {
+        if FOLD {
+            // Taps in pairs: bytes of two taps interleaved per channel, widened to i16, and one
+            // `vpdpwssd` adds both products (weights pre-interleaved at prepare; an odd last
+            // tap is paired with itself and a zero weight).
+            let pairs = taps.len().div_ceil(2);
+            assert!(p.wpairs.len() >= pairs * c * 2);
+            for q in 0..pairs {
+                let io0 = taps[2 * q].1;
+                let io1 = taps.get(2 * q + 1).map_or(io0, |t| t.1);
+                // SAFETY: pair q's weights are the 2·c i16 at (q·c)·2 (asserted length above);
+                // lanes c0..c0 + n (one i32 = one i16 pair per channel) are inside.
+                let wv = unsafe {
+                    _mm512_maskz_loadu_epi32(
+                        m,
+                        p.wpairs.as_ptr().add((q * c + c0) * 2) as *const i32,
+                    )
+                };
+                for (j, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: as in the per-tap loop below: both taps' offsets are bounded by
+                    // the last tap's, which was checked against input.len().
+                    let (x0, x1) = unsafe {
+                        (
+                            _mm_maskz_loadu_epi8(
+                                m,
+                                input.as_ptr().add(io0 + j * dx + c0) as *const i8,
+                            ),
+                            _mm_maskz_loadu_epi8(
+                                m,
+                                input.as_ptr().add(io1 + j * dx + c0) as *const i8,
+                            ),
+                        )
+                    };
+                    let xx = _mm256_set_m128i(_mm_unpackhi_epi8(x0, x1), _mm_unpacklo_epi8(x0, x1));
+                    let x = if T::UNSIGNED {
+                        _mm512_cvtepu8_epi16(xx)
+                    } else {
+                        _mm512_cvtepi8_epi16(xx)
+                    };
+                    *a = _mm512_dpwssd_epi32(*a, x, wv);
+                }
+            }
+        }
+        for &(wo, io) in taps.iter().take(if FOLD { 0 } else { taps.len() }) {
             // SAFETY: wo + c ≤ weights.len() (asserted), so lanes c0..c0 + n are inside.
             let wv = unsafe { _mm256_maskz_loadu_epi16(m, core.weights.as_ptr().add(wo + c0)) };
             let wv = _mm512_cvtepi16_epi32(wv);

@@ -172,6 +172,9 @@ pub struct DepthwiseQ {
     /// `bias − zx · Σ_taps w` per channel: with every tap inside the input,
     /// `bias + Σ (x − zx)·w = folded + Σ x·w`, one subtraction less per multiply-add.
     folded: Vec<i32>,
+    /// Weights of taps (2q, 2q + 1) interleaved per channel, `[pair][out_c][2]` (the odd last
+    /// tap paired with 0), for kernels that multiply two taps per instruction.
+    wpairs: Vec<i16>,
 }
 
 fn q_core(
@@ -256,6 +259,13 @@ impl DepthwiseQ {
                 *f = f.wrapping_sub(in_zp.wrapping_mul(w as i32));
             }
         }
+        let taps = win.h.kernel * win.w.kernel;
+        let mut wpairs = vec![0i16; taps.div_ceil(2) * win.out_c * 2];
+        for (t, tap) in core.weights.chunks_exact(win.out_c).enumerate() {
+            for (c, &w) in tap.iter().enumerate() {
+                wpairs[((t / 2) * win.out_c + c) * 2 + t % 2] = w;
+            }
+        }
         Ok(DepthwiseQ {
             core,
             in_zp,
@@ -263,6 +273,7 @@ impl DepthwiseQ {
             mult,
             shift,
             folded,
+            wpairs,
         })
     }
 
@@ -978,7 +989,7 @@ dw_tier!(
 #[cfg(target_arch = "x86_64")]
 dw_tier!(
     avx512,
-    "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma",
+    "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma",
     Isa::Avx512Vnni,
     avx512q::q::<i8>,
     avx512q::q::<u8>
