@@ -46,6 +46,7 @@ mod dotprod;
 #[path = "../arch/aarch64/spmm_neon.rs"]
 mod neon;
 
+use crate::gemm::ActQuant;
 use crate::isa::Isa;
 use crate::requant::Requant;
 use crate::sparse::SparseWeights;
@@ -80,7 +81,9 @@ impl fmt::Display for SpmmError {
             SpmmError::RequantRange { min, max } => {
                 write!(f, "requantization clamp {min}..={max} is not within int8")
             }
-            SpmmError::ZeroPoint(z) => write!(f, "input zero point {z} is not an int8 value"),
+            SpmmError::ZeroPoint(z) => {
+                write!(f, "input zero point {z} is outside the activation type")
+            }
             SpmmError::TooLarge => write!(f, "sparse weights too large to pack"),
         }
     }
@@ -153,8 +156,8 @@ pub struct SpmmI8Kernel {
     pub isa: Isa,
     /// Pixels per tile (0: works in place, needs no scratch).
     pub(crate) tile: usize,
-    /// What the kernel adds to every activation (128 when it feeds `a ^ 0x80` as unsigned).
-    pub(crate) offset: i32,
+    /// The kernel multiplies activations as unsigned bytes (`vpdpbusd`), else as signed.
+    pub(crate) unsigned: bool,
     pub(crate) run: I8Fn,
 }
 
@@ -475,9 +478,13 @@ pub struct PackedI8 {
     /// `layout.rows()` little-endian words per block: the 4 weights of each channel.
     pub(crate) w: Vec<i32>,
     /// Per channel (padded to whole blocks): `bias − (zero_point + offset) · Σ_k W[n][k]`,
-    /// wrapping, where `offset` is what the kernel adds to each activation (128 when it feeds
-    /// `a ^ 0x80` as unsigned bytes to `vpdpbusd`, 0 when it uses signed products).
+    /// wrapping, where `offset` is what reaching the kernel's domain adds to each activation
+    /// (int8 → unsigned: `a ^ 0x80` = a + 128; uint8 → signed: a − 128; else 0).
     pub(crate) c: Vec<i32>,
+    /// XOR applied to every activation byte to reach the kernel's domain (0 or 0x80).
+    pub(crate) xor: u8,
+    /// The activations are uint8 (`run_u8`), else int8 (`run`).
+    unsigned_input: bool,
     kernel: &'static SpmmI8Kernel,
 }
 
@@ -496,8 +503,8 @@ impl fmt::Debug for PackedI8 {
 }
 
 impl PackedI8 {
-    /// Packs `w` (N × K, symmetric int8), int32 bias and the input zero point for the best
-    /// kernel of `layout` on this CPU.
+    /// Packs `w` (N × K, symmetric int8), int32 bias and the zero point of int8 activations
+    /// for the best kernel of `layout` on this CPU.
     pub fn new(
         w: &SparseWeights<'_, i8>,
         bias: Option<&[i32]>,
@@ -505,7 +512,19 @@ impl PackedI8 {
         layout: I8Layout,
     ) -> Result<Self, SpmmError> {
         let kernel = crate::dispatch::kernels().spmm.i8(layout);
-        Self::with_kernel(w, bias, input_zero_point, layout, kernel)
+        Self::with_kernel_act(w, bias, ActQuant::i8(input_zero_point), layout, kernel)
+    }
+
+    /// As [`PackedI8::new`] for uint8 activations (zero point 0..=255); run with
+    /// [`PackedI8::run_u8`].
+    pub fn new_u8(
+        w: &SparseWeights<'_, i8>,
+        bias: Option<&[i32]>,
+        input_zero_point: i32,
+        layout: I8Layout,
+    ) -> Result<Self, SpmmError> {
+        let kernel = crate::dispatch::kernels().spmm.i8(layout);
+        Self::with_kernel_act(w, bias, ActQuant::u8(input_zero_point), layout, kernel)
     }
 
     /// As [`PackedI8::new`] for a given kernel (one of [`i8_candidates`]).
@@ -516,12 +535,25 @@ impl PackedI8 {
         layout: I8Layout,
         kernel: &'static SpmmI8Kernel,
     ) -> Result<Self, SpmmError> {
+        Self::with_kernel_act(w, bias, ActQuant::i8(input_zero_point), layout, kernel)
+    }
+
+    /// The general form: activations quantized as `act` (int8 or uint8), a given kernel.
+    pub fn with_kernel_act(
+        w: &SparseWeights<'_, i8>,
+        bias: Option<&[i32]>,
+        act: ActQuant,
+        layout: I8Layout,
+        kernel: &'static SpmmI8Kernel,
+    ) -> Result<Self, SpmmError> {
         assert!(
             kernel.isa.enabled(),
             "spmm: kernel {} not enabled here",
             kernel.name
         );
-        if !(-128..=127).contains(&input_zero_point) {
+        let input_zero_point = act.zero_point;
+        let range = if act.unsigned { 0..=255 } else { -128..=127 };
+        if !range.contains(&input_zero_point) {
             return Err(SpmmError::ZeroPoint(input_zero_point));
         }
         let (n, k) = (w.rows(), w.cols());
@@ -571,7 +603,12 @@ impl PackedI8 {
             }
             block_ptr.push(u32::try_from(k4.len()).map_err(|_| SpmmError::TooLarge)?);
         }
-        let offset = kernel.offset;
+        let offset = if kernel.unsigned { 128 } else { 0 } - if act.unsigned { 128 } else { 0 };
+        let xor = if act.unsigned == kernel.unsigned {
+            0
+        } else {
+            0x80
+        };
         let c = (0..nb * r)
             .map(|ch| {
                 let b = bias.and_then(|b| b.get(ch)).copied().unwrap_or(0);
@@ -587,6 +624,8 @@ impl PackedI8 {
             w: wv,
             c,
             kernel,
+            xor,
+            unsigned_input: act.unsigned,
         })
     }
 
@@ -609,13 +648,63 @@ impl PackedI8 {
         self.kernel.tile * (self.k.div_ceil(4) + self.n.div_ceil(16) * 4 + 1)
     }
 
-    /// Computes output rows `rows` (pixels): `out[m·out_stride + n] = rq.apply(c[n] +
-    /// Σ_k W[n][k]·(a[m·a_stride + k] − zero_point), n)` with `c` the bias.
+    /// Computes output rows `rows` (pixels) from int8 activations into int8 outputs:
+    /// `out[m·out_stride + n] = rq.apply(c[n] + Σ_k W[n][k]·(a[m·a_stride + k] − zero_point), n)`
+    /// with `c` the bias.
     ///
-    /// Panics on short slices or strides (as [`PackedF32::run`]), a short `scratch`, or a
-    /// `Requant` whose channel count is neither 1 nor N, or whose clamp exceeds int8.
+    /// Panics if the weights were packed for uint8 activations, on short slices or strides (as
+    /// [`PackedF32::run`]), a short `scratch`, or a `Requant` whose channel count is neither 1
+    /// nor N, or whose clamp exceeds int8.
     #[allow(clippy::too_many_arguments)]
     pub fn run(
+        &self,
+        a: &[i8],
+        a_stride: usize,
+        rows: Range<usize>,
+        out: &mut [i8],
+        out_stride: usize,
+        rq: &Requant,
+        scratch: &mut [u32],
+    ) {
+        assert!(
+            !self.unsigned_input,
+            "spmm: weights packed for uint8 activations"
+        );
+        assert!(
+            rq.min() >= -128 && rq.max() <= 127,
+            "spmm: clamp outside int8"
+        );
+        self.run_raw(a, a_stride, rows, out, out_stride, rq, scratch);
+    }
+
+    /// As [`PackedI8::run`] for uint8 activations and outputs (weights packed by
+    /// [`PackedI8::new_u8`]; clamp within 0..=255).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_u8(
+        &self,
+        a: &[u8],
+        a_stride: usize,
+        rows: Range<usize>,
+        out: &mut [u8],
+        out_stride: usize,
+        rq: &Requant,
+        scratch: &mut [u32],
+    ) {
+        assert!(
+            self.unsigned_input,
+            "spmm: weights packed for int8 activations"
+        );
+        assert!(
+            rq.min() >= 0 && rq.max() <= 255,
+            "spmm: clamp outside uint8"
+        );
+        let (a, out) = (bytemuck::cast_slice(a), bytemuck::cast_slice_mut(out));
+        self.run_raw(a, a_stride, rows, out, out_stride, rq, scratch);
+    }
+
+    /// Bytes in, bytes out (the kernels store the low byte of the clamped value).
+    #[allow(clippy::too_many_arguments)]
+    fn run_raw(
         &self,
         a: &[i8],
         a_stride: usize,
@@ -646,10 +735,6 @@ impl PackedI8 {
             "spmm: requantization has {} channels for {} outputs",
             rq.channels(),
             self.n
-        );
-        assert!(
-            rq.min() >= -128 && rq.max() <= 127,
-            "spmm: clamp outside int8"
         );
         let m = rows.end - rows.start;
         (self.kernel.run)(

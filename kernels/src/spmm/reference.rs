@@ -21,14 +21,14 @@ pub(super) static SPMM_I8_1X4: SpmmI8Kernel = SpmmI8Kernel {
     name: "generic::spmm_qs8_1x1c4",
     isa: Isa::Scalar,
     tile: 0,
-    offset: 0,
+    unsigned: false,
     run: spmm_i8,
 };
 pub(super) static SPMM_I8_16X4: SpmmI8Kernel = SpmmI8Kernel {
     name: "generic::spmm_qs8_1x16c4",
     isa: Isa::Scalar,
     tile: 0,
-    offset: 0,
+    unsigned: false,
     run: spmm_i8,
 };
 
@@ -97,6 +97,7 @@ pub(crate) fn spmm_i8(
                     for (j, &wj) in w.iter().enumerate() {
                         // Past K the weights are zero: skip the missing activations.
                         if let Some(&xv) = x.get(k0 + j) {
+                            let xv = (xv as u8 ^ p.xor) as i8;
                             *acc = acc.wrapping_add(wj as i8 as i32 * xv as i32);
                         }
                     }

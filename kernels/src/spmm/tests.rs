@@ -339,3 +339,62 @@ fn packing_is_bounded_by_entries() {
         assert_eq!(p.blocks(), 2);
     }
 }
+
+/// uint8 activations and outputs (legacy asymmetric models) on every kernel.
+#[test]
+fn u8_matches_dense_reference() {
+    let mut rng = Rng(43);
+    for i in 0..150 {
+        let c = random_case(&mut rng, i);
+        let (dense, keep) = sparse_matrix(&mut rng, c.n, c.k, c.block, c.density, |r| r.i8());
+        let bsr = BsrMatrix::from_dense(&dense, c.n, c.k, c.block, &keep).unwrap();
+        let w = SparseWeights::Bsr(bsr.view().unwrap());
+        let wd: Vec<i8> = w.to_dense();
+        let zp = rng.below(256) as i32;
+        let bias: Vec<i32> = (0..c.n).map(|_| rng.below(20001) as i32 - 10000).collect();
+        let mults: Vec<i32> = (0..c.n)
+            .map(|_| (1 << 30) + rng.below(1 << 30) as i32)
+            .collect();
+        let shifts: Vec<i32> = (0..c.n).map(|_| rng.below(14) as i32 - 12).collect();
+        let (lo, hi) = if i % 3 == 0 {
+            (0, 255)
+        } else {
+            (rng.below(60) as i32, 150 + rng.below(106) as i32)
+        };
+        let rq = Requant::new(mults, shifts, rng.below(256) as i32, lo, hi).unwrap();
+        let a: Vec<u8> = (0..c.m * c.a_stride)
+            .map(|_| rng.below(256) as u8)
+            .collect();
+        let mut want = vec![7u8; c.m * c.out_stride];
+        for m in c.rows.clone() {
+            for n in 0..c.n {
+                let mut acc = bias[n];
+                for k in 0..c.k {
+                    acc = acc
+                        .wrapping_add(wd[n * c.k + k] as i32 * (a[m * c.a_stride + k] as i32 - zp));
+                }
+                want[m * c.out_stride + n] = rq.apply(acc, n) as u8;
+            }
+        }
+        for layout in [I8Layout::B1x4, I8Layout::B16x4] {
+            for kernel in i8_candidates(layout) {
+                let act = crate::gemm::ActQuant::u8(zp);
+                let p = PackedI8::with_kernel_act(&w, Some(&bias), act, layout, kernel).unwrap();
+                let mut scratch = vec![0u32; p.scratch_len()];
+                let mut got = vec![7u8; c.m * c.out_stride];
+                p.run_u8(
+                    &a,
+                    c.a_stride,
+                    c.rows.clone(),
+                    &mut got,
+                    c.out_stride,
+                    &rq,
+                    &mut scratch,
+                );
+                if let Some(d) = first_diff(&got, &want, c.out_stride) {
+                    panic!("u8 case {i}: {} ({}): {d}", describe(&c), p.kernel_name());
+                }
+            }
+        }
+    }
+}

@@ -88,7 +88,7 @@ pub(crate) fn f32_tiled<const P: usize>(
     }
 }
 
-/// int8 1×4 kernel with tiles of `P` pixels, signed products (activation offset 0). `scratch`
+/// int8 1×4 kernel with tiles of `P` pixels, signed products (activations `^ pk.xor`). `scratch`
 /// holds `[K/4][P]` words of activations and `[N][P]` output bytes (`PackedI8::scratch_len`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -115,7 +115,7 @@ pub(crate) fn i8_tiled<const P: usize>(
             for q in 0..k4n {
                 let mut b = [0i8; 4];
                 for (j, b) in b.iter_mut().enumerate() {
-                    *b = row.get(4 * q + j).copied().unwrap_or(0);
+                    *b = row.get(4 * q + j).map_or(0, |&v| (v as u8 ^ pk.xor) as i8);
                 }
                 ap[q * P + r] = b;
             }

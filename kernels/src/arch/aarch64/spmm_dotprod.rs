@@ -1,5 +1,5 @@
 //! NEON + dotprod int8 sparse kernels (`aarch64::dotprod::spmm_*`): `sdot` through `asm!`
-//! (the dotprod intrinsics are unstable on stable Rust), signed activations (offset 0).
+//! (the dotprod intrinsics are unstable on stable Rust), signed activations (`^ xor`: uint8 inputs are shifted to int8).
 //!
 //! - `spmm_qs8_16x1c4`: 1×4 blocks, 16-pixel tiles packed `[K/4][16][4]`; one block = the 4
 //!   weights duplicated in a register, one `sdot` per 4 pixels.
@@ -21,7 +21,7 @@ pub(super) static SPMM_I8_1X4: SpmmI8Kernel = SpmmI8Kernel {
     name: "dotprod::spmm_qs8_16x1c4",
     isa: Isa::Dotprod,
     tile: TILE,
-    offset: 0,
+    unsigned: false,
     run: i8_1x4_entry,
 };
 
@@ -29,7 +29,7 @@ pub(super) static SPMM_I8_16X4: SpmmI8Kernel = SpmmI8Kernel {
     name: "dotprod::spmm_qs8_1x16c4",
     isa: Isa::Dotprod,
     tile: 1,
-    offset: 0,
+    unsigned: false,
     run: i8_16x4_entry,
 };
 
@@ -54,12 +54,12 @@ unsafe fn sdot(acc: int32x4_t, x: int8x16_t, w: int8x16_t) -> int32x4_t {
     acc
 }
 
-/// The activation word `q` (bytes 4q..4q + 4, zero past `k`) of a row.
+/// The activation word `q` (bytes 4q..4q + 4 `^ xor`, zero past `k`) of a row.
 #[inline(always)]
-fn word(row: &[i8], q: usize) -> i32 {
+fn word(row: &[i8], q: usize, xor: u8) -> i32 {
     let mut b = [0u8; 4];
     for (j, b) in b.iter_mut().enumerate() {
-        *b = row.get(4 * q + j).copied().unwrap_or(0) as u8;
+        *b = row.get(4 * q + j).map_or(0, |&v| v as u8 ^ xor);
     }
     i32::from_le_bytes(b)
 }
@@ -104,7 +104,7 @@ unsafe fn i8_1x4(
         for r in 0..pt {
             let row = &a[(m0 + r) * a_stride..][..k];
             for q in 0..k4n {
-                ap[q * P + r] = word(row, q) as u32;
+                ap[q * P + r] = word(row, q, p.xor) as u32;
             }
         }
         for ch in 0..n {
@@ -176,7 +176,7 @@ unsafe fn i8_16x4(
     for r in 0..m {
         let row = &a[r * a_stride..][..k];
         for (q, w) in row_w.iter_mut().enumerate() {
-            *w = word(row, q) as u32;
+            *w = word(row, q, p.xor) as u32;
         }
         let y = &mut out[r * out_stride..][..n];
         for g in 0..nb {

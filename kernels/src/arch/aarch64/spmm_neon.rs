@@ -30,14 +30,14 @@ pub(super) const TABLE: SpmmTable = SpmmTable {
         name: "neon::spmm_qs8_16x1c4",
         isa: Isa::Neon,
         tile: TILE,
-        offset: 0,
+        unsigned: false,
         run: i8_entry,
     },
     i8_16x4: &SpmmI8Kernel {
         name: "neon::spmm_qs8_1x16c4",
         isa: Isa::Neon,
         tile: 0,
-        offset: 0,
+        unsigned: false,
         run: i8_coarse_entry,
     },
 };

@@ -33,7 +33,7 @@ pub(super) const TABLE: SpmmTable = SpmmTable {
         name: "avx2::spmm_qs8_16x1c4",
         isa: Isa::Avx2,
         tile: TILE,
-        offset: 0,
+        unsigned: false,
         run: i8_entry,
     },
     i8_16x4: &SpmmI8Kernel {
@@ -41,7 +41,7 @@ pub(super) const TABLE: SpmmTable = SpmmTable {
         isa: Isa::Avx2,
         // Scratch for one pixel's activations widened to 4 × i16 per input-channel group.
         tile: 2,
-        offset: 0,
+        unsigned: false,
         run: i8_coarse_entry,
     },
 };
@@ -155,7 +155,7 @@ unsafe fn i8_coarse_avx2(
         for (q, w) in row16.iter_mut().enumerate() {
             let mut v = 0u64;
             for j in 0..4 {
-                let b = row.get(4 * q + j).copied().unwrap_or(0) as i16 as u16;
+                let b = row.get(4 * q + j).map_or(0, |&v| (v as u8 ^ p.xor) as i8) as i16 as u16;
                 v |= (b as u64) << (16 * j);
             }
             *w = v;

@@ -4,7 +4,8 @@
 //! kernel whose tier is not enabled; the safe wrappers rely on that (a `PackedF32`/`PackedI8`
 //! carrying one of these kernels was built on a CPU that has the features), and on `run` having
 //! checked every slice length, stride and the scratch size. The int8 kernels feed activations to
-//! `vpdpbusd` as `a ^ 0x80` (= a + 128 unsigned); packing folds the 128 into the bias.
+//! `vpdpbusd` as unsigned bytes: int8 as `a ^ 0x80` (= a + 128), uint8 as they are; packing folds
+//! the offset into the bias. Outputs are the low byte of the clamped value (int8 or uint8).
 //!
 //! Transposes use one trick: `unpacklo/hi(x[i], x[i + h])` applied log2(rows) times transposes a
 //! square of elements within each 128-bit lane (4×4 32-bit words or 16×16 bytes), so a zmm
@@ -37,14 +38,14 @@ pub(super) const TABLE: SpmmTable = SpmmTable {
         name: "avx512vnni::spmm_qu8s8_64x1c4",
         isa: Isa::Avx512Vnni,
         tile: I8_TILE,
-        offset: 128,
+        unsigned: true,
         run: spmm_i8_1x4,
     },
     i8_16x4: &SpmmI8Kernel {
         name: "avx512vnni::spmm_qu8s8_4x16c4",
         isa: Isa::Avx512Vnni,
         tile: I8_TILE,
-        offset: 128,
+        unsigned: true,
         run: spmm_i8_16x4,
     },
 };
@@ -397,7 +398,7 @@ unsafe fn f32_groups<const NV: usize>(
     }
 }
 
-/// Copies rows of `k` int8 activations into `dst` as `k.div_ceil(4)` words per row (`^ 0x80`
+/// Copies rows of `k` int8 activations into `dst` as `k.div_ceil(4)` words per row (`^ xor`
 /// on every byte), transposed (`dst[q·P + r]`) when `transpose`, else row-major
 /// (`dst[r·K4 + q]`). Rows `rows..P` of the transposed form are left as they are.
 ///
@@ -405,6 +406,7 @@ unsafe fn f32_groups<const NV: usize>(
 /// AVX-512; `a` holds `rows` rows of `k` bytes at `a_stride`; `dst` holds P·K4 words.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn pack_i8(
+    xor: u8,
     a: *const i8,
     a_stride: usize,
     rows: usize,
@@ -414,7 +416,7 @@ unsafe fn pack_i8(
 ) {
     const P: usize = I8_TILE;
     let (k4f, k4) = (k / 4, k.div_ceil(4));
-    let flip = 0x8080_8080u32;
+    let flip = u32::from_ne_bytes([xor; 4]);
     if transpose {
         // Word loads from byte rows: `transpose32` reads unaligned words at r·a_stride/4 words.
         if a_stride.is_multiple_of(4) {
@@ -459,7 +461,7 @@ unsafe fn pack_i8(
             let mut b = [0u8; 4];
             for (j, b) in b.iter_mut().enumerate().take(k - 4 * k4f) {
                 // SAFETY: byte 4·k4f + j < k of row r.
-                *b = unsafe { *a.add(r * a_stride + 4 * k4f + j) } as u8 ^ 0x80;
+                *b = unsafe { *a.add(r * a_stride + 4 * k4f + j) } as u8 ^ xor;
             }
             let at = if transpose { k4f * P + r } else { r * k4 + k4f };
             // SAFETY: within dst.
@@ -527,7 +529,7 @@ unsafe fn i8_1x4_impl(
     while m0 < m {
         let pt = (m - m0).min(P);
         // SAFETY: rows m0..m0 + pt in bounds; `ap` holds K4·P words.
-        unsafe { pack_i8(a.add(m0 * a_stride), a_stride, pt, p.k, ap, true) };
+        unsafe { pack_i8(p.xor, a.add(m0 * a_stride), a_stride, pt, p.k, ap, true) };
         // SAFETY: AVX-512 VNNI; `ap` and `cb` as sized above; packed k4 < K4.
         unsafe {
             match pt.div_ceil(16) {
@@ -634,7 +636,7 @@ unsafe fn i8_channels<const NV: usize>(p: &PackedI8, ap: *const u32, cb: *mut i8
             // SAFETY: AVX-512; byte row `ch` of `cb` holds P bytes.
             unsafe {
                 let r = q.apply(_mm512_add_epi32(_mm512_add_epi32(acc[v], acc2[v]), c));
-                _mm_storeu_si128(cb.add(ch * P + 16 * v) as *mut _, _mm512_cvtsepi32_epi8(r));
+                _mm_storeu_si128(cb.add(ch * P + 16 * v) as *mut _, _mm512_cvtepi32_epi8(r));
             }
         }
     }
@@ -689,7 +691,7 @@ unsafe fn i8_16x4_impl(
     while m0 < m {
         let pt = (m - m0).min(P);
         // SAFETY: rows m0..m0 + pt in bounds; `ap` holds P·K4 words.
-        unsafe { pack_i8(a.add(m0 * a_stride), a_stride, pt, p.k, ap, false) };
+        unsafe { pack_i8(p.xor, a.add(m0 * a_stride), a_stride, pt, p.k, ap, false) };
         // SAFETY: output rows m0..m0 + pt.
         let o = unsafe { out.add(m0 * out_stride) };
         for g in 0..nb {
@@ -717,7 +719,7 @@ unsafe fn i8_16x4_impl(
                     unsafe {
                         let r = q.apply(_mm512_add_epi32($acc, c));
                         let at = o.add(($px) * out_stride + g * 16);
-                        _mm_mask_storeu_epi8(at, smask, _mm512_cvtsepi32_epi8(r));
+                        _mm_mask_storeu_epi8(at, smask, _mm512_cvtepi32_epi8(r));
                     }
                 };
             }
