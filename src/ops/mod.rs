@@ -80,6 +80,15 @@ impl<'a> Inputs<'a> {
 /// hand-off costs more than it saves.
 const PAR_MIN_WORK: usize = 1 << 16;
 
+/// Tasks per thread when an operator is split: more than one, so that a thread that starts late
+/// (descheduled, or woken slowly) leaves its share to the others instead of holding everyone up.
+const TASKS_PER_THREAD: usize = 4;
+
+/// Rows per task when `rows` rows are split over `threads` threads.
+pub(crate) fn rows_per_task(rows: usize, threads: usize) -> usize {
+    rows.div_ceil(threads * TASKS_PER_THREAD).max(1)
+}
+
 /// How operators run: on the caller alone or split over a thread pool.
 pub(crate) struct Exec {
     pool: Option<ThreadPool>,
@@ -118,7 +127,7 @@ impl Exec {
         let rows = out.len().checked_div(row_len).unwrap_or(0);
         match &self.pool {
             Some(pool) if work >= PAR_MIN_WORK && rows >= 2 => {
-                let per = rows.div_ceil(pool.threads());
+                let per = rows_per_task(rows, pool.threads());
                 pool.run_chunks_mut(out, per * row_len, &|i, chunk| f(i * per, chunk));
             }
             _ => f(0, out),
@@ -141,7 +150,7 @@ impl Exec {
         let rows = out.len().checked_div(row_len).unwrap_or(0);
         match &self.pool {
             Some(pool) if work >= PAR_MIN_WORK && rows >= 2 => {
-                let per = rows.div_ceil(pool.threads());
+                let per = rows_per_task(rows, pool.threads());
                 let tasks = rows.div_ceil(per);
                 pool.run_chunks2_mut(
                     tasks,

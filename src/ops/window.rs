@@ -55,7 +55,7 @@ fn sub_window(win: &Window2d, r0: usize, r1: usize) -> (Window2d, Range<usize>) 
 
 impl<K: Sync> RowSplit<K> {
     /// Builds the kernel for `win` and, for one image and `threads > 1`, for the row blocks
-    /// [`Exec::rows`] hands out (`ceil(rows / threads)` rows each).
+    /// [`Exec::rows`] hands out ([`super::rows_per_task`] rows each).
     pub(crate) fn new(
         win: Window2d,
         threads: usize,
@@ -64,7 +64,7 @@ impl<K: Sync> RowSplit<K> {
         let rows = win.batch * win.h.output;
         let mut parts = Vec::new();
         if win.batch == 1 && threads > 1 && rows >= 2 {
-            let per = rows.div_ceil(threads);
+            let per = super::rows_per_task(rows, threads);
             let mut r0 = 0;
             while r0 < rows {
                 let r1 = (r0 + per).min(rows);
