@@ -170,3 +170,79 @@ fn tile_impl<T: Q8, const P: usize, const FOLD: bool>(
         c0 += n;
     }
 }
+
+/// `avx512::dwconv_f32_8x16`: f32 depthwise with 8-pixel interior tiles (8 independent FMA
+/// chains per 16 channels), 4- and 1-pixel tiles elsewhere; masked channel remainders.
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
+pub(super) fn f32(p: &super::DepthwiseF32, input: &[f32], output: &mut [f32], rows: Range<usize>) {
+    let w = &p.win;
+    if p.dm != 1 || w.h.kernel * w.w.kernel > MAX_TAPS {
+        return super::generic::f32::<true>(p, input, output, rows);
+    }
+    check(w, input, output, &rows);
+    let c = w.in_c;
+    let (x_lo, x_hi) = w.w.interior();
+    let dx = w.w.stride * c;
+    let mut list = [(0usize, 0usize); MAX_TAPS];
+    for row in rows {
+        let mut ox = 0;
+        while ox < w.w.output {
+            let nt = tap_list(w, row, ox, &mut list);
+            let taps = &list[..nt];
+            let at = (row * w.w.output + ox) * c;
+            if ox >= x_lo && ox + 8 <= x_hi {
+                tile_f32::<8>(p, input, &mut output[at..at + 8 * c], taps, dx);
+                ox += 8;
+            } else if ox >= x_lo && ox + PX <= x_hi {
+                tile_f32::<PX>(p, input, &mut output[at..at + PX * c], taps, dx);
+                ox += PX;
+            } else {
+                tile_f32::<1>(p, input, &mut output[at..at + c], taps, dx);
+                ox += 1;
+            }
+        }
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
+fn tile_f32<const P: usize>(
+    p: &super::DepthwiseF32,
+    input: &[f32],
+    out: &mut [f32],
+    taps: &[(usize, usize)],
+    dx: usize,
+) {
+    let c = p.win.in_c;
+    // Every access below is within these bounds (checked once here, not per load).
+    let last = taps.last().map_or(0, |&(_, io)| io + (P - 1) * dx + c);
+    assert!(last <= input.len(), "depthwise tile reads past the input");
+    assert!(out.len() >= P * c && p.bias.len() >= c);
+    assert!(taps.iter().all(|&(wo, _)| wo + c <= p.weights.len()));
+    let (lo, hi) = (_mm512_set1_ps(p.min), _mm512_set1_ps(p.max));
+    let mut c0 = 0;
+    while c0 < c {
+        let n = (c - c0).min(16);
+        let m: __mmask16 = if n == 16 { 0xFFFF } else { (1u16 << n) - 1 };
+        // SAFETY: lanes c0..c0 + n of the bias exist (asserted ≥ c); masked-off lanes are not read.
+        let bias = unsafe { _mm512_maskz_loadu_ps(m, p.bias.as_ptr().add(c0)) };
+        let mut acc = [bias; P];
+        for &(wo, io) in taps {
+            // SAFETY: wo + c ≤ weights.len() (asserted), so lanes c0..c0 + n are inside.
+            let wv = unsafe { _mm512_maskz_loadu_ps(m, p.weights.as_ptr().add(wo + c0)) };
+            for (j, a) in acc.iter_mut().enumerate() {
+                // SAFETY: io + j·dx + c0 + n ≤ last ≤ input.len() (taps in increasing offset
+                // order; the last tap's offset bounds the others).
+                let x = unsafe { _mm512_maskz_loadu_ps(m, input.as_ptr().add(io + j * dx + c0)) };
+                *a = _mm512_fmadd_ps(x, wv, *a);
+            }
+        }
+        for (j, &a) in acc.iter().enumerate() {
+            // TFLite's min(max(x, lo), hi).
+            let v = _mm512_min_ps(_mm512_max_ps(a, lo), hi);
+            // SAFETY: out holds P·c floats (asserted); lanes c0..c0 + n of pixel j are inside.
+            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(j * c + c0), m, v) };
+        }
+        c0 += n;
+    }
+}

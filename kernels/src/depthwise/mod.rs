@@ -914,13 +914,13 @@ pub mod generic {
 /// Instantiates the generic loops inside `#[target_feature]` functions for one x86 tier.
 #[cfg(target_arch = "x86_64")]
 macro_rules! dw_tier {
-    ($module:ident, $features:literal, $isa:expr, $qi8:path, $qu8:path) => {
+    ($module:ident, $features:literal, $isa:expr, $qf32:path, $qi8:path, $qu8:path) => {
         mod $module {
             use super::*;
 
             #[target_feature(enable = $features)]
             unsafe fn f32_tf(p: &DepthwiseF32, i: &[f32], o: &mut [f32], r: Range<usize>) {
-                generic::f32::<true>(p, i, o, r)
+                $qf32(p, i, o, r)
             }
             #[target_feature(enable = $features)]
             unsafe fn i8_tf(p: &DepthwiseQ, i: &[i8], o: &mut [i8], r: Range<usize>) {
@@ -983,6 +983,7 @@ dw_tier!(
     avx2,
     "avx2,fma",
     Isa::Avx2,
+    generic::f32::<true>,
     generic::q::<i8>,
     generic::q::<u8>
 );
@@ -991,6 +992,7 @@ dw_tier!(
     avx512,
     "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma",
     Isa::Avx512Vnni,
+    avx512q::f32,
     avx512q::q::<i8>,
     avx512q::q::<u8>
 );
