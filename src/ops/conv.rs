@@ -242,19 +242,31 @@ pub(crate) fn prepare_depthwise(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                 .collect();
             let bias = bias_f32(ctx, 2, oc)?;
             let image = g.ih * g.iw * g.ic;
-            let scratch = (g.n * image).next_multiple_of(64) + 2 * (g.n * 4).next_multiple_of(64);
+            // The integer sums run through the f32 depthwise kernel on integer-valued operands:
+            // |w| ≤ 127, |q − zp| ≤ 255, so every partial sum of up to 515 taps stays below 2²⁴
+            // and is exact in f32 — the result equals the int32 accumulation.
+            if kh * kw > 515 {
+                return Err(ctx.unsupported(format!("dynamic-range depthwise with {kh}x{kw} taps")));
+            }
+            let wf: Vec<f32> = weights.iter().map(|&v| v as f32).collect();
+            let win = window2d(ctx, &g, padding)?;
+            let split = RowSplit::new(win, ctx.threads, |w| {
+                KDepthwiseF32::new(w, &wf, None, f32::NEG_INFINITY, f32::INFINITY)
+                    .map_err(|e| ctx.err(e.to_string()))
+            })?;
+            let lay = HybridDwScratch::new(g.n, image);
             Ok(Prepared {
                 eval: boxed(DepthwiseHybrid {
                     g,
-                    mult,
-                    weights,
+                    split,
                     w_scales,
                     bias,
                     act: activation,
+                    image,
                 }),
                 shape,
                 dtype: DType::F32,
-                scratch,
+                scratch: lay.total,
             })
         }
         DType::F32 => {
@@ -386,16 +398,40 @@ impl OpEval for DepthwiseF32K {
     }
 }
 
+/// Scratch layout of the dynamic-range depthwise: int8 codes, centred f32 codes, per-image
+/// scales and zero points.
+struct HybridDwScratch {
+    centred_at: usize,
+    scales_at: usize,
+    zps_at: usize,
+    total: usize,
+}
+
+impl HybridDwScratch {
+    fn new(n: usize, image: usize) -> HybridDwScratch {
+        let a = |v: usize| v.next_multiple_of(64);
+        let centred_at = a(n * image);
+        let scales_at = centred_at + a(n * image * 4);
+        let zps_at = scales_at + a(n * 4);
+        HybridDwScratch {
+            centred_at,
+            scales_at,
+            zps_at,
+            total: zps_at + a(n * 4),
+        }
+    }
+}
+
 /// Dynamic-range depthwise convolution (TFLite's hybrid per-channel kernel): each input image
-/// is quantized to int8 (asymmetric), taps inside the image accumulate `w · (q − zp)` in int32,
-/// and the sum is scaled by `w_scale[c] · image_scale`, biased and clamped in f32.
+/// is quantized to int8 (asymmetric), taps inside the image accumulate `w · (q − zp)`, and the
+/// sum is scaled by `w_scale[c] · image_scale`, biased and clamped in f32.
 struct DepthwiseHybrid {
     g: Geometry,
-    mult: usize,
-    weights: Vec<i8>,
+    split: RowSplit<KDepthwiseF32>,
     w_scales: Vec<f32>,
     bias: Vec<f32>,
     act: Activation,
+    image: usize,
 }
 
 impl OpEval for DepthwiseHybrid {
@@ -403,55 +439,40 @@ impl OpEval for DepthwiseHybrid {
         let g = &self.g;
         let x = ins.f32(0);
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
-        let image = g.ih * g.iw * g.ic;
-        let (q, rest) = scratch.split_at_mut((g.n * image).next_multiple_of(64));
-        let (sc, zp) = rest.split_at_mut((g.n * 4).next_multiple_of(64));
-        let q: &mut [i8] = bytemuck::cast_slice_mut(q);
+        let lay = HybridDwScratch::new(g.n, self.image);
+        let (q, rest) = scratch.split_at_mut(lay.centred_at);
+        let (xc, rest) = rest.split_at_mut(lay.scales_at - lay.centred_at);
+        let (sc, zp) = rest.split_at_mut(lay.zps_at - lay.scales_at);
+        let len = g.n * self.image;
+        let q: &mut [i8] = &mut bytemuck::cast_slice_mut(q)[..len];
+        let xc: &mut [f32] = &mut bytemuck::cast_slice_mut(xc)[..len];
         let scales: &mut [f32] = &mut bytemuck::cast_slice_mut(sc)[..g.n];
         let zps: &mut [i32] = &mut bytemuck::cast_slice_mut(zp)[..g.n];
-        let q = &mut q[..g.n * image];
-        quantize_rows_asymmetric(x, image, g.n, image, q, image, scales, zps);
-        let (q, scales, zps): (&[i8], &[f32], &[i32]) = (q, scales, zps);
-        let (lo, hi) = act_range_f32(self.act);
-        let row_len = g.ow * g.oc;
+        quantize_rows_asymmetric(x, self.image, g.n, self.image, q, self.image, scales, zps);
+        for (b, (c, qi)) in xc
+            .chunks_mut(self.image)
+            .zip(q.chunks(self.image))
+            .enumerate()
+        {
+            let z = zps[b];
+            for (o, &v) in c.iter_mut().zip(qi) {
+                *o = (v as i32 - z) as f32;
+            }
+        }
+        let (xc, scales): (&[f32], &[f32]) = (xc, scales);
         let work = out.len() * g.kh * g.kw;
-        exec.rows(out, row_len, work, &|r0, rows| {
-            let mut acc = [0i32; 64];
-            for (ri, orow) in rows.chunks_exact_mut(row_len).enumerate() {
-                let r = r0 + ri;
-                let (b, y) = (r / g.oh, r % g.oh);
-                let (s, z) = (scales[b], zps[b]);
-                for (xo, o) in orow.chunks_exact_mut(g.oc).enumerate() {
-                    // Channels in blocks of 64 so the accumulators stay on the stack.
-                    for c0 in (0..g.oc).step_by(64) {
-                        let cn = (g.oc - c0).min(64);
-                        acc[..cn].fill(0);
-                        for ky in 0..g.kh {
-                            let Some(iy) = g.in_y(y, ky) else { continue };
-                            for kx in 0..g.kw {
-                                let Some(ix) = g.in_x(xo, kx) else { continue };
-                                let px = &q[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic];
-                                let wr = &self.weights[(ky * g.kw + kx) * g.oc + c0..][..cn];
-                                if self.mult == 1 {
-                                    let xs = &px[c0..c0 + cn];
-                                    for ((a, &w), &v) in acc[..cn].iter_mut().zip(wr).zip(xs) {
-                                        *a += w as i32 * (v as i32 - z);
-                                    }
-                                } else {
-                                    for (j, a) in acc[..cn].iter_mut().enumerate() {
-                                        let v = px[(c0 + j) / self.mult] as i32 - z;
-                                        *a += wr[j] as i32 * v;
-                                    }
-                                }
-                            }
-                        }
-                        for (j, &a) in acc[..cn].iter().enumerate() {
-                            let c = c0 + j;
-                            o[c] = a as f32 * (self.w_scales[c] * s) + self.bias[c];
-                        }
-                    }
-                    finish_f32(o, lo, hi, self.act);
+        self.split
+            .run::<f32>(exec, xc, out, work, &|k, x, o, r| k.run(x, o, r));
+        let (lo, hi) = act_range_f32(self.act);
+        let plane = g.oh * g.ow * g.oc;
+        let oc = g.oc;
+        exec.rows(out, oc, out.len(), &|p0, o| {
+            for (pi, px) in o.chunks_exact_mut(oc).enumerate() {
+                let s = scales[(p0 + pi) * oc / plane];
+                for (c, v) in px.iter_mut().enumerate() {
+                    *v = *v * (self.w_scales[c] * s) + self.bias[c];
                 }
+                finish_f32(px, lo, hi, self.act);
             }
         });
     }
