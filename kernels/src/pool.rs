@@ -49,6 +49,8 @@ struct Shared {
     done_lock: Mutex<()>,
     done: Condvar,
     panicked: AtomicBool,
+    /// Workers that have started running (see [`ThreadPool::new`]).
+    started: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,6 +88,7 @@ impl ThreadPool {
             done_lock: Mutex::new(()),
             done: Condvar::new(),
             panicked: AtomicBool::new(false),
+            started: AtomicUsize::new(0),
         });
         let mut pool = ThreadPool {
             shared,
@@ -96,8 +99,16 @@ impl ThreadPool {
             let shared = Arc::clone(&pool.shared);
             let handle = std::thread::Builder::new()
                 .name(format!("sparq-worker-{i}"))
-                .spawn(move || worker(&shared))?;
+                .spawn(move || {
+                    shared.started.fetch_add(1, Ordering::Release);
+                    worker(&shared)
+                })?;
             pool.workers.push(handle);
+        }
+        // Wait until every worker runs, so thread start-up (which allocates) is over before the
+        // first job: running a job then never allocates.
+        while pool.shared.started.load(Ordering::Acquire) < pool.workers.len() {
+            std::thread::yield_now();
         }
         Ok(pool)
     }
