@@ -118,3 +118,19 @@ fn bad_input_is_a_one_line_error() {
         assert!(err.starts_with("sparq-run:"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn no_model_runs_the_bundled_demo() {
+    let o = runner().output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = String::from_utf8(o.stdout).unwrap();
+    for v in [
+        "float32",
+        "float16 weights",
+        "int8",
+        "sparse f32",
+        "sparse int8",
+    ] {
+        assert!(s.contains(v), "demo misses {v}: {s}");
+    }
+}

@@ -12,9 +12,11 @@ use sparq::{DType, Interpreter, Model, Options, TensorInfo};
 const HELP: &str = "\
 sparq-run: run a .sparq or .tflite model
 
-usage: sparq-run MODEL [options]
+usage: sparq-run [MODEL] [options]
 
-  MODEL                   a .sparq file, or a .tflite file (imported on the fly)
+  MODEL                   a .sparq file, or a .tflite file (imported on the fly); without
+                          MODEL: a demo on the bundled digits CNN (f32, float16, int8 and
+                          pruned-sparse variants side by side on its 450 test images)
   --input X.npy           an input, in graph-input order (repeat for several inputs); without
                           --input, inputs are seeded random values. A float32 .npy given for an
                           int8/uint8 input is quantized with the input's scale and zero point.
@@ -455,7 +457,9 @@ fn summary(info: &TensorInfo, bytes: &[u8]) -> String {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    let path = args.model.as_ref().ok_or("no MODEL given (see --help)")?;
+    let Some(path) = args.model.as_ref() else {
+        return demo(args.threads);
+    };
     let t0 = Instant::now();
     let model = load(path)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -638,6 +642,95 @@ fn run(args: &Args) -> Result<(), String> {
                 d.as_secs_f64() * 1e3
             );
         }
+    }
+    Ok(())
+}
+
+/// The bundled demo model: a small digits CNN (8×8 images), in the variants sparq runs, with
+/// its test split. (The files are the committed test fixtures.)
+const DEMO: &[(&str, &[u8])] = &[
+    (
+        "float32",
+        include_bytes!("../../tests/fixtures/tflite/digits_cnn_float32.tflite"),
+    ),
+    (
+        "float16 weights",
+        include_bytes!("../../tests/fixtures/tflite/digits_cnn_fp16.tflite"),
+    ),
+    (
+        "int8",
+        include_bytes!("../../tests/fixtures/tflite/digits_cnn_int8.tflite"),
+    ),
+    (
+        "90% pruned, sparse f32",
+        include_bytes!("../../tests/fixtures/tflite/digits_cnn_p90_float32_sparse.tflite"),
+    ),
+    (
+        "90% pruned, sparse int8",
+        include_bytes!("../../tests/fixtures/tflite/digits_cnn_p90_int8_sparse.tflite"),
+    ),
+];
+const DEMO_X: &[u8] = include_bytes!("../../tests/fixtures/digits_test_x.npy");
+const DEMO_Y: &[u8] = include_bytes!("../../tests/fixtures/digits_test_y.npy");
+
+/// Runs every demo variant on the test split: file size, weight bytes, accuracy, median invoke.
+fn demo(threads: usize) -> Result<(), String> {
+    let xs = NpyArray::from_bytes(DEMO_X)
+        .map_err(|e| e.to_string())?
+        .to_f32();
+    let ys = NpyArray::from_bytes(DEMO_Y)
+        .map_err(|e| e.to_string())?
+        .to_f32();
+    println!(
+        "sparq demo: digits CNN (8x8 images), {} test images, {threads} thread(s)",
+        ys.len()
+    );
+    println!(
+        "{:<26} {:>9} {:>13} {:>9} {:>11}",
+        "variant", "file B", "weights B", "accuracy", "invoke us"
+    );
+    for (name, bytes) in DEMO {
+        let def = sparq::convert::import_tflite(bytes).map_err(|e| format!("{name}: {e}"))?;
+        let model = Model::from_def(&def).map_err(|e| format!("{name}: {e}"))?;
+        let mut it = Interpreter::new(
+            &model,
+            Options {
+                threads,
+                ..Options::default()
+            },
+        )
+        .map_err(|e| format!("{name}: {e}"))?;
+        let info = it.inputs()[0].clone();
+        let per = info.num_elements;
+        let mut correct = 0;
+        let mut times = Vec::with_capacity(ys.len());
+        for (s, &y) in ys.iter().enumerate() {
+            let x = &xs[s * per..(s + 1) * per];
+            let arr = NpyArray::from_f32(info.shape.clone(), x).map_err(|e| e.to_string())?;
+            it.set_input_bytes(0, &input_bytes(&info, &arr, Path::new("demo"))?)
+                .map_err(|e| e.to_string())?;
+            let t = Instant::now();
+            it.invoke().map_err(|e| e.to_string())?;
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+            let out_info = it.outputs()[0].clone();
+            let out = it.output_bytes(0).map_err(|e| e.to_string())?;
+            let vals: Vec<f32> = match out_info.dtype {
+                DType::F32 => bytemuck::cast_slice::<u8, f32>(out).to_vec(),
+                DType::I8 => out.iter().map(|&b| b as i8 as f32).collect(),
+                _ => out.iter().map(|&b| b as f32).collect(),
+            };
+            let best = (0..vals.len()).fold(0, |b, i| if vals[i] > vals[b] { i } else { b });
+            correct += (best == y as usize) as usize;
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "{:<26} {:>9} {:>13} {:>8.2}% {:>11.1}",
+            name,
+            bytes.len(),
+            model.weight_bytes(),
+            100.0 * correct as f64 / ys.len() as f64,
+            percentile(&times, 0.5)
+        );
     }
     Ok(())
 }
