@@ -133,3 +133,22 @@ fn oversized_pack_is_left_to_the_interpreter() {
     assert!(g.ops.iter().all(|o| o.code == B::PACK));
     assert!(g.tensors[1].data.is_none());
 }
+
+#[test]
+fn slice_with_a_mismatched_output_type_is_not_folded() {
+    // An int32 slice declared as f16 output (found by fuzzing): folding would store int32 bytes
+    // under an f16 tensor, so the op is left for the interpreter to reject.
+    let opt = Opt::StridedSlice {
+        begin_mask: 0,
+        end_mask: 0,
+        shrink_axis_mask: 0,
+    };
+    let mut m = slice_model(1, 3, 1, opt, &[2]);
+    m.tensors[4].ty = TensorType::FLOAT16;
+    m.tensors[5].ty = TensorType::FLOAT16;
+    let g = read_tflite(&build(&m)).unwrap();
+    assert!(g.ops.iter().any(|o| o.code == B::STRIDED_SLICE));
+    if let Ok(def) = sparq::convert::import_tflite(&build(&m)) {
+        sparq::Model::from_def(&def).expect("an imported model is valid");
+    }
+}

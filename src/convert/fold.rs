@@ -92,6 +92,16 @@ fn try_fold(g: &mut Graph, i: usize, is_output: &[bool]) -> Result<Folded> {
                 return Ok(Folded::No);
             };
             check_same_shape(g, op, src, out)?;
+            if g.tensors[src].dtype != g.tensors[out].dtype {
+                return Err(ImportError::invalid(
+                    format!("operator {} {}", op.index, op.name()),
+                    format!(
+                        "input {} and output {} differ in type",
+                        g.tensor_at(src),
+                        g.tensor_at(out)
+                    ),
+                ));
+            }
             if g.tensors[src].quant.is_none() {
                 g.tensors[src].quant = g.tensors[out].quant.clone();
             }
@@ -185,7 +195,8 @@ fn fold_strided_slice(g: &mut Graph, i: usize) -> Result<bool> {
         return Ok(false);
     };
     let xt = &g.tensors[x];
-    if xt.shape.len() != 1 || xt.sparse.is_some() {
+    let out_dtype = g.tensors[op.outputs[0] as usize].dtype;
+    if xt.shape.len() != 1 || xt.sparse.is_some() || xt.dtype != out_dtype {
         return Ok(false);
     }
     let Some(es) = element_size(xt.dtype) else {
