@@ -480,6 +480,7 @@ fn run(args: &Args) -> Result<(), String> {
         threads: args.threads,
         keep,
         profile: args.profile,
+        ..Options::default()
     };
     let t1 = Instant::now();
     let mut it = Interpreter::new(&model, options).map_err(|e| e.to_string())?;

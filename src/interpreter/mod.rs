@@ -27,6 +27,50 @@ pub struct Options {
     pub keep: Vec<String>,
     /// Time every operator during `invoke` (see [`Interpreter::profile`]).
     pub profile: bool,
+    /// Upper bound on the bytes prepare may allocate for the model: densified sparse and
+    /// widened float16 constants, packed weights and the activation arena (with scratch).
+    /// Each is checked before it is allocated; a model over the bound fails with an error
+    /// naming the tensor or operator. Default [`DEFAULT_MAX_PREPARE_BYTES`] (1 GiB).
+    pub max_prepare_bytes: usize,
+}
+
+/// The default [`Options::max_prepare_bytes`]: 1 GiB.
+pub const DEFAULT_MAX_PREPARE_BYTES: usize = 1 << 30;
+
+/// The prepare-time allocation budget ([`Options::max_prepare_bytes`]).
+pub(crate) struct Budget {
+    limit: usize,
+    used: std::cell::Cell<usize>,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: usize) -> Budget {
+        Budget {
+            limit,
+            used: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Takes `bytes` (`None`: the size computation overflowed) from the budget, or explains
+    /// why it cannot.
+    pub(crate) fn charge(&self, bytes: Option<usize>) -> std::result::Result<(), String> {
+        let used = self.used.get();
+        match bytes.and_then(|b| used.checked_add(b)) {
+            Some(total) if total <= self.limit => {
+                self.used.set(total);
+                Ok(())
+            }
+            Some(_) => Err(format!(
+                "needs {} bytes at prepare, over max_prepare_bytes {} ({used} already used)",
+                bytes.unwrap_or(0),
+                self.limit
+            )),
+            None => Err(format!(
+                "its prepare size overflows (max_prepare_bytes {})",
+                self.limit
+            )),
+        }
+    }
 }
 
 impl Default for Options {
@@ -35,6 +79,7 @@ impl Default for Options {
             threads: 1,
             keep: Vec::new(),
             profile: false,
+            max_prepare_bytes: DEFAULT_MAX_PREPARE_BYTES,
         }
     }
 }
@@ -144,10 +189,14 @@ impl<'m> Interpreter<'m> {
         // Constants: dense data is used in place (the model guarantees 64-byte alignment);
         // sparse constants are densified for the operators that read them densely; float16
         // constants are widened to f32 once, here (the file keeps them as f16).
+        let budget = Budget::new(options.max_prepare_bytes);
         let mut consts: Vec<ConstData<'m>> = Vec::new();
         let mut storage: Vec<Storage> = (0..n).map(|_| Storage::None).collect();
         for (i, t) in infos.iter_mut().enumerate() {
             let data = if let (Some(d), DType::F16) = (model.tensor_data(i), t.dtype) {
+                budget
+                    .charge(d.len().checked_mul(2))
+                    .map_err(|p| tensor_err(i, p))?;
                 let wide: Vec<f32> = d
                     .chunks_exact(2)
                     .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
@@ -162,6 +211,11 @@ impl<'m> Interpreter<'m> {
                     ConstData::Owned(AlignedBuf::from_bytes(d))
                 }
             } else if let Some(s) = model.sparse(i) {
+                let size = s
+                    .rows
+                    .checked_mul(s.cols)
+                    .and_then(|v| v.checked_mul(t.dtype.size_bytes()));
+                budget.charge(size).map_err(|p| tensor_err(i, p))?;
                 let dense = densify(&s, t.dtype.size_bytes()).map_err(|p| tensor_err(i, p))?;
                 ConstData::Owned(AlignedBuf::from_bytes(&dense))
             } else {
@@ -233,7 +287,7 @@ impl<'m> Interpreter<'m> {
                     ),
                 ));
             }
-            let ctx = ops::Ctx::new(oi, op, &infos, &consts, &storage, options.threads);
+            let ctx = ops::Ctx::new(oi, op, &infos, &consts, &storage, options.threads, &budget);
             let prepared = ops::prepare(&ctx)?;
             let declared = &infos[out];
             if prepared.dtype != declared.dtype || prepared.shape != declared.shape {
@@ -338,6 +392,9 @@ impl<'m> Interpreter<'m> {
         }
         let plan = arena::plan(&reqs, 64)
             .ok_or_else(|| Error::InvalidModel("activation arena size overflows".into()))?;
+        budget
+            .charge(Some(plan.total))
+            .map_err(|p| Error::InvalidModel(format!("the activation arena (with scratch) {p}")))?;
         for (k, &i) in arena_tensors.iter().enumerate() {
             storage[i] = Storage::Arena {
                 offset: plan.offsets[k],

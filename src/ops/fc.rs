@@ -85,6 +85,7 @@ fn prepare_int8(
     if wq.scales.len() != oc && wq.scales.len() != 1 {
         return Err(ctx.tensor_err(w, format!("needs 1 or {oc} scales")));
     }
+    ctx.charge(w, oc.checked_mul(ic).and_then(|v| v.checked_mul(2)))?;
     // Weights with their zero point removed (symmetric int8: 0; legacy uint8: per-tensor).
     let weights: Vec<i16> = match ctx.dtype(w) {
         DType::I8 if wq.zero_points.iter().all(|&z| z == 0) => {

@@ -64,6 +64,16 @@ pub(crate) fn direct(g: &Geometry) -> bool {
     g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pad_t == 0 && g.pad_l == 0
 }
 
+/// An upper bound on the bytes of `n × k` weights packed for any GEMM kernel (output channels
+/// padded to the widest tile, depth to 16, plus per-channel sums and bias), `elem` bytes each.
+pub(crate) fn packed_bytes(n: usize, k: usize, elem: usize) -> Option<usize> {
+    let np = n.checked_next_multiple_of(sparq_kernels::gemm::NR_MAX)?;
+    let kp = k.checked_next_multiple_of(16)?;
+    np.checked_mul(kp)?
+        .checked_mul(elem)?
+        .checked_add(np.checked_mul(8)?)
+}
+
 /// The kernel's fused activation, or `None` for one it cannot fold (tanh).
 fn kernel_act(a: Activation) -> Option<KAct> {
     match a {
@@ -90,6 +100,13 @@ pub(crate) fn prepare(
         return Err(ctx.tensor_err(w, format!("weights {:?} are not {n} × {k}", ctx.shape(w))));
     }
     let im2col = !direct(&g);
+    // Packed weights, charged before packing: f32 (a widened copy and the packed one) or int8.
+    let elem = if ctx.dtype(x) == DType::F32 && ctx.dtype(w) != DType::I8 {
+        8
+    } else {
+        1
+    };
+    ctx.charge(w, packed_bytes(n, k, elem))?;
     let kind = match ctx.dtype(x) {
         DType::F32 => {
             if ctx.dtype(w) == DType::I8 {
@@ -282,8 +299,25 @@ impl GemmOp {
         }
     }
 
-    /// Scratch bytes for the gathered rows (and, dynamic-range, the quantized input).
+    /// Scratch bytes for the gathered rows (and, dynamic-range, the quantized input);
+    /// `usize::MAX` when the size overflows (the arena plan then refuses it).
     pub(crate) fn scratch(&self) -> usize {
+        let g = &self.g;
+        let bound = (|| {
+            let m = g.n.checked_mul(g.oh)?.checked_mul(g.ow)?;
+            let input =
+                g.n.checked_mul(g.ih)?
+                    .checked_mul(g.iw)?
+                    .checked_mul(g.ic)?;
+            m.checked_mul(self.k)?
+                .checked_mul(4)?
+                .checked_add(input)?
+                .checked_add(m.checked_mul(8)?)?
+                .checked_add(4 * 64)
+        })();
+        if bound.is_none() {
+            return usize::MAX;
+        }
         if matches!(self.kind, Kind::Hybrid { .. }) {
             return self.hybrid_scratch().total;
         }

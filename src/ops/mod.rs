@@ -17,7 +17,7 @@ mod window;
 use sparq_kernels::pool::ThreadPool;
 use sparq_schema::{Activation, DType, OpKind, OpOptions, Quantization};
 
-use crate::interpreter::{ConstData, Storage};
+use crate::interpreter::{Budget, ConstData, Storage};
 use crate::{Error, OpInfo, Result, TensorInfo};
 
 /// Where an operator input comes from at run time.
@@ -195,6 +195,7 @@ pub(crate) struct Ctx<'a, 'm> {
     infos: &'a [TensorInfo],
     consts: &'a [ConstData<'m>],
     storage: &'a [Storage],
+    budget: &'a Budget,
 }
 
 impl<'a, 'm> Ctx<'a, 'm> {
@@ -205,6 +206,7 @@ impl<'a, 'm> Ctx<'a, 'm> {
         consts: &'a [ConstData<'m>],
         storage: &'a [Storage],
         threads: usize,
+        budget: &'a Budget,
     ) -> Ctx<'a, 'm> {
         Ctx {
             index,
@@ -216,7 +218,15 @@ impl<'a, 'm> Ctx<'a, 'm> {
             infos,
             consts,
             storage,
+            budget,
         }
+    }
+
+    /// Takes `bytes` (`None`: overflowed) that prepare is about to allocate for tensor `t`
+    /// from the [`crate::Options::max_prepare_bytes`] budget; an error naming the operator and
+    /// the tensor when it does not fit.
+    pub(crate) fn charge(&self, t: usize, bytes: Option<usize>) -> Result<()> {
+        self.budget.charge(bytes).map_err(|p| self.tensor_err(t, p))
     }
 
     /// An error about this operator.
