@@ -6,6 +6,7 @@ mod binary;
 mod conv;
 mod fc;
 mod gemm;
+mod movement;
 mod pool;
 mod quant;
 mod reduce;
@@ -396,6 +397,14 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         Softmax | LogSoftmax => softmax::prepare(ctx),
         Relu | Relu6 | ReluN1To1 | HardSwish | Logistic | Tanh | LeakyRelu | Abs | Neg | Exp
         | Sqrt | Rsqrt | Square => unary::prepare(ctx),
+        StridedSlice
+        | Slice
+        | Transpose
+        | DepthToSpace
+        | SpaceToDepth
+        | Gather
+        | ResizeNearestNeighbor => movement::prepare(ctx),
+        ResizeBilinear => movement::prepare_bilinear(ctx),
         Dequantize => quant::prepare_dequantize(ctx),
         Quantize => quant::prepare_quantize(ctx),
         _ => Err(ctx.unsupported("this operator kind is not implemented yet")),
