@@ -556,3 +556,152 @@ fn movement_errors_name_the_operator() {
     let e = prep(&def);
     assert!(e.contains("ResizeBilinear"), "{e}");
 }
+
+/// 8-bit CONCATENATION with a different scale and zero point per input: TFLite's
+/// `ConcatenationWithScaling` (`round(x · s + bias) + zp_out`, `s = in_scale · (1 / out_scale)`,
+/// `bias = −zp_in · s`, in f32), saturated; inputs sharing the output's quantization are copied.
+#[test]
+fn quantized_concat_rescales_each_input() {
+    let mut rng = Rng(0xc0);
+    for case in 0..24 {
+        let dtype = if case % 2 == 0 { DType::I8 } else { DType::U8 };
+        let (lo, hi) = if dtype == DType::I8 {
+            (-128i32, 127i32)
+        } else {
+            (0, 255)
+        };
+        let rank = rng.range(1, 4);
+        let base: Vec<usize> = (0..rank).map(|_| rng.range(1, 4)).collect();
+        let axis = rng.below(rank);
+        let parts = rng.range(1, 3);
+        let out_q = (
+            0.02 + rng.f32().abs() * 0.1,
+            rng.range(0, 40) as i32 + lo + 60,
+        );
+        let mut def = ModelDef::default();
+        let mut ins = Vec::new();
+        let mut shapes = Vec::new();
+        let mut quants = Vec::new();
+        for k in 0..parts {
+            let mut s = base.clone();
+            s[axis] = rng.range(1, 4);
+            // Input 0 of odd cases shares the output's quantization.
+            let q = if k == 0 && case % 3 == 0 {
+                out_q
+            } else {
+                (
+                    0.01 + rng.f32().abs() * 0.2,
+                    rng.range(0, 100) as i32 + lo + 20,
+                )
+            };
+            let mut t = TensorDef::activation(format!("x{k}"), dims(&s), dtype);
+            t.quant = Some(Quantization::per_tensor(q.0, q.1 as i64));
+            let ti = def.add_tensor(t);
+            def.inputs.push(ti);
+            ins.push(ti as i32);
+            shapes.push(s);
+            quants.push(q);
+        }
+        let mut out_shape = base.clone();
+        out_shape[axis] = shapes.iter().map(|s| s[axis]).sum();
+        let mut o = TensorDef::activation("out", dims(&out_shape), dtype);
+        o.quant = Some(Quantization::per_tensor(out_q.0, out_q.1 as i64));
+        let oi = def.add_tensor(o);
+        def.add_op(
+            OpKind::Concatenation,
+            OpOptions::Concatenation {
+                axis: axis as i32 - if case % 4 == 1 { rank as i32 } else { 0 },
+                activation: sparq_schema::Activation::None,
+            },
+            &ins,
+            &[oi as i32],
+        );
+        def.outputs.push(oi);
+        let xs: Vec<Vec<u8>> = shapes
+            .iter()
+            .map(|s| input(&mut rng, s.iter().product(), dtype))
+            .collect();
+        let code = |b: u8| {
+            if dtype == DType::I8 {
+                b as i8 as i32
+            } else {
+                b as i32
+            }
+        };
+        let outer: usize = base[..axis].iter().product();
+        let inner: usize = base[axis + 1..].iter().product();
+        let mut want = Vec::new();
+        for i in 0..outer {
+            for (k, x) in xs.iter().enumerate() {
+                let c = shapes[k][axis] * inner;
+                for &b in &x[i * c..(i + 1) * c] {
+                    let (sc, zp) = quants[k];
+                    if (sc, zp) == out_q {
+                        want.push(b);
+                        continue;
+                    }
+                    let s = sc * (1.0f32 / out_q.0);
+                    let bias = -(zp as f32) * s;
+                    let v = ((code(b) as f32 * s + bias).round() as i32 + out_q.1).clamp(lo, hi);
+                    want.push(v as u8);
+                }
+            }
+        }
+        let m = Model::from_def(&def).expect("model");
+        let mut it = Interpreter::new(&m, Options::default()).expect("prepare");
+        for (k, x) in xs.iter().enumerate() {
+            it.set_input_bytes(k, x).unwrap();
+        }
+        it.invoke().unwrap();
+        let what = format!("case {case}: {dtype} concat of {shapes:?} on axis {axis}, quant {quants:?} -> {out_q:?}");
+        assert_same(it.output_bytes(0).unwrap(), &want, 1, &what);
+    }
+}
+
+/// 8-bit PAD fills with the zero point; PADV2 with the given constant.
+#[test]
+fn quantized_pad_fills_with_zero_point_or_constant() {
+    let mut rng = Rng(0xad);
+    for (case, dtype) in [DType::I8, DType::U8].into_iter().enumerate() {
+        let xs = [1usize, 2, 3, 2];
+        let x = input(&mut rng, 12, dtype);
+        let pads = vec![0, 0, 1, 2, 0, 1, 1, 0];
+        let out_shape = [1usize, 5, 4, 3];
+        let def = model(
+            OpKind::Pad,
+            OpOptions::None,
+            &xs,
+            dtype,
+            &[(vec![4, 2], pads.clone())],
+            &out_shape,
+        );
+        let zp = if dtype == DType::I8 { -3i8 as u8 } else { 128 };
+        let mut want = vec![zp; 60];
+        for y in 0..2 {
+            for xx in 0..3 {
+                for c in 0..2 {
+                    want[((y + 1) * 4 + xx) * 3 + c + 1] = x[(y * 3 + xx) * 2 + c];
+                }
+            }
+        }
+        let what = format!("case {case}: {dtype} pad");
+        assert_same(&run_bytes(&def, &x, 1), &want, 1, &what);
+        // PADV2 with a constant 8-bit value.
+        let mut def = def;
+        let fill = 77u8;
+        let mut c = TensorDef::constant("fill", vec![], dtype, vec![fill]);
+        c.quant = def.tensors[0].quant.clone();
+        let ci = def.add_tensor(c);
+        def.operators[0].kind = OpKind::PadV2;
+        def.operators[0].inputs.push(ci as i32);
+        let mut want = vec![fill; 60];
+        for y in 0..2 {
+            for xx in 0..3 {
+                for c in 0..2 {
+                    want[((y + 1) * 4 + xx) * 3 + c + 1] = x[(y * 3 + xx) * 2 + c];
+                }
+            }
+        }
+        assert_same(&run_bytes(&def, &x, 1), &want, 1, &format!("{what}v2"));
+    }
+}

@@ -1,10 +1,16 @@
 //! Data movement: RESHAPE, SQUEEZE, EXPAND_DIMS (a copy), CONCATENATION, PAD / PADV2. These
-//! work on bytes, so every dtype runs (quantized inputs must share the output's quantization).
+//! work on bytes, so every dtype runs. Quantized inputs must share the output's quantization,
+//! except for 8-bit CONCATENATION, which requantizes each input whose scale or zero point
+//! differs (TFLite's `ConcatenationWithScaling`).
 
 use sparq_schema::{DType, OpKind, OpOptions};
 
 use super::binary::MAX_RANK;
-use super::{boxed, elements, Ctx, Exec, Inputs, OpEval, Prepared};
+use sparq_kernels::activation::Lut8;
+use sparq_kernels::elementwise::{QInt, QParams};
+use sparq_kernels::shape_ops;
+
+use super::{boxed, cast_mut, elements, Ctx, Exec, Inputs, OpEval, Prepared};
 use crate::Result;
 
 /// Resolves one `-1` in a requested shape against the element count.
@@ -161,9 +167,33 @@ pub(crate) fn prepare_concat(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                 format!("shape {s:?} does not concatenate with {s0:?} on axis {a}"),
             ));
         }
-        same_quant(ctx, t, ctx.output())?;
+        if matches!(ctx.dtype(t), DType::I8 | DType::U8) {
+            if ctx.dtype(t) != ctx.dtype(ctx.output()) {
+                same_quant(ctx, t, ctx.output())?;
+            }
+        } else {
+            same_quant(ctx, t, ctx.output())?;
+        }
         shape[a] += s[a];
         chunks.push(s[a] * inner);
+    }
+    let out = ctx.output();
+    let requant = match ctx.dtype(out) {
+        DType::I8 => ConcatTables::I8(concat_tables::<i8>(ctx, n)?),
+        DType::U8 => ConcatTables::U8(concat_tables::<u8>(ctx, n)?),
+        _ => ConcatTables::None,
+    };
+    if !matches!(requant, ConcatTables::None) {
+        return Ok(Prepared {
+            eval: boxed(ConcatQ {
+                outer,
+                chunks,
+                requant,
+            }),
+            shape,
+            dtype: ctx.dtype(first),
+            scratch: 0,
+        });
     }
     Ok(Prepared {
         eval: boxed(Concat { outer, chunks }),
@@ -187,6 +217,84 @@ impl OpEval for Concat {
                 out[o..o + c].copy_from_slice(&ins.bytes(k)[i * c..(i + 1) * c]);
                 o += c;
             }
+        }
+    }
+}
+
+/// The per-tensor quantization of an 8-bit tensor.
+fn qparams(ctx: &Ctx<'_, '_>, t: usize) -> Result<QParams> {
+    match ctx.quant(t) {
+        Some(q) if q.scales.len() == 1 && q.zero_points.len() == 1 => {
+            let zp = i32::try_from(q.zero_points[0])
+                .map_err(|_| ctx.tensor_err(t, "zero point out of range"))?;
+            Ok(QParams::new(q.scales[0], zp))
+        }
+        Some(_) => Err(ctx.unsupported(format!(
+            "tensor {t} \"{}\" is not quantized per tensor",
+            ctx.info(t).name
+        ))),
+        None => Err(ctx.tensor_err(t, "8-bit tensor without quantization")),
+    }
+}
+
+/// Requantization tables of the inputs of an 8-bit CONCATENATION (`None`: a plain copy).
+fn concat_tables<T: QInt>(ctx: &Ctx<'_, '_>, n: usize) -> Result<Vec<Option<Lut8<T>>>> {
+    let o = ctx.output();
+    let mut tables = Vec::with_capacity(n);
+    for k in 0..n {
+        let t = ctx.input(k)?;
+        if ctx.quant(t) == ctx.quant(o) {
+            tables.push(None);
+            continue;
+        }
+        let table = shape_ops::prepare_concat_requant::<T>(qparams(ctx, t)?, qparams(ctx, o)?)
+            .map_err(|e| ctx.tensor_err(t, e))?;
+        tables.push(table);
+    }
+    Ok(tables)
+}
+
+enum ConcatTables {
+    None,
+    I8(Vec<Option<Lut8<i8>>>),
+    U8(Vec<Option<Lut8<u8>>>),
+}
+
+/// 8-bit CONCATENATION whose inputs may each have their own scale and zero point.
+struct ConcatQ {
+    outer: usize,
+    /// Elements (= bytes) each input contributes per outer index.
+    chunks: Vec<usize>,
+    requant: ConcatTables,
+}
+
+fn concat_q<T: QInt>(
+    outer: usize,
+    chunks: &[usize],
+    tables: &[Option<Lut8<T>>],
+    ins: &Inputs<'_>,
+    out: &mut [T],
+) {
+    let mut o = 0;
+    for i in 0..outer {
+        for (k, (&c, table)) in chunks.iter().zip(tables).enumerate() {
+            let x: &[T] = bytemuck::cast_slice(ins.bytes(k));
+            let src = &x[i * c..(i + 1) * c];
+            match table {
+                None => out[o..o + c].copy_from_slice(src),
+                Some(t) => t.apply(src, &mut out[o..o + c]),
+            }
+            o += c;
+        }
+    }
+}
+
+impl OpEval for ConcatQ {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
+        match &self.requant {
+            ConcatTables::I8(t) => concat_q(self.outer, &self.chunks, t, ins, cast_mut(out)),
+            ConcatTables::U8(t) => concat_q(self.outer, &self.chunks, t, ins, out),
+            ConcatTables::None => {}
         }
     }
 }
