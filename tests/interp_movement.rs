@@ -555,6 +555,40 @@ fn movement_errors_name_the_operator() {
     );
     let e = prep(&def);
     assert!(e.contains("ResizeBilinear"), "{e}");
+    // TRANSPOSE_CONV whose output shape disagrees with the weights' output channels.
+    let mut def = ModelDef::default();
+    let s = def.add_tensor(TensorDef::constant(
+        "output_shape",
+        vec![4],
+        DType::I32,
+        i32_bytes(&[1, 4, 4, 3]),
+    ));
+    let w = def.add_tensor(TensorDef::constant(
+        "w",
+        vec![2, 3, 3, 1],
+        DType::F32,
+        f32_bytes(&[0.5; 18]),
+    ));
+    let x = def.add_tensor(TensorDef::activation("x", vec![1, 2, 2, 1], DType::F32));
+    def.inputs.push(x);
+    let o = def.add_tensor(TensorDef::activation("out", vec![1, 4, 4, 3], DType::F32));
+    def.add_op(
+        OpKind::TransposeConv,
+        OpOptions::TransposeConv {
+            padding: sparq_schema::Padding::Same,
+            stride_h: 2,
+            stride_w: 2,
+            activation: sparq_schema::Activation::None,
+        },
+        &[s as i32, w as i32, x as i32],
+        &[o as i32],
+    );
+    def.outputs.push(o);
+    let e = prep(&def);
+    assert!(
+        e.contains("TransposeConv") && e.contains("output channels"),
+        "{e}"
+    );
 }
 
 /// 8-bit CONCATENATION with a different scale and zero point per input: TFLite's
@@ -703,5 +737,213 @@ fn quantized_pad_fills_with_zero_point_or_constant() {
             }
         }
         assert_same(&run_bytes(&def, &x, 1), &want, 1, &format!("{what}v2"));
+    }
+}
+
+/// TFLite's padding for TRANSPOSE_CONV on one axis (computed from the output size).
+fn tconv_pad(p: sparq_schema::Padding, out: usize, k: usize, s: usize) -> isize {
+    let o = match p {
+        sparq_schema::Padding::Same => out.div_ceil(s),
+        sparq_schema::Padding::Valid => (out + s - k) / s,
+    } as isize;
+    (((o - 1) * s as isize + k as isize - out as isize).max(0)) / 2
+}
+
+/// TRANSPOSE_CONV as TFLite defines it: a scatter of every input pixel through the kernel,
+/// then bias; f32 against a plain loop, int8/uint8 exactly (per-channel int8 weights, uint8
+/// weights with a zero point) against the same loop in i32 and TFLite's requantization.
+#[test]
+fn transpose_conv_matches_scatter_reference() {
+    use sparq_kernels::requant::{multiply_by_quantized_multiplier, quantize_multiplier};
+    use sparq_schema::{Activation, Padding};
+    let mut rng = Rng(0x7c0);
+    for case in 0..36 {
+        let dtype = DTYPES[case % 3];
+        let padding = if case % 2 == 0 {
+            Padding::Same
+        } else {
+            Padding::Valid
+        };
+        let (n, ih, iw, ic, oc) = (
+            rng.range(1, 2),
+            rng.range(1, 5),
+            rng.range(1, 5),
+            rng.range(1, 6),
+            rng.range(1, 6),
+        );
+        let (kh, kw, s) = (rng.range(1, 4), rng.range(1, 4), rng.range(1, 3));
+        let (oh, ow) = match padding {
+            Padding::Same => (ih * s, iw * s),
+            Padding::Valid => ((ih - 1) * s + kh, (iw - 1) * s + kw),
+        };
+        let (pt, pl) = (tconv_pad(padding, oh, kh, s), tconv_pad(padding, ow, kw, s));
+        let act = if case % 5 == 0 {
+            Activation::Relu
+        } else {
+            Activation::None
+        };
+        let with_bias = case % 4 != 3;
+        let xs = [n, ih, iw, ic];
+        let nw = oc * kh * kw * ic;
+        let x = input(&mut rng, n * ih * iw * ic, dtype);
+        // Scatter into i64/f64 accumulators given element readers.
+        let scatter = |xv: &dyn Fn(usize) -> f64, wv: &dyn Fn(usize) -> f64| {
+            let mut acc = vec![0f64; n * oh * ow * oc];
+            for b in 0..n {
+                for y in 0..ih {
+                    for xx in 0..iw {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let oy = (y * s + ky) as isize - pt;
+                                let ox = (xx * s + kx) as isize - pl;
+                                if oy < 0 || ox < 0 || oy >= oh as isize || ox >= ow as isize {
+                                    continue;
+                                }
+                                for o in 0..oc {
+                                    for c in 0..ic {
+                                        acc[((b * oh + oy as usize) * ow + ox as usize) * oc
+                                            + o] += xv(((b * ih + y) * iw + xx) * ic + c)
+                                            * wv(((o * kh + ky) * kw + kx) * ic + c);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            acc
+        };
+        let mut def = ModelDef::default();
+        let shape_t = def.add_tensor(TensorDef::constant(
+            "output_shape",
+            vec![4],
+            DType::I32,
+            i32_bytes(&[n as i32, oh as i32, ow as i32, oc as i32]),
+        ));
+        let what = format!(
+            "case {case}: {dtype} transpose conv {xs:?} k {kh}x{kw} s {s} {padding:?} oc {oc} -> {oh}x{ow} {act:?} bias {with_bias}"
+        );
+        let opts = OpOptions::TransposeConv {
+            padding,
+            stride_h: s as i32,
+            stride_w: s as i32,
+            activation: act,
+        };
+        if dtype == DType::F32 {
+            let w = rng.vec_f32(nw);
+            let bias = rng.vec_f32(oc);
+            let wt = def.add_tensor(TensorDef::constant(
+                "w",
+                dims(&[oc, kh, kw, ic]),
+                DType::F32,
+                f32_bytes(&w),
+            ));
+            let xt = def.add_tensor(TensorDef::activation("x", dims(&xs), DType::F32));
+            def.inputs.push(xt);
+            let mut ins = vec![shape_t as i32, wt as i32, xt as i32];
+            if with_bias {
+                ins.push(def.add_tensor(TensorDef::constant(
+                    "b",
+                    vec![oc as i32],
+                    DType::F32,
+                    f32_bytes(&bias),
+                )) as i32);
+            }
+            let ot = def.add_tensor(TensorDef::activation(
+                "out",
+                dims(&[n, oh, ow, oc]),
+                DType::F32,
+            ));
+            def.add_op(OpKind::TransposeConv, opts, &ins, &[ot as i32]);
+            def.outputs.push(ot);
+            let xf = bytemuck_f32(&x);
+            let acc = scatter(&|i| xf[i] as f64, &|i| w[i] as f64);
+            let want: Vec<f32> = acc
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let v = v as f32 + if with_bias { bias[i % oc] } else { 0.0 };
+                    if act == Activation::Relu {
+                        v.max(0.0)
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            assert_close(&bytemuck_f32(&run_bytes(&def, &x, 1)), &want, 1e-5, &what);
+            continue;
+        }
+        // 8-bit: activations `dtype`; weights int8 per channel (i8) or uint8 per tensor (u8).
+        let (lo, hi, in_zp, out_zp) = if dtype == DType::I8 {
+            (-128i32, 127i32, -5i32, 3i32)
+        } else {
+            (0, 255, 120, 131)
+        };
+        let (in_scale, out_scale) = (0.02f32, 0.05 + 0.05 * rng.f32().abs());
+        let wbytes: Vec<u8> = (0..nw).map(|_| rng.next_u64() as u8).collect();
+        let (w_scales, w_zp): (Vec<f32>, i32) = if dtype == DType::I8 {
+            ((0..oc).map(|_| 0.002 + 0.01 * rng.f32().abs()).collect(), 0)
+        } else {
+            (vec![0.004], 117)
+        };
+        let wq = if dtype == DType::I8 {
+            Quantization {
+                scales: w_scales.clone(),
+                zero_points: vec![0; oc],
+                axis: Some(0),
+            }
+        } else {
+            Quantization::per_tensor(w_scales[0], w_zp as i64)
+        };
+        let bias: Vec<i32> = (0..oc).map(|_| rng.below(4001) as i32 - 2000).collect();
+        let mut wt = TensorDef::constant("w", dims(&[oc, kh, kw, ic]), dtype, wbytes.clone());
+        wt.quant = Some(wq);
+        let wt = def.add_tensor(wt);
+        let mut xt = TensorDef::activation("x", dims(&xs), dtype);
+        xt.quant = Some(Quantization::per_tensor(in_scale, in_zp as i64));
+        let xt = def.add_tensor(xt);
+        def.inputs.push(xt);
+        let mut ins = vec![shape_t as i32, wt as i32, xt as i32];
+        if with_bias {
+            ins.push(def.add_tensor(TensorDef::constant(
+                "b",
+                vec![oc as i32],
+                DType::I32,
+                i32_bytes(&bias),
+            )) as i32);
+        }
+        let mut ot = TensorDef::activation("out", dims(&[n, oh, ow, oc]), dtype);
+        ot.quant = Some(Quantization::per_tensor(out_scale, out_zp as i64));
+        let ot = def.add_tensor(ot);
+        def.add_op(OpKind::TransposeConv, opts, &ins, &[ot as i32]);
+        def.outputs.push(ot);
+        let code = |b: u8| {
+            if dtype == DType::I8 {
+                b as i8 as i32
+            } else {
+                b as i32
+            }
+        };
+        let acc = scatter(&|i| (code(x[i]) - in_zp) as f64, &|i| {
+            (code(wbytes[i]) - w_zp) as f64
+        });
+        let relu_lo = if act == Activation::Relu {
+            out_zp.max(lo)
+        } else {
+            lo
+        };
+        let want: Vec<u8> = acc
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let o = i % oc;
+                let ws = w_scales[if w_scales.len() == 1 { 0 } else { o }];
+                let (m, sh) = quantize_multiplier(in_scale as f64 * ws as f64 / out_scale as f64);
+                let a = v as i32 + if with_bias { bias[o] } else { 0 };
+                let q = multiply_by_quantized_multiplier(a, m, sh) + out_zp;
+                q.clamp(relu_lo, hi) as u8
+            })
+            .collect();
+        assert_same(&run_bytes(&def, &x, 1), &want, 1, &what);
     }
 }

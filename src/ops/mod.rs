@@ -12,6 +12,7 @@ mod quant;
 mod reduce;
 mod shape;
 mod softmax;
+mod transpose_conv;
 mod unary;
 mod window;
 
@@ -405,6 +406,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         | Gather
         | ResizeNearestNeighbor => movement::prepare(ctx),
         ResizeBilinear => movement::prepare_bilinear(ctx),
+        TransposeConv => transpose_conv::prepare(ctx),
         Dequantize => quant::prepare_dequantize(ctx),
         Quantize => quant::prepare_quantize(ctx),
         _ => Err(ctx.unsupported("this operator kind is not implemented yet")),
