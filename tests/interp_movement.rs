@@ -947,3 +947,70 @@ fn transpose_conv_matches_scatter_reference() {
         assert_same(&run_bytes(&def, &x, 1), &want, 1, &what);
     }
 }
+
+/// PACK of 1 to 4 tensors on every axis (negative axes too), f32 and 8-bit.
+#[test]
+fn pack_matches_reference() {
+    let mut rng = Rng(0x9ac);
+    for case in 0..24 {
+        let dtype = DTYPES[case % 3];
+        let elem = dtype.size_bytes();
+        let rank = rng.range(0, 3);
+        let s: Vec<usize> = (0..rank).map(|_| rng.range(1, 4)).collect();
+        let parts = rng.range(1, 4);
+        let axis = rng.below(rank + 1);
+        let quant = match dtype {
+            DType::I8 => Some(Quantization::per_tensor(0.1, 2)),
+            DType::U8 => Some(Quantization::per_tensor(0.1, 130)),
+            _ => None,
+        };
+        let mut def = ModelDef::default();
+        let mut ins = Vec::new();
+        let count: usize = s.iter().product();
+        let xs: Vec<Vec<u8>> = (0..parts).map(|_| input(&mut rng, count, dtype)).collect();
+        for k in 0..parts {
+            let mut t = TensorDef::activation(format!("x{k}"), dims(&s), dtype);
+            t.quant = quant.clone();
+            let ti = def.add_tensor(t);
+            def.inputs.push(ti);
+            ins.push(ti as i32);
+        }
+        let mut out_shape = s.clone();
+        out_shape.insert(axis, parts);
+        let mut o = TensorDef::activation("out", dims(&out_shape), dtype);
+        o.quant = quant;
+        let oi = def.add_tensor(o);
+        let a = if case % 2 == 0 {
+            axis as i32
+        } else {
+            axis as i32 - rank as i32 - 1
+        };
+        def.add_op(
+            OpKind::Pack,
+            OpOptions::Pack {
+                axis: a,
+                values_count: parts as i32,
+            },
+            &ins,
+            &[oi as i32],
+        );
+        def.outputs.push(oi);
+        // out[outer, k, inner] = x_k[outer, inner].
+        let inner: usize = s[axis..].iter().product();
+        let outer: usize = s[..axis].iter().product();
+        let mut want = Vec::new();
+        for i in 0..outer {
+            for x in &xs {
+                want.extend_from_slice(&x[i * inner * elem..(i + 1) * inner * elem]);
+            }
+        }
+        let m = Model::from_def(&def).expect("model");
+        let mut it = Interpreter::new(&m, Options::default()).expect("prepare");
+        for (k, x) in xs.iter().enumerate() {
+            it.set_input_bytes(k, x).unwrap();
+        }
+        it.invoke().unwrap();
+        let what = format!("case {case}: {dtype} pack {parts} x {s:?} on axis {a}");
+        assert_same(it.output_bytes(0).unwrap(), &want, elem, &what);
+    }
+}

@@ -407,6 +407,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         | ResizeNearestNeighbor => movement::prepare(ctx),
         ResizeBilinear => movement::prepare_bilinear(ctx),
         TransposeConv => transpose_conv::prepare(ctx),
+        Pack => shape::prepare_pack(ctx),
         Dequantize => quant::prepare_dequantize(ctx),
         Quantize => quant::prepare_quantize(ctx),
         _ => Err(ctx.unsupported("this operator kind is not implemented yet")),

@@ -203,6 +203,42 @@ pub(crate) fn prepare_concat(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     })
 }
 
+/// PACK: `values_count` tensors of one shape stacked along a new axis (a byte concatenation).
+pub(crate) fn prepare_pack(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
+    let OpOptions::Pack { axis, values_count } = *ctx.options else {
+        return Err(ctx.err("options are not Pack options"));
+    };
+    let n = ctx.num_inputs();
+    if n == 0 || values_count as i64 != n as i64 {
+        return Err(ctx.err(format!("values_count {values_count} but {n} inputs")));
+    }
+    let first = ctx.input(0)?;
+    let s0 = ctx.shape(first).to_vec();
+    let plan =
+        shape_ops::ConcatPlan::pack(axis as i64, &s0, n).map_err(|e| ctx.err(e.to_string()))?;
+    let a = shape_ops::resolve_axis("PACK", axis as i64, s0.len() + 1)
+        .map_err(|e| ctx.err(e.to_string()))?;
+    for k in 0..n {
+        let t = ctx.input(k)?;
+        if ctx.shape(t) != s0.as_slice() {
+            return Err(ctx.tensor_err(t, format!("shape {:?} differs from {s0:?}", ctx.shape(t))));
+        }
+        same_quant(ctx, t, ctx.output())?;
+    }
+    let elem = ctx.dtype(first).size_bytes();
+    let outer: usize = s0[..a].iter().product();
+    let chunk = s0[a..].iter().product::<usize>() * elem;
+    Ok(Prepared {
+        eval: boxed(Concat {
+            outer,
+            chunks: vec![chunk; n],
+        }),
+        shape: plan.out_shape().to_vec(),
+        dtype: ctx.dtype(first),
+        scratch: 0,
+    })
+}
+
 struct Concat {
     outer: usize,
     /// Bytes each input contributes per outer index.
