@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use sparq::npy::NpyArray;
-use sparq::{Interpreter, Model, Options};
+use sparq::{Interpreter, Model, Options, SparseRoute};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -36,10 +36,22 @@ fn argmax(v: &[f32]) -> usize {
 
 /// Float models: output within 1e-4 of the output's scale on the reference input, and on every
 /// test sample; accuracy equal to LiteRT's.
-fn check_float(name: &str) {
+fn check_float(name: &str, route: SparseRoute) {
     let model = load(name);
-    let mut it = Interpreter::new(&model, Options::default())
-        .unwrap_or_else(|e| panic!("{name}: prepare: {e}"));
+    let opts = Options {
+        sparse: route,
+        ..Options::default()
+    };
+    let mut it = Interpreter::new(&model, opts).unwrap_or_else(|e| panic!("{name}: prepare: {e}"));
+    let routed = it.kernels().iter().filter(|k| k.2.is_some()).count();
+    if route == SparseRoute::Sparse && name.contains("mlp") && name.ends_with("float32_sparse") {
+        // Every f32 fully-connected layer with sparse weights runs on a sparse kernel.
+        assert!(routed > 0, "{name}: no layer on the sparse kernels");
+    }
+    if route == SparseRoute::Dense || !name.ends_with("_sparse") {
+        assert_eq!(routed, 0, "{name}: {:?}", it.kernels());
+    }
+    let label = format!("{name} ({route:?})");
     let x = io(name, "input.npy").to_f32();
     it.set_input(0, &x).unwrap();
     it.invoke().unwrap();
@@ -49,7 +61,7 @@ fn check_float(name: &str) {
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert!(
             (g - w).abs() <= 1e-4 * scale,
-            "{name}: element {i}: got {g}, LiteRT {w}"
+            "{label}: element {i}: got {g}, LiteRT {w}"
         );
     }
     // The whole test split.
@@ -71,7 +83,7 @@ fn check_float(name: &str) {
         for (i, (g, w)) in got.iter().zip(r).enumerate() {
             assert!(
                 (g - w).abs() <= 1e-4 * scale,
-                "{name}: sample {s} element {i}: got {g}, LiteRT {w}"
+                "{label}: sample {s} element {i}: got {g}, LiteRT {w}"
             );
         }
         ours += (argmax(got) == ys[s] as usize) as usize;
@@ -80,7 +92,7 @@ fn check_float(name: &str) {
     assert_eq!(
         ours,
         theirs,
-        "{name}: accuracy {ours}/{} vs LiteRT {theirs}",
+        "{label}: accuracy {ours}/{} vs LiteRT {theirs}",
         ys.len()
     );
 }
@@ -115,7 +127,11 @@ const FLOAT_MODELS: &[&str] = &[
 #[test]
 fn float_models_match_litert() {
     for name in FLOAT_MODELS {
-        check_float(name);
+        check_float(name, SparseRoute::Auto);
+        if name.ends_with("_sparse") {
+            check_float(name, SparseRoute::Sparse);
+            check_float(name, SparseRoute::Dense);
+        }
     }
 }
 
@@ -133,15 +149,17 @@ fn quantize(x: &[f32], scale: f32, zp: i32, unsigned: bool) -> Vec<u8> {
 
 /// Integer models: outputs equal LiteRT's reference kernels exactly, on the reference input and
 /// on every test sample; accuracy equal.
-fn check_quant(name: &str) {
+fn check_quant(name: &str, route: SparseRoute) {
     let model = load(name);
+    let label = format!("{name} ({route:?})");
     for threads in [1, 2] {
         let opts = Options {
             threads,
+            sparse: route,
             ..Options::default()
         };
         let mut it =
-            Interpreter::new(&model, opts).unwrap_or_else(|e| panic!("{name}: prepare: {e}"));
+            Interpreter::new(&model, opts).unwrap_or_else(|e| panic!("{label}: prepare: {e}"));
         let input = io(name, "input.npy");
         it.set_input_bytes(0, &input.data).unwrap();
         it.invoke().unwrap();
@@ -149,7 +167,7 @@ fn check_quant(name: &str) {
         let got = it.output_bytes(0).unwrap();
         if let Some(i) = (0..got.len()).find(|&i| got[i] != want.data[i]) {
             panic!(
-                "{name} ({threads} threads): element {i}: got {}, LiteRT {}",
+                "{label} ({threads} threads): element {i}: got {}, LiteRT {}",
                 got[i], want.data[i]
             );
         }
@@ -183,7 +201,7 @@ fn check_quant(name: &str) {
             let r = &refs.data[s * classes..(s + 1) * classes];
             if let Some(i) = (0..classes).find(|&i| got[i] != r[i]) {
                 panic!(
-                    "{name}: sample {s} element {i}: got {}, LiteRT {}",
+                    "{label}: sample {s} element {i}: got {}, LiteRT {}",
                     got[i], r[i]
                 );
             }
@@ -195,7 +213,7 @@ fn check_quant(name: &str) {
             ours += (am(got) == ys[s] as usize) as usize;
             theirs += (am(r) == ys[s] as usize) as usize;
         }
-        assert_eq!(ours, theirs, "{name}: accuracy {ours} vs LiteRT {theirs}");
+        assert_eq!(ours, theirs, "{label}: accuracy {ours} vs LiteRT {theirs}");
     }
 }
 
@@ -232,6 +250,9 @@ const QUANT_MODELS: &[&str] = &[
 #[test]
 fn integer_models_equal_litert_reference() {
     for name in QUANT_MODELS {
-        check_quant(name);
+        check_quant(name, SparseRoute::Auto);
+        if name.ends_with("_sparse") {
+            check_quant(name, SparseRoute::Sparse);
+        }
     }
 }

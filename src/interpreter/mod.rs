@@ -32,6 +32,24 @@ pub struct Options {
     /// Each is checked before it is allocated; a model over the bound fails with an error
     /// naming the tensor or operator. Default [`DEFAULT_MAX_PREPARE_BYTES`] (1 GiB).
     pub max_prepare_bytes: usize,
+    /// Which kernels run weights stored sparse in the model (see [`SparseRoute`]).
+    pub sparse: SparseRoute,
+}
+
+/// How a FULLY_CONNECTED or 1×1 stride-1 CONV_2D whose weight is stored sparse runs. Eligible:
+/// f32 weights with f32 activations; symmetric int8 weights with int8 or uint8 activations on a
+/// 1×1 convolution (the int8 fully-connected layer keeps its own TFLite-exact rescale). Other
+/// layers always run dense (their weights densified at prepare).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SparseRoute {
+    /// The sparse kernels where the kernel crate's `prefer_sparse` expects them to be faster
+    /// on this CPU; dense elsewhere.
+    #[default]
+    Auto,
+    /// The sparse kernels for every eligible layer.
+    Sparse,
+    /// The dense kernels everywhere.
+    Dense,
 }
 
 /// The default [`Options::max_prepare_bytes`]: 1 GiB.
@@ -80,6 +98,7 @@ impl Default for Options {
             keep: Vec::new(),
             profile: false,
             max_prepare_bytes: DEFAULT_MAX_PREPARE_BYTES,
+            sparse: SparseRoute::Auto,
         }
     }
 }
@@ -190,6 +209,7 @@ impl<'m> Interpreter<'m> {
         // sparse constants are densified for the operators that read them densely; float16
         // constants are widened to f32 once, here (the file keeps them as f16).
         let budget = Budget::new(options.max_prepare_bytes);
+        let sparse: Vec<Option<SparseView<'m>>> = (0..n).map(|i| model.sparse(i)).collect();
         let mut consts: Vec<ConstData<'m>> = Vec::new();
         let mut storage: Vec<Storage> = (0..n).map(|_| Storage::None).collect();
         for (i, t) in infos.iter_mut().enumerate() {
@@ -287,7 +307,16 @@ impl<'m> Interpreter<'m> {
                     ),
                 ));
             }
-            let ctx = ops::Ctx::new(oi, op, &infos, &consts, &storage, options.threads, &budget);
+            let ctx = ops::Ctx::new(
+                oi,
+                op,
+                &infos,
+                &consts,
+                &storage,
+                options.threads,
+                &budget,
+                (&sparse, options.sparse),
+            );
             let prepared = ops::prepare(&ctx)?;
             let declared = &infos[out];
             if prepared.dtype != declared.dtype || prepared.shape != declared.shape {
@@ -644,6 +673,15 @@ impl<'m> Interpreter<'m> {
                 .map(|(s, d)| (s.op_index, s.kind, *d))
                 .collect(),
         )
+    }
+
+    /// Per step, as (operator index, kind, kernel): the specialised kernel an operator chose at
+    /// prepare (e.g. a sparse kernel for weights stored sparse), `None` for its usual kernels.
+    pub fn kernels(&self) -> Vec<(usize, OpKind, Option<&'static str>)> {
+        self.steps
+            .iter()
+            .map(|s| (s.op_index, s.kind, s.eval.kernel()))
+            .collect()
     }
 
     /// Clears the accumulated profile.

@@ -12,7 +12,9 @@ use sparq_kernels::gemm::{
     HybridParams, PackedF32, PackedI8, Q8,
 };
 use sparq_kernels::requant::{activation_range, Activation as KAct, Requant};
-use sparq_schema::{Activation, DType};
+use sparq_kernels::sparse::{BlockShape, Bsr, Csr, SparseWeights};
+use sparq_kernels::spmm::{self, prefer_sparse, sparse_layout, Dtype as SpDtype, SparseLayout};
+use sparq_schema::{Activation, DType, SparseFormat};
 
 use super::conv::{finish_f32, Geometry};
 use super::quant::per_tensor;
@@ -49,6 +51,46 @@ enum Kind {
         rq: Requant,
         zp: u8,
     },
+    /// f32 weights stored sparse, on the sparse × dense kernels (1×1 convolution or
+    /// fully-connected layer: the input rows are the GEMM rows).
+    SparseF32 {
+        packed: spmm::PackedF32,
+        lo: f32,
+        hi: f32,
+        act: Activation,
+        scratch: SparseScratch,
+    },
+    /// Symmetric int8 weights stored sparse, int8 or uint8 activations, on the sparse kernels
+    /// (same integer sums and `Requant` epilogue as the dense kernel: identical outputs).
+    SparseQ {
+        packed: spmm::PackedI8,
+        rq: Requant,
+        unsigned: bool,
+        scratch: SparseScratch,
+    },
+}
+
+/// The sparse kernels' scratch (4-byte elements): `per_row` per output row of a task, so every
+/// task of the row split gets at least the kernel's `scratch_len`; `total` in all.
+#[derive(Clone, Copy)]
+struct SparseScratch {
+    per_row: usize,
+    total: usize,
+}
+
+impl SparseScratch {
+    /// `None` on overflow.
+    fn new(need: usize, m: usize, threads: usize) -> Option<SparseScratch> {
+        let per = super::rows_per_task(m, threads);
+        let per_row = need.div_ceil(per);
+        let total = m
+            .div_ceil(per)
+            .checked_mul(per)?
+            .checked_mul(per_row)?
+            .max(need);
+        total.checked_mul(4)?;
+        Some(SparseScratch { per_row, total })
+    }
 }
 
 pub(crate) struct GemmOp {
@@ -107,6 +149,9 @@ pub(crate) fn prepare(
         1
     };
     ctx.charge(w, packed_bytes(n, k, elem))?;
+    if let Some(kind) = prepare_sparse(ctx, &g, act, n, k)? {
+        return Ok(GemmOp { g, im2col, k, kind });
+    }
     let kind = match ctx.dtype(x) {
         DType::F32 => {
             if ctx.dtype(w) == DType::I8 {
@@ -178,6 +223,123 @@ pub(crate) fn prepare(
         d => return Err(ctx.unsupported(format!("{d} input"))),
     };
     Ok(GemmOp { g, im2col, k, kind })
+}
+
+/// The validated kernel view of a sparse weight with `values` (the view's, typed).
+fn sparse_weights<'v, T: Copy>(
+    v: &'v crate::SparseView<'_>,
+    values: &'v [T],
+) -> Option<SparseWeights<'v, T>> {
+    let (br, bc) = v.block();
+    match v.format {
+        SparseFormat::Csr => Csr::new(v.rows, v.cols, v.row_ptr, v.col_idx, values)
+            .ok()
+            .map(SparseWeights::Csr),
+        _ => Bsr::new(
+            v.rows,
+            v.cols,
+            BlockShape::new(br, bc),
+            v.row_ptr,
+            v.col_idx,
+            values,
+        )
+        .ok()
+        .map(SparseWeights::Bsr),
+    }
+}
+
+/// The sparse-kernel form of a layer that reads its input rows in place and whose weight is
+/// stored sparse, when [`crate::SparseRoute`] and `prefer_sparse` choose it; `None`: dense.
+fn prepare_sparse(
+    ctx: &Ctx<'_, '_>,
+    g: &Geometry,
+    act: Activation,
+    n: usize,
+    k: usize,
+) -> Result<Option<Kind>> {
+    if ctx.route == crate::SparseRoute::Dense || !direct(g) {
+        return Ok(None);
+    }
+    let (x, w) = (ctx.input(0)?, ctx.input(1)?);
+    let Some(view) = ctx.sparse(w) else {
+        return Ok(None);
+    };
+    if view.rows != n || view.cols != k {
+        return Ok(None);
+    }
+    let symmetric = ctx
+        .quant(w)
+        .is_some_and(|q| q.zero_points.iter().all(|&z| z == 0));
+    let dtype = match (ctx.dtype(x), ctx.dtype(w)) {
+        (DType::F32, DType::F32) => SpDtype::F32,
+        (DType::I8 | DType::U8, DType::I8) if symmetric => SpDtype::I8,
+        _ => return Ok(None),
+    };
+    let (br, bc) = view.block();
+    let block = BlockShape::new(br, bc);
+    let density = (1.0 - view.sparsity()) as f32;
+    let m = g.n * g.oh * g.ow;
+    if ctx.route == crate::SparseRoute::Auto && !prefer_sparse(dtype, m, k, n, block, density) {
+        return Ok(None);
+    }
+    let scratch = |need: usize| {
+        SparseScratch::new(need, m, ctx.threads)
+            .ok_or_else(|| ctx.err("sparse kernel scratch size overflows"))
+    };
+    let kind = match sparse_layout(dtype, block) {
+        SparseLayout::F32(layout) => {
+            let values: Vec<f32> = view
+                .values
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let Some(sw) = sparse_weights(view, &values) else {
+                return Ok(None);
+            };
+            let bias = match ctx.opt_input(2) {
+                Some(b) => {
+                    if elements(ctx.shape(b)) != n {
+                        return Err(ctx.tensor_err(b, format!("bias is not [{n}]")));
+                    }
+                    Some(ctx.const_f32(b)?)
+                }
+                None => None,
+            };
+            let packed = spmm::PackedF32::new(&sw, bias.as_deref(), layout)
+                .map_err(|e| ctx.tensor_err(w, e))?;
+            let (lo, hi) = act_range_f32(act);
+            let scratch = scratch(packed.scratch_len())?;
+            Kind::SparseF32 {
+                packed,
+                lo,
+                hi,
+                act,
+                scratch,
+            }
+        }
+        SparseLayout::I8(layout) => {
+            let Some(sw) = sparse_weights(view, bytemuck::cast_slice::<u8, i8>(view.values)) else {
+                return Ok(None);
+            };
+            let unsigned = ctx.dtype(x) == DType::U8;
+            let (in_zp, rq) = conv_requant(ctx, x, w, act, n)?;
+            let bias = bias_i32(ctx, 2, n)?;
+            let packed = if unsigned {
+                spmm::PackedI8::new_u8(&sw, bias.as_deref(), in_zp, layout)
+            } else {
+                spmm::PackedI8::new(&sw, bias.as_deref(), in_zp, layout)
+            }
+            .map_err(|e| ctx.tensor_err(x, e))?;
+            let scratch = scratch(packed.scratch_len())?;
+            Kind::SparseQ {
+                packed,
+                rq,
+                unsigned,
+                scratch,
+            }
+        }
+    };
+    Ok(Some(kind))
 }
 
 /// The output requantization of an integer convolution or fully-connected layer, as TFLite's
@@ -302,6 +464,9 @@ impl GemmOp {
     /// Scratch bytes for the gathered rows (and, dynamic-range, the quantized input);
     /// `usize::MAX` when the size overflows (the arena plan then refuses it).
     pub(crate) fn scratch(&self) -> usize {
+        if let Kind::SparseF32 { scratch, .. } | Kind::SparseQ { scratch, .. } = &self.kind {
+            return scratch.total * 4;
+        }
         let g = &self.g;
         let bound = (|| {
             let m = g.n.checked_mul(g.oh)?.checked_mul(g.ow)?;
@@ -406,9 +571,58 @@ fn run_q<T: Q8>(
 }
 
 impl OpEval for GemmOp {
+    fn kernel(&self) -> Option<&'static str> {
+        match &self.kind {
+            Kind::SparseF32 { packed, .. } => Some(packed.kernel_name()),
+            Kind::SparseQ { packed, .. } => Some(packed.kernel_name()),
+            _ => None,
+        }
+    }
+
     fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], scratch: &mut [u8], exec: &Exec) {
         let (g, k, oc) = (&self.g, self.k, self.g.oc);
         match &self.kind {
+            Kind::SparseF32 {
+                packed,
+                lo,
+                hi,
+                act,
+                scratch: lay,
+            } => {
+                let x = ins.f32(0);
+                let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+                let scratch: &mut [f32] = super::cast_mut(scratch);
+                let work = out.len() * k;
+                exec.rows_with_scratch(out, oc, scratch, lay.per_row, work, &|p0, o, s| {
+                    let rows = o.len() / oc;
+                    let a = &x[p0 * k..(p0 + rows) * k];
+                    packed.run(a, k, 0..rows, o, oc, *lo, *hi, s);
+                    if *act == Activation::Tanh {
+                        finish_f32(o, *lo, *hi, *act);
+                    }
+                });
+            }
+            Kind::SparseQ {
+                packed,
+                rq,
+                unsigned,
+                scratch: lay,
+            } => {
+                let scratch: &mut [u32] = super::cast_mut(scratch);
+                let work = out.len() * k;
+                let x = ins.bytes(0);
+                let f = |p0: usize, o: &mut [u8], s: &mut [u32]| {
+                    let rows = o.len() / oc;
+                    let a = &x[p0 * k..(p0 + rows) * k];
+                    if *unsigned {
+                        packed.run_u8(a, k, 0..rows, o, oc, rq, s);
+                    } else {
+                        let (a, o) = (bytemuck::cast_slice(a), bytemuck::cast_slice_mut(o));
+                        packed.run(a, k, 0..rows, o, oc, rq, s);
+                    }
+                };
+                exec.rows_with_scratch(out, oc, scratch, lay.per_row, work, &f);
+            }
             Kind::F32 {
                 packed,
                 lo,

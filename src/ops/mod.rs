@@ -21,6 +21,7 @@ use sparq_schema::{Activation, DType, OpKind, OpOptions, Quantization};
 
 use crate::interpreter::{Budget, ConstData, Storage};
 use crate::{Error, OpInfo, Result, TensorInfo};
+use crate::{SparseRoute, SparseView};
 
 /// Where an operator input comes from at run time.
 #[derive(Clone, Copy, Debug)]
@@ -182,6 +183,12 @@ pub(crate) trait OpEval: Send + Sync {
     /// Computes the output from the inputs. `out` has exactly the output's byte length and is
     /// 64-byte aligned; inputs have the shapes and dtypes checked at prepare.
     fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec);
+
+    /// The name of the specialised kernel this operator runs on, where it chose one at prepare
+    /// that the operator kind does not imply (the sparse kernels); `None` otherwise.
+    fn kernel(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// What an operator's `prepare` sees: its options, its tensors' shapes, dtypes, quantization
@@ -198,9 +205,13 @@ pub(crate) struct Ctx<'a, 'm> {
     consts: &'a [ConstData<'m>],
     storage: &'a [Storage],
     budget: &'a Budget,
+    /// The model's sparse encoding of each tensor (weights stored sparse).
+    sparse: &'a [Option<SparseView<'m>>],
+    pub route: SparseRoute,
 }
 
 impl<'a, 'm> Ctx<'a, 'm> {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         index: usize,
         op: &'m OpInfo,
@@ -209,6 +220,7 @@ impl<'a, 'm> Ctx<'a, 'm> {
         storage: &'a [Storage],
         threads: usize,
         budget: &'a Budget,
+        (sparse, route): (&'a [Option<SparseView<'m>>], SparseRoute),
     ) -> Ctx<'a, 'm> {
         Ctx {
             index,
@@ -221,7 +233,14 @@ impl<'a, 'm> Ctx<'a, 'm> {
             consts,
             storage,
             budget,
+            sparse,
+            route,
         }
+    }
+
+    /// The model's sparse encoding of tensor `t`, if it is stored sparse.
+    pub(crate) fn sparse(&self, t: usize) -> Option<&'a SparseView<'m>> {
+        self.sparse.get(t)?.as_ref()
     }
 
     /// Takes `bytes` (`None`: overflowed) that prepare is about to allocate for tensor `t`
