@@ -1014,3 +1014,135 @@ fn pack_matches_reference() {
         assert_same(it.output_bytes(0).unwrap(), &want, elem, &what);
     }
 }
+
+/// SPLIT and UNPACK: every output equals the plain strided copy; the parts then feed another
+/// operator (an ADD of the first two) so the arena plan sees multi-output steps.
+#[test]
+fn split_and_unpack_match_reference() {
+    let mut rng = Rng(0x5b1);
+    for case in 0..24 {
+        let dtype = DTYPES[case % 3];
+        let elem = dtype.size_bytes();
+        let unpack = case % 2 == 1;
+        let rank = rng.range(1, 4);
+        let mut xs: Vec<usize> = (0..rank).map(|_| rng.range(1, 4)).collect();
+        let axis = rng.below(rank);
+        let parts = rng.range(1, 3);
+        if unpack {
+            xs[axis] = parts;
+        } else {
+            xs[axis] = parts * rng.range(1, 3);
+        }
+        let piece = xs[axis] / parts;
+        let quant = match dtype {
+            DType::I8 => Some(Quantization::per_tensor(0.1, 2)),
+            DType::U8 => Some(Quantization::per_tensor(0.1, 130)),
+            _ => None,
+        };
+        let mut def = ModelDef::default();
+        let mut xt = TensorDef::activation("x", dims(&xs), dtype);
+        xt.quant = quant.clone();
+        let xi = def.add_tensor(xt);
+        def.inputs.push(xi);
+        let mut out_shape = xs.clone();
+        if unpack {
+            out_shape.remove(axis);
+        } else {
+            out_shape[axis] = piece;
+        }
+        let outs: Vec<i32> = (0..parts)
+            .map(|k| {
+                let mut t = TensorDef::activation(format!("part{k}"), dims(&out_shape), dtype);
+                t.quant = quant.clone();
+                def.add_tensor(t) as i32
+            })
+            .collect();
+        let a = axis as i32 - if case % 3 == 0 { rank as i32 } else { 0 };
+        if unpack {
+            def.add_op(
+                OpKind::Unpack,
+                OpOptions::Pack {
+                    axis: a,
+                    values_count: parts as i32,
+                },
+                &[xi as i32],
+                &outs,
+            );
+        } else {
+            let at = def.add_tensor(TensorDef::constant(
+                "axis",
+                vec![],
+                DType::I32,
+                i32_bytes(&[a]),
+            ));
+            def.add_op(
+                OpKind::Split,
+                OpOptions::Split {
+                    num_splits: parts as i32,
+                },
+                &[at as i32, xi as i32],
+                &outs,
+            );
+        }
+        for &o in &outs {
+            def.outputs.push(o as u32);
+        }
+        // f32: the first part plus the last, as one more output.
+        if dtype == DType::F32 {
+            let s = def.add_tensor(TensorDef::activation("sum", dims(&out_shape), dtype));
+            def.add_op(
+                OpKind::Add,
+                OpOptions::Elementwise {
+                    activation: sparq_schema::Activation::None,
+                },
+                &[outs[0], outs[parts - 1]],
+                &[s as i32],
+            );
+            def.outputs.push(s);
+        }
+        let x = input(&mut rng, xs.iter().product(), dtype);
+        let outer: usize = xs[..axis].iter().product();
+        let inner: usize = xs[axis + 1..].iter().product::<usize>() * elem;
+        let want: Vec<Vec<u8>> = (0..parts)
+            .map(|k| {
+                (0..outer)
+                    .flat_map(|i| {
+                        let src = (i * xs[axis] + k * piece) * inner;
+                        x[src..src + piece * inner].to_vec()
+                    })
+                    .collect()
+            })
+            .collect();
+        let m = Model::from_def(&def).expect("model");
+        for threads in [1, 2] {
+            let mut it = Interpreter::new(
+                &m,
+                Options {
+                    threads,
+                    ..Options::default()
+                },
+            )
+            .expect("prepare");
+            it.set_input_bytes(0, &x).unwrap();
+            it.invoke().unwrap();
+            let what = format!(
+                "case {case}: {dtype} {} of {xs:?} on axis {a} into {parts}, {threads} threads",
+                if unpack { "unpack" } else { "split" }
+            );
+            for (k, w) in want.iter().enumerate() {
+                assert_same(
+                    it.output_bytes(k).unwrap(),
+                    w,
+                    elem,
+                    &format!("{what}: part {k}"),
+                );
+            }
+            if dtype == DType::F32 {
+                let (a0, a1) = (bytemuck_f32(&want[0]), bytemuck_f32(&want[parts - 1]));
+                let sum: Vec<f32> = a0.iter().zip(&a1).map(|(p, q)| p + q).collect();
+                let got = bytemuck_f32(it.output_bytes(parts).unwrap());
+                assert_close(&got, &sum, 1e-6, &format!("{what}: sum"));
+            }
+        }
+    }
+}

@@ -287,7 +287,7 @@ impl<'m> Interpreter<'m> {
                     }
                 }
             }
-            if op.outputs.len() != 1 {
+            if op.outputs.len() != 1 && !ops::multi_output(op.kind) {
                 return Err(Error::UnsupportedOp {
                     index: oi,
                     kind: op.kind.name().to_string(),
@@ -297,78 +297,84 @@ impl<'m> Interpreter<'m> {
                     ),
                 });
             }
-            let out = op.outputs[0];
-            if known[out] {
-                return Err(op_err(
-                    oi,
-                    format!(
-                        "output tensor {out} \"{}\" is already defined",
-                        infos[out].name
-                    ),
-                ));
+            if op.outputs.is_empty() {
+                return Err(op_err(oi, "has no outputs".into()));
             }
-            let ctx = ops::Ctx::new(
-                oi,
-                op,
-                &infos,
-                &consts,
-                &storage,
-                options.threads,
-                &budget,
-                (&sparse, options.sparse),
-            );
-            let prepared = ops::prepare(&ctx)?;
-            let declared = &infos[out];
-            if prepared.dtype != declared.dtype || prepared.shape != declared.shape {
-                return Err(op_err(
+            // A multi-output operator runs as one step per output.
+            for (k, &out) in op.outputs.iter().enumerate() {
+                if known[out] {
+                    return Err(op_err(
+                        oi,
+                        format!(
+                            "output tensor {out} \"{}\" is already defined",
+                            infos[out].name
+                        ),
+                    ));
+                }
+                let ctx = ops::Ctx::new(
                     oi,
-                    format!(
-                        "output tensor {out} \"{}\" is declared {}{:?} but computes to {}{:?}",
-                        declared.name,
-                        declared.dtype,
-                        declared.shape,
-                        prepared.dtype,
-                        prepared.shape
-                    ),
-                ));
-            }
-            known[out] = true;
-            let all_const = op
-                .inputs
-                .iter()
-                .flatten()
-                .all(|&t| matches!(storage[t], Storage::Const(_)));
-            if all_const {
-                // Fold: run the op once now; its output becomes a constant.
-                let operands: Vec<Operand> = op
+                    op,
+                    &infos,
+                    &consts,
+                    &storage,
+                    options.threads,
+                    &budget,
+                    (&sparse, options.sparse),
+                )
+                .for_output(k);
+                let prepared = ops::prepare(&ctx)?;
+                let declared = &infos[out];
+                if prepared.dtype != declared.dtype || prepared.shape != declared.shape {
+                    return Err(op_err(
+                        oi,
+                        format!(
+                            "output tensor {out} \"{}\" is declared {}{:?} but computes to {}{:?}",
+                            declared.name,
+                            declared.dtype,
+                            declared.shape,
+                            prepared.dtype,
+                            prepared.shape
+                        ),
+                    ));
+                }
+                known[out] = true;
+                let all_const = op
                     .inputs
                     .iter()
-                    .map(|t| match t {
-                        Some(t) => match storage[*t] {
-                            Storage::Const(c) => Operand::Const(c),
-                            _ => unreachable!("checked constant above"),
-                        },
-                        None => Operand::Absent,
-                    })
-                    .collect();
-                let mut buf = AlignedBuf::zeroed(declared.byte_size);
-                let mut scratch = AlignedBuf::zeroed(prepared.scratch);
-                let ins = Inputs::new([(0, &[]); 3], &operands, &consts);
-                prepared
-                    .eval
-                    .eval(&ins, buf.bytes_mut(), scratch.bytes_mut(), &Exec::single());
-                storage[out] = Storage::Const(consts.len());
-                consts.push(ConstData::Owned(buf));
-                continue;
+                    .flatten()
+                    .all(|&t| matches!(storage[t], Storage::Const(_)));
+                if all_const {
+                    // Fold: run the op once now; its output becomes a constant.
+                    let operands: Vec<Operand> = op
+                        .inputs
+                        .iter()
+                        .map(|t| match t {
+                            Some(t) => match storage[*t] {
+                                Storage::Const(c) => Operand::Const(c),
+                                _ => unreachable!("checked constant above"),
+                            },
+                            None => Operand::Absent,
+                        })
+                        .collect();
+                    let mut buf = AlignedBuf::zeroed(declared.byte_size);
+                    let mut scratch = AlignedBuf::zeroed(prepared.scratch);
+                    let ins = Inputs::new([(0, &[]); 3], &operands, &consts);
+                    prepared
+                        .eval
+                        .eval(&ins, buf.bytes_mut(), scratch.bytes_mut(), &Exec::single());
+                    storage[out] = Storage::Const(consts.len());
+                    consts.push(ConstData::Owned(buf));
+                    continue;
+                }
+                pending.push(Pending {
+                    op_index: oi,
+                    kind: op.kind,
+                    eval: prepared.eval,
+                    inputs: op.inputs.clone(),
+                    output: out,
+                    scratch: prepared.scratch,
+                });
             }
-            pending.push(Pending {
-                op_index: oi,
-                kind: op.kind,
-                eval: prepared.eval,
-                inputs: op.inputs.clone(),
-                output: out,
-                scratch: prepared.scratch,
-            });
         }
         for &o in model.outputs() {
             if !known[o] {

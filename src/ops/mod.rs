@@ -201,6 +201,9 @@ pub(crate) struct Ctx<'a, 'm> {
     pub threads: usize,
     inputs: &'a [Option<usize>],
     outputs: &'a [usize],
+    /// Which output this preparation computes (multi-output operators run as one step per
+    /// output).
+    out_k: usize,
     infos: &'a [TensorInfo],
     consts: &'a [ConstData<'m>],
     storage: &'a [Storage],
@@ -229,6 +232,7 @@ impl<'a, 'm> Ctx<'a, 'm> {
             threads,
             inputs: &op.inputs,
             outputs: &op.outputs,
+            out_k: 0,
             infos,
             consts,
             storage,
@@ -300,9 +304,20 @@ impl<'a, 'm> Ctx<'a, 'm> {
         self.inputs.get(k).copied().flatten()
     }
 
-    /// Tensor index of the output.
+    /// The same operator, preparing its output `k` (of a multi-output operator).
+    pub(crate) fn for_output(mut self, k: usize) -> Self {
+        self.out_k = k;
+        self
+    }
+
+    /// Tensor index of the output this preparation computes.
     pub(crate) fn output(&self) -> usize {
-        self.outputs[0]
+        self.outputs[self.out_k]
+    }
+
+    /// Which output this preparation computes, and how many the operator has.
+    pub(crate) fn output_part(&self) -> (usize, usize) {
+        (self.out_k, self.outputs.len())
     }
 
     pub(crate) fn info(&self, t: usize) -> &'a TensorInfo {
@@ -401,7 +416,13 @@ pub(crate) fn act_range_f32(a: Activation) -> (f32, f32) {
     }
 }
 
-/// Prepares operator `ctx.index`.
+/// Whether operators of this kind may have several outputs (each prepared and run as its own
+/// step, see [`Ctx::for_output`]).
+pub(crate) fn multi_output(kind: OpKind) -> bool {
+    matches!(kind, OpKind::Split | OpKind::Unpack)
+}
+
+/// Prepares operator `ctx.index` (its output `ctx.output_part().0`).
 pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     use OpKind::*;
     match ctx.kind {
@@ -427,6 +448,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
         ResizeBilinear => movement::prepare_bilinear(ctx),
         TransposeConv => transpose_conv::prepare(ctx),
         Pack => shape::prepare_pack(ctx),
+        Split | Unpack => shape::prepare_split(ctx),
         Dequantize => quant::prepare_dequantize(ctx),
         Quantize => quant::prepare_quantize(ctx),
         _ => Err(ctx.unsupported("this operator kind is not implemented yet")),

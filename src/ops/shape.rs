@@ -437,3 +437,81 @@ impl OpEval for Pad {
         }
     }
 }
+
+/// SPLIT (inputs: axis, x; `num_splits` equal parts) and UNPACK (input x; `shape[axis]` parts,
+/// the axis removed): prepares the part `ctx.output_part().0` as a strided copy.
+pub(crate) fn prepare_split(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
+    let (part, parts) = ctx.output_part();
+    let (x_k, axis, count) = match (ctx.kind, ctx.options) {
+        (OpKind::Split, OpOptions::Split { num_splits }) => {
+            ctx.expect_inputs(2, 2)?;
+            let axis = *ctx
+                .const_i32(0)?
+                .first()
+                .ok_or_else(|| ctx.err("axis is empty"))?;
+            (1, axis, *num_splits)
+        }
+        (OpKind::Unpack, OpOptions::Pack { axis, values_count }) => {
+            ctx.expect_inputs(1, 1)?;
+            (0, *axis, *values_count)
+        }
+        _ => return Err(ctx.err("options do not match the operator")),
+    };
+    let x = ctx.input(x_k)?;
+    let xs = ctx.shape(x).to_vec();
+    let a = shape_ops::resolve_axis(ctx.kind.name(), axis as i64, xs.len())
+        .map_err(|e| ctx.err(e.to_string()))?;
+    if count <= 0 || count as usize != parts || !xs[a].is_multiple_of(parts) {
+        return Err(ctx.err(format!(
+            "{parts} outputs, count {count}: dimension {a} of {xs:?} does not split evenly"
+        )));
+    }
+    if ctx.kind == OpKind::Unpack && xs[a] != parts {
+        return Err(ctx.err(format!(
+            "{parts} outputs but dimension {a} of {xs:?} is {}",
+            xs[a]
+        )));
+    }
+    same_quant(ctx, x, ctx.output())?;
+    let elem = ctx.dtype(x).size_bytes();
+    let piece = xs[a] / parts;
+    let inner = xs[a + 1..].iter().product::<usize>() * elem;
+    let mut shape = xs.clone();
+    if ctx.kind == OpKind::Unpack {
+        shape.remove(a);
+    } else {
+        shape[a] = piece;
+    }
+    Ok(Prepared {
+        eval: boxed(SplitPart {
+            x: x_k,
+            outer: xs[..a].iter().product(),
+            chunk: piece * inner,
+            stride: xs[a] * inner,
+            offset: part * piece * inner,
+        }),
+        shape,
+        dtype: ctx.dtype(x),
+        scratch: 0,
+    })
+}
+
+/// One output of a SPLIT / UNPACK: `outer` chunks of `chunk` bytes, taken `stride` bytes apart
+/// from byte `offset` of input `x`.
+struct SplitPart {
+    x: usize,
+    outer: usize,
+    chunk: usize,
+    stride: usize,
+    offset: usize,
+}
+
+impl OpEval for SplitPart {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
+        let x = ins.bytes(self.x);
+        for i in 0..self.outer {
+            let src = i * self.stride + self.offset;
+            out[i * self.chunk..(i + 1) * self.chunk].copy_from_slice(&x[src..src + self.chunk]);
+        }
+    }
+}
