@@ -114,3 +114,26 @@ fn small_bound_refuses_densifying_and_the_arena() {
     .expect_err("over the bound");
     assert!(err.to_string().contains("arena"), "{err}");
 }
+
+#[test]
+fn folding_a_constant_operator_is_within_the_bound() {
+    let mut def = tall_window_conv(5, DType::I8);
+    def.tensors[0].data = Some(vec![3; 9]);
+    def.inputs.clear();
+    let m = model(&def);
+    Interpreter::new(&m, Options::default()).expect("a small folded conv prepares");
+    // The weight (4 × 45 bytes) and its packing fit; the folded output and its scratch do not.
+    let err = Interpreter::new(
+        &m,
+        Options {
+            max_prepare_bytes: 4 * 45 + 64 * 48 + 64 * 8 + 100,
+            ..Options::default()
+        },
+    )
+    .expect_err("over the bound");
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::InvalidOperator { index: 0, .. }) && text.contains("folding"),
+        "{text}"
+    );
+}

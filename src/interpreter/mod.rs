@@ -356,6 +356,9 @@ impl<'m> Interpreter<'m> {
                             None => Operand::Absent,
                         })
                         .collect();
+                    budget
+                        .charge(declared.byte_size.checked_add(prepared.scratch))
+                        .map_err(|p| op_err(oi, format!("folding at prepare {p}")))?;
                     let mut buf = AlignedBuf::zeroed(declared.byte_size);
                     let mut scratch = AlignedBuf::zeroed(prepared.scratch);
                     let ins = Inputs::new([(0, &[]); 3], &operands, &consts);
