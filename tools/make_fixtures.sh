@@ -5,6 +5,8 @@
 #   digits_test_{x,y}.npy        the digits test split
 #   tflite/shape_chain_float32.tflite + io/shape_chain_float32/  (tools/make_shape_chain.py;
 #                                needs TensorFlow + ai-edge-litert, skipped when missing)
+#   tflite/movement_{float32,int8}.tflite + io/movement_*/  (tools/make_movement_models.py;
+#                                same requirement)
 # The zoo is found through SPARQ_ZOO (default ../shared/zoo from the workspace root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +28,8 @@ chmod -R u+w "$fx"
 
 if python3 -c "import tensorflow, ai_edge_litert" 2>/dev/null; then
     python3 tools/make_shape_chain.py "$fx"
+    python3 tools/make_movement_models.py "$fx"
 else
-    echo "TensorFlow / ai-edge-litert missing: kept the committed shape_chain fixture" >&2
+    echo "TensorFlow / ai-edge-litert missing: kept the committed shape_chain and movement fixtures" >&2
 fi
 du -sh "$fx"
