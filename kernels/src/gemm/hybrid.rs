@@ -103,6 +103,13 @@ pub fn gemm_i8_hybrid(
         for t in cols.start / nr..cols.end.div_ceil(nr) {
             let base = t * nr;
             ep.bias[..nr].copy_from_slice(&packed.bias[base..base + nr]);
+            // This tile's weight scales and bias, so the epilogue runs over plain slices.
+            let mut ws_t = [0f32; NR_MAX];
+            let mut bias_t = [0f32; NR_MAX];
+            for j in base.max(cols.start)..cols.end.min(base + nr) {
+                ws_t[j - base] = at(p.w_scales, j);
+                bias_t[j - base] = p.bias.map_or(0.0, |b| b[j]);
+            }
             let col_lo = cols.start.max(base);
             let col_hi = cols.end.min(base + nr);
             let mut m0 = blk.start;
@@ -131,15 +138,21 @@ pub fn gemm_i8_hybrid(
                 // SAFETY: the CPU has the kernel's ISA; A extents checked; in raw-accumulator mode the
                 // kernel writes tile_rows × nr ≤ MR_MAX × NR_MAX values to `acc` and nothing to `c`.
                 unsafe { (kern.run)(&args) };
+                let (j0, j1) = (col_lo - base, col_hi - base);
+                let (ws, bs, cs) = (
+                    &ws_t[j0..j1],
+                    &bias_t[j0..j1],
+                    &packed.colsums[col_lo..col_hi],
+                );
                 for r in 0..tile_rows {
                     let m = m0 + r;
                     let (sa, za) = (at(p.a_scales, m), zp_at(m));
                     let out = &mut c[m * c_stride + col_lo..m * c_stride + col_hi];
-                    for (j, o) in (col_lo..col_hi).zip(out.iter_mut()) {
-                        let s =
-                            acc[r * nr + j - base].wrapping_sub(za.wrapping_mul(packed.colsums[j]));
-                        let b = p.bias.map_or(0.0, |b| b[j]);
-                        let v = b + s as f32 * (sa * at(p.w_scales, j));
+                    let ar = &acc[r * nr + j0..r * nr + j1];
+                    for ((((o, &a), &cs), &w), &b) in out.iter_mut().zip(ar).zip(cs).zip(ws).zip(bs)
+                    {
+                        let s = a.wrapping_sub(za.wrapping_mul(cs));
+                        let v = b + s as f32 * (sa * w);
                         *o = v.max(p.min).min(p.max);
                     }
                 }
@@ -175,11 +188,7 @@ pub fn quantize_rows_asymmetric(
     for row in 0..rows {
         let xs = &x[row * x_stride..row * x_stride + k];
         let qs = &mut q[row * q_stride..row * q_stride + k];
-        let (mut lo, mut hi) = (0f32, 0f32);
-        for &v in xs {
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
+        let (lo, hi) = min_max_with_zero(xs);
         if lo == hi {
             qs.fill(0);
             scales[row] = 1.0;
@@ -208,11 +217,54 @@ pub fn quantize_rows_asymmetric(
         };
         let inv = 1.0 / scale;
         for (o, &v) in qs.iter_mut().zip(xs) {
-            *o = (zp + (v * inv).round() as i32).clamp(-128, 127) as i8;
+            *o = (zp + round_half_away(v * inv)).clamp(-128, 127) as i8;
         }
         scales[row] = scale;
         zero_points[row] = zp;
     }
+}
+
+/// `(min(0, min x), max(0, max x))`, NaNs ignored, in lanes so the compiler vectorizes it
+/// (min and max are exact, so the lane order does not change the result).
+fn min_max_with_zero(xs: &[f32]) -> (f32, f32) {
+    const L: usize = 16;
+    let (mut lo, mut hi) = ([0f32; L], [0f32; L]);
+    let mut chunks = xs.chunks_exact(L);
+    for ch in &mut chunks {
+        for i in 0..L {
+            lo[i] = lo[i].min(ch[i]);
+            hi[i] = hi[i].max(ch[i]);
+        }
+    }
+    let (mut l, mut h) = (0f32, 0f32);
+    for &v in chunks.remainder() {
+        l = l.min(v);
+        h = h.max(v);
+    }
+    for i in 0..L {
+        l = l.min(lo[i]);
+        h = h.max(hi[i]);
+    }
+    (l, h)
+}
+
+/// `y.round() as i32` (ties away from zero) for the quantizers, written with a truncating
+/// conversion so it vectorizes. Magnitudes beyond 2¹⁰ are clamped first (every caller clamps
+/// the result to 8 bits afterwards, and this keeps the sum with a zero point from overflowing);
+/// NaN gives 0 as `round() as i32` does.
+#[inline(always)]
+fn round_half_away(y: f32) -> i32 {
+    let y = if y > 1024.0 {
+        1024.0
+    } else if y < -1024.0 {
+        -1024.0
+    } else {
+        y
+    };
+    let t = y as i32;
+    // Exact: y and its truncation share their exponent range.
+    let f = y - t as f32;
+    t + (f >= 0.5) as i32 - (f <= -0.5) as i32
 }
 
 /// Quantizes each row symmetrically (zero point 0), as TFLite's `SymmetricQuantizeFloats`:
@@ -241,8 +293,47 @@ pub fn quantize_rows_symmetric(
         }
         let inv = 127.0 / m;
         for (o, &v) in qs.iter_mut().zip(xs) {
-            *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
+            *o = round_half_away(v * inv).clamp(-127, 127) as i8;
         }
         scales[row] = m / 127.0;
+    }
+}
+
+#[cfg(test)]
+mod round_tests {
+    use super::round_half_away;
+
+    #[test]
+    fn round_half_away_equals_round() {
+        let mut vals = vec![
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            0.49999997,
+            -0.49999997,
+            0.50000006,
+            127.5,
+            -128.5,
+            255.49998,
+            f32::NAN,
+            1000.5,
+            -1000.5,
+        ];
+        let mut x = 0x1234_5678u32;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            vals.push((x as f32 / u32::MAX as f32 - 0.5) * 600.0);
+            vals.push((x % 2048) as f32 * 0.25 - 256.0);
+        }
+        for v in vals {
+            let want = v.round() as i32;
+            assert_eq!(round_half_away(v), want, "round_half_away({v:e})");
+        }
     }
 }
