@@ -254,13 +254,7 @@ fn min_max_with_zero(xs: &[f32]) -> (f32, f32) {
 /// NaN gives 0 as `round() as i32` does.
 #[inline(always)]
 fn round_half_away(y: f32) -> i32 {
-    let y = if y > 1024.0 {
-        1024.0
-    } else if y < -1024.0 {
-        -1024.0
-    } else {
-        y
-    };
+    let y = y.clamp(-1024.0, 1024.0);
     let t = y as i32;
     // Exact: y and its truncation share their exponent range.
     let f = y - t as f32;
