@@ -254,8 +254,13 @@ fn min_max_with_zero(xs: &[f32]) -> (f32, f32) {
 /// NaN gives 0 as `round() as i32` does.
 #[inline(always)]
 fn round_half_away(y: f32) -> i32 {
-    let y = y.clamp(-1024.0, 1024.0);
-    let t = y as i32;
+    let y = if y.is_nan() {
+        0.0
+    } else {
+        y.clamp(-1024.0, 1024.0)
+    };
+    // SAFETY: y is finite and within ±1024, so its truncation fits an i32.
+    let t: i32 = unsafe { y.to_int_unchecked() };
     // Exact: y and its truncation share their exponent range.
     let f = y - t as f32;
     t + (f >= 0.5) as i32 - (f <= -0.5) as i32
