@@ -42,6 +42,44 @@ pub fn gemm_i8_hybrid(
     rows: Range<usize>,
     cols: Range<usize>,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        /// The same loops with 8-wide vectors for the epilogue.
+        ///
+        /// # Safety
+        /// The CPU must have AVX2.
+        #[target_feature(enable = "avx2")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn wide(
+            a: &[i8],
+            a_stride: usize,
+            packed: &PackedI8,
+            p: &HybridParams<'_>,
+            c: &mut [f32],
+            c_stride: usize,
+            rows: Range<usize>,
+            cols: Range<usize>,
+        ) {
+            gemm_i8_hybrid_body(a, a_stride, packed, p, c, c_stride, rows, cols)
+        }
+        // SAFETY: AVX2 was detected above.
+        return unsafe { wide(a, a_stride, packed, p, c, c_stride, rows, cols) };
+    }
+    gemm_i8_hybrid_body(a, a_stride, packed, p, c, c_stride, rows, cols)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gemm_i8_hybrid_body(
+    a: &[i8],
+    a_stride: usize,
+    packed: &PackedI8,
+    p: &HybridParams<'_>,
+    c: &mut [f32],
+    c_stride: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) {
     let (n, k) = (packed.n, packed.k);
     assert!(
         !packed.act.unsigned && packed.act.zero_point == 0 && packed.w_zero_point == 0,
@@ -169,6 +207,44 @@ pub fn gemm_i8_hybrid(
 /// zero point 0.
 #[allow(clippy::too_many_arguments)]
 pub fn quantize_rows_asymmetric(
+    x: &[f32],
+    x_stride: usize,
+    rows: usize,
+    k: usize,
+    q: &mut [i8],
+    q_stride: usize,
+    scales: &mut [f32],
+    zero_points: &mut [i32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        /// The same loops with 8-wide vectors.
+        ///
+        /// # Safety
+        /// The CPU must have AVX2.
+        #[target_feature(enable = "avx2")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn wide(
+            x: &[f32],
+            x_stride: usize,
+            rows: usize,
+            k: usize,
+            q: &mut [i8],
+            q_stride: usize,
+            scales: &mut [f32],
+            zero_points: &mut [i32],
+        ) {
+            quantize_rows_asymmetric_body(x, x_stride, rows, k, q, q_stride, scales, zero_points)
+        }
+        // SAFETY: AVX2 was detected above.
+        return unsafe { wide(x, x_stride, rows, k, q, q_stride, scales, zero_points) };
+    }
+    quantize_rows_asymmetric_body(x, x_stride, rows, k, q, q_stride, scales, zero_points)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn quantize_rows_asymmetric_body(
     x: &[f32],
     x_stride: usize,
     rows: usize,
