@@ -467,10 +467,11 @@ impl OpEval for DepthwiseHybrid {
         let plane = g.oh * g.ow * g.oc;
         let oc = g.oc;
         exec.rows(out, oc, out.len(), &|p0, o| {
+            let (ws, bias) = (&self.w_scales[..oc], &self.bias[..oc]);
             for (pi, px) in o.chunks_exact_mut(oc).enumerate() {
                 let s = scales[(p0 + pi) * oc / plane];
-                for (c, v) in px.iter_mut().enumerate() {
-                    *v = *v * (self.w_scales[c] * s) + self.bias[c];
+                for ((v, &w), &b) in px.iter_mut().zip(ws).zip(bias) {
+                    *v = *v * (w * s) + b;
                 }
                 finish_f32(px, lo, hi, self.act);
             }
