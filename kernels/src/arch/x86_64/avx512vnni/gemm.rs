@@ -176,24 +176,35 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
 /// # Safety
 /// [`F32Args`] contract for an 8×32 tile; the CPU has AVX-512F.
 unsafe fn gemm_f32_8x32(args: &F32Args) {
+    // A tile whose columns all lie in its first 16 lanes (N = 16, 24 − 16 … and the last tile of
+    // N = 144) runs one FMA per row and k instead of two.
+    let half = args.col_hi <= 16;
     // SAFETY: forwarded contract; rows is 1..=8.
     unsafe {
-        match args.rows {
-            1 => f32_tile::<1>(args),
-            2 => f32_tile::<2>(args),
-            3 => f32_tile::<3>(args),
-            4 => f32_tile::<4>(args),
-            5 => f32_tile::<5>(args),
-            6 => f32_tile::<6>(args),
-            7 => f32_tile::<7>(args),
-            _ => f32_tile::<8>(args),
+        match (args.rows, half) {
+            (1, false) => f32_tile::<1, 2>(args),
+            (2, false) => f32_tile::<2, 2>(args),
+            (3, false) => f32_tile::<3, 2>(args),
+            (4, false) => f32_tile::<4, 2>(args),
+            (5, false) => f32_tile::<5, 2>(args),
+            (6, false) => f32_tile::<6, 2>(args),
+            (7, false) => f32_tile::<7, 2>(args),
+            (_, false) => f32_tile::<8, 2>(args),
+            (1, true) => f32_tile::<1, 1>(args),
+            (2, true) => f32_tile::<2, 1>(args),
+            (3, true) => f32_tile::<3, 1>(args),
+            (4, true) => f32_tile::<4, 1>(args),
+            (5, true) => f32_tile::<5, 1>(args),
+            (6, true) => f32_tile::<6, 1>(args),
+            (7, true) => f32_tile::<7, 1>(args),
+            (_, true) => f32_tile::<8, 1>(args),
         }
     }
 }
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma")]
-unsafe fn f32_tile<const R: usize>(args: &F32Args) {
+unsafe fn f32_tile<const R: usize, const H: usize>(args: &F32Args) {
     // SAFETY: the tile's bias holds 32 floats.
     let (b0, b1) = unsafe {
         (
@@ -211,12 +222,22 @@ unsafe fn f32_tile<const R: usize>(args: &F32Args) {
     let mut w = args.w;
     for kk in 0..args.k {
         // SAFETY: the packed tile holds k rows of 32 floats, 64-byte aligned.
-        let (w0, w1) = unsafe { (_mm512_load_ps(w), _mm512_load_ps(w.add(16))) };
-        for r in 0..R {
-            // SAFETY: kk < k: element kk of row r.
-            let av = _mm512_set1_ps(unsafe { *a[r].add(kk) });
-            acc0[r] = _mm512_fmadd_ps(av, w0, acc0[r]);
-            acc1[r] = _mm512_fmadd_ps(av, w1, acc1[r]);
+        let w0 = unsafe { _mm512_load_ps(w) };
+        if H == 2 {
+            // SAFETY: as above, the second 16 floats of the row.
+            let w1 = unsafe { _mm512_load_ps(w.add(16)) };
+            for r in 0..R {
+                // SAFETY: kk < k: element kk of row r.
+                let av = _mm512_set1_ps(unsafe { *a[r].add(kk) });
+                acc0[r] = _mm512_fmadd_ps(av, w0, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(av, w1, acc1[r]);
+            }
+        } else {
+            for r in 0..R {
+                // SAFETY: kk < k: element kk of row r.
+                let av = _mm512_set1_ps(unsafe { *a[r].add(kk) });
+                acc0[r] = _mm512_fmadd_ps(av, w0, acc0[r]);
+            }
         }
         // SAFETY: advances within (or one past) the packed tile.
         w = unsafe { w.add(32) };
@@ -231,7 +252,7 @@ unsafe fn f32_tile<const R: usize>(args: &F32Args) {
     }
     for r in 0..R {
         let row = args.c.wrapping_add(r * args.c_stride);
-        for (h, acc) in [acc0[r], acc1[r]].into_iter().enumerate() {
+        for (h, acc) in [acc0[r], acc1[r]].into_iter().enumerate().take(H) {
             let y = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
             // SAFETY: masked store of the tile's columns col_lo..col_hi of row r only.
             unsafe { _mm512_mask_storeu_ps(row.wrapping_add(16 * h), mask[h], y) };
