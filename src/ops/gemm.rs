@@ -511,29 +511,29 @@ impl GemmOp {
 /// Gathers the im2col rows of output pixels `p0..p0 + rows` into `dst` (`k` elements each).
 fn im2col<T: Copy>(g: &Geometry, x: &[T], p0: usize, dst: &mut [T], pad: T) {
     let k = g.kh * g.kw * g.ic;
+    let run = g.kw * g.ic;
     let plane = g.oh * g.ow;
-    for (r, row) in dst.chunks_exact_mut(k).enumerate() {
-        let p = p0 + r;
-        let (b, y, xo) = (p / plane, (p / g.ow) % g.oh, p % g.ow);
+    let (mut b, mut y, mut xo) = (p0 / plane, (p0 / g.ow) % g.oh, p0 % g.ow);
+    for row in dst.chunks_exact_mut(k) {
         // Leftmost input column of the window; with dilation 1 and the window inside the
         // image, the kw taps of one kernel row are one contiguous run of kw·ic values.
         let x0 = (xo * g.sw) as isize - g.pad_l as isize;
         let inside = g.dw == 1 && x0 >= 0 && x0 as usize + g.kw <= g.iw;
         for ky in 0..g.kh {
             let iy = g.in_y(y, ky);
-            let d = &mut row[ky * g.kw * g.ic..(ky + 1) * g.kw * g.ic];
+            let d = &mut row[ky * run..(ky + 1) * run];
             match iy {
                 Some(iy) if inside => {
                     let at = ((b * g.ih + iy) * g.iw + x0 as usize) * g.ic;
-                    d.copy_from_slice(&x[at..at + g.kw * g.ic]);
+                    copy_run(d, &x[at..at + run]);
                 }
                 Some(iy) => {
                     for kx in 0..g.kw {
                         let dk = &mut d[kx * g.ic..(kx + 1) * g.ic];
                         match g.in_x(xo, kx) {
-                            Some(ix) => dk.copy_from_slice(
-                                &x[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic],
-                            ),
+                            Some(ix) => {
+                                copy_run(dk, &x[((b * g.ih + iy) * g.iw + ix) * g.ic..][..g.ic])
+                            }
                             None => dk.fill(pad),
                         }
                     }
@@ -541,6 +541,37 @@ fn im2col<T: Copy>(g: &Geometry, x: &[T], p0: usize, dst: &mut [T], pad: T) {
                 None => d.fill(pad),
             }
         }
+        xo += 1;
+        if xo == g.ow {
+            xo = 0;
+            y += 1;
+            if y == g.oh {
+                y = 0;
+                b += 1;
+            }
+        }
+    }
+}
+
+/// `d.copy_from_slice(s)` without a library call for the short runs of a convolution with few
+/// input channels (the first layer of most CNNs: 3 channels, runs of 9 values), where the call
+/// costs more than the copy.
+#[inline(always)]
+fn copy_run<T: Copy>(d: &mut [T], s: &[T]) {
+    if d.len() >= 64 {
+        d.copy_from_slice(s);
+        return;
+    }
+    let s = &s[..d.len()];
+    let mut dc = d.chunks_exact_mut(8);
+    let mut sc = s.chunks_exact(8);
+    for (a, b) in dc.by_ref().zip(sc.by_ref()) {
+        let b: &[T; 8] = b.try_into().expect("chunk of 8");
+        let a: &mut [T; 8] = a.try_into().expect("chunk of 8");
+        *a = *b;
+    }
+    for (a, b) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
+        *a = *b;
     }
 }
 
