@@ -43,7 +43,7 @@ pub fn gemm_i8_hybrid(
     cols: Range<usize>,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::isa::Isa::Avx2.enabled() {
         /// The same loops with 8-wide vectors for the epilogue.
         ///
         /// # Safety
@@ -217,7 +217,7 @@ pub fn quantize_rows_asymmetric(
     zero_points: &mut [i32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::isa::Isa::Avx2.enabled() {
         /// The same loops with 8-wide vectors.
         ///
         /// # Safety
@@ -304,7 +304,7 @@ fn quantize_rows_asymmetric_body(
 /// (min and max are exact, so the lane order does not change the result).
 fn min_max_with_zero(xs: &[f32]) -> (f32, f32) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if crate::isa::Isa::Avx2.enabled() {
         /// The same lanes with 8-wide vectors.
         ///
         /// # Safety
