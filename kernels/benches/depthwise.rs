@@ -60,6 +60,12 @@ fn bench(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("i8", &id), |b| {
             b.iter(|| pq.run(&xq, &mut outq, 0..w.output_rows()))
         });
+        let plain = pq.clone().without_row_kernel();
+        if pq.has_row_kernel() {
+            g.bench_function(BenchmarkId::new("i8", format!("{id}/pixel-tiles")), |b| {
+                b.iter(|| plain.run(&xq, &mut outq, 0..w.output_rows()))
+            });
+        }
         for k in tiers() {
             let name = k.isa.name();
             g.bench_function(BenchmarkId::new("f32", format!("{id}/{name}")), |b| {

@@ -26,8 +26,21 @@ pub(super) fn q<T: Q8>(p: &DepthwiseQ, input: &[T], output: &mut [T], rows: Rang
     let (x_lo, x_hi) = w.w.interior();
     let dx = w.w.stride * c;
     let mut list = [(0usize, 0usize); MAX_TAPS];
+    let (y_lo, y_hi) = w.h.interior();
     for row in rows {
         let mut ox = 0;
+        if let Some(f) = &p.rows {
+            if (y_lo..y_hi).contains(&(row % w.h.output)) && x_lo < x_hi {
+                // SAFETY: `Rows::new` checked that the CPU has AVX-512 VBMI and VNNI.
+                unsafe { q_row(p, f, input, output, row, x_lo..x_hi) };
+                for ox in (0..x_lo).chain(x_hi..w.w.output) {
+                    let nt = tap_list(w, row, ox, &mut list);
+                    let at = (row * w.w.output + ox) * c;
+                    tile::<T, 1>(p, input, &mut output[at..at + c], &list[..nt], dx);
+                }
+                continue;
+            }
+        }
         while ox < w.w.output {
             let nt = tap_list(w, row, ox, &mut list);
             let taps = &list[..nt];
@@ -244,5 +257,329 @@ fn tile_f32<const P: usize>(
             unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().add(j * c + c0), m, v) };
         }
         c0 += n;
+    }
+}
+
+/// Prepared data of `avx512::dwconv_q8_rows_vbmi` (see [`q_rows`]): 3×3 and 5×5 windows,
+/// dilation 1, horizontal stride 1 or 2, weights within `i8` (every int8 model; uint8 models
+/// when `w − zw` fits), on CPUs with AVX-512 VBMI.
+#[derive(Clone, Debug)]
+pub(super) struct Rows {
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    /// Weights of rows `4g .. 4g + 4` of column `kx` as 4 bytes per channel (rows past the
+    /// window are 0): `[g][kx][cpad][4]`, `cpad` = channels rounded up to 16.
+    w4: Vec<i8>,
+    /// `bias − (zx + 128)·Σw` (int8 input, read as `x + 128`) and `bias − zx·Σw` (uint8 input),
+    /// `[cpad]` each.
+    folded: [Vec<i32>; 2],
+    mult: Vec<i32>,
+    shift: Vec<i32>,
+}
+
+impl Rows {
+    /// `None` when the shape or the CPU does not fit this kernel.
+    pub(super) fn new(
+        core: &super::generic::QCore,
+        in_zp: i32,
+        rq: &crate::requant::Requant,
+    ) -> Option<Rows> {
+        let w = &core.win;
+        let (kh, kw, stride) = (w.h.kernel, w.w.kernel, w.w.stride);
+        let shape_ok = matches!(
+            (kh, kw, stride),
+            (3, 3, 1) | (3, 3, 2) | (5, 5, 1) | (5, 5, 2)
+        );
+        if core.dm != 1 || w.h.dilation != 1 || w.w.dilation != 1 || !shape_ok {
+            return None;
+        }
+        if !(std::arch::is_x86_feature_detected!("avx512vbmi") && crate::Isa::Avx512Vnni.enabled())
+        {
+            return None;
+        }
+        if core.weights.iter().any(|&v| !(-128..=127).contains(&v)) {
+            return None;
+        }
+        let c = w.out_c;
+        let cpad = c.div_ceil(16) * 16;
+        let groups = kh.div_ceil(4);
+        let mut w4 = vec![0i8; groups * kw * cpad * 4];
+        let mut sum = vec![0i32; cpad];
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let tap = &core.weights[(ky * kw + kx) * c..][..c];
+                for (ch, &v) in tap.iter().enumerate() {
+                    w4[((ky / 4 * kw + kx) * cpad + ch) * 4 + ky % 4] = v as i8;
+                    sum[ch] += v as i32;
+                }
+            }
+        }
+        let fold = |off: i32| -> Vec<i32> {
+            (0..cpad)
+                .map(|ch| {
+                    let b = core.bias.get(ch).copied().unwrap_or(0);
+                    b.wrapping_sub(off.wrapping_mul(sum[ch]))
+                })
+                .collect()
+        };
+        let (mut mult, mut shift): (Vec<i32>, Vec<i32>) = (0..c).map(|ch| rq.channel(ch)).unzip();
+        mult.resize(cpad, 0);
+        shift.resize(cpad, 0);
+        Some(Rows {
+            kh,
+            kw,
+            stride,
+            w4,
+            folded: [fold(in_zp + 128), fold(in_zp)],
+            mult,
+            shift,
+        })
+    }
+}
+
+/// Output pixels per register tile of [`row_impl`].
+const RP: usize = 8;
+
+/// Interior pixels `x_lo..x_hi` of output row `row` (every window row inside the input) with
+/// [`Rows`]: for each block of 16 channels, input columns are built once as 4 rows' bytes per
+/// channel (`vpermt2b`) and reused by every output pixel whose window covers them, one
+/// `vpdpbusd` per (column, 4 window rows).
+///
+/// # Safety
+/// The CPU has AVX-512 VBMI (checked by [`Rows::new`]).
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
+unsafe fn q_row<T: Q8>(
+    p: &DepthwiseQ,
+    f: &Rows,
+    input: &[T],
+    output: &mut [T],
+    row: usize,
+    x: Range<usize>,
+) {
+    match (f.kh, f.kw, f.stride) {
+        (3, 3, 1) => row_impl::<T, 3, 3, 1, 1>(p, f, input, output, row, x),
+        (3, 3, 2) => row_impl::<T, 3, 3, 2, 1>(p, f, input, output, row, x),
+        (5, 5, 1) => row_impl::<T, 5, 5, 1, 2>(p, f, input, output, row, x),
+        (5, 5, 2) => row_impl::<T, 5, 5, 2, 2>(p, f, input, output, row, x),
+        _ => unreachable!("Rows::new admits only these shapes"),
+    }
+}
+
+/// [`q_row`] for a `KH`×`KW` window (`G` = ⌈KH/4⌉ groups of window rows), stride `S`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
+fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: usize>(
+    p: &DepthwiseQ,
+    f: &Rows,
+    input: &[T],
+    output: &mut [T],
+    row: usize,
+    x: Range<usize>,
+) {
+    let w = &p.core.win;
+    let c = w.in_c;
+    let cpad = c.div_ceil(16) * 16;
+    let (b, oy) = (row / w.h.output, row % w.h.output);
+    let iy0 = oy * w.h.stride - w.h.pad_before;
+    let ix0 = x.start * S - w.w.pad_before;
+    let row_at = |ky: usize| ((b * w.h.input + iy0 + ky) * w.w.input + ix0) * c;
+    // Bounds, once per row: the last window row's last column, and the output row.
+    let span = ((x.end - x.start - 1) * S + KW) * c;
+    assert!(iy0 + KH <= w.h.input && (x.end - 1) * S + KW <= w.w.input + w.w.pad_before);
+    assert!(
+        row_at(KH - 1) + span <= input.len(),
+        "depthwise row reads past the input"
+    );
+    let out_at = (row * w.w.output + x.start) * c;
+    assert!(out_at + (x.end - x.start) * c <= output.len());
+    assert!(f.w4.len() >= G * KW * cpad * 4 && f.mult.len() >= cpad && f.shift.len() >= cpad);
+    let folded = &f.folded[T::UNSIGNED as usize];
+    assert!(folded.len() >= cpad);
+    let base = input.as_ptr() as *const u8;
+    let mut c0 = 0;
+    while c0 < c {
+        let n = (c - c0).min(16);
+        let m: __mmask16 = if n == 16 { 0xFFFF } else { (1u16 << n) - 1 };
+        // SAFETY: c0 + 16 ≤ cpad, and the padded arrays hold cpad lanes (asserted above).
+        let (init, mv, sv) = unsafe {
+            (
+                _mm512_loadu_si512(folded.as_ptr().add(c0) as *const _),
+                _mm512_loadu_si512(f.mult.as_ptr().add(c0) as *const _),
+                _mm512_loadu_si512(f.shift.as_ptr().add(c0) as *const _),
+            )
+        };
+        let rq = Rq16::new(mv, sv, p.rq.zero_point(), p.rq.min(), p.rq.max());
+        let mut wv = [[_mm512_setzero_si512(); KW]; G];
+        for (g, wg) in wv.iter_mut().enumerate() {
+            for (kx, v) in wg.iter_mut().enumerate() {
+                // SAFETY: ((g·KW + kx)·cpad + c0)·4 + 64 ≤ G·KW·cpad·4 (asserted above).
+                *v = unsafe {
+                    _mm512_loadu_si512(
+                        f.w4.as_ptr().add(((g * KW + kx) * cpad + c0) * 4) as *const _
+                    )
+                };
+            }
+        }
+        let mut rows = [base; KH];
+        for (ky, r) in rows.iter_mut().enumerate() {
+            // SAFETY: row_at(ky) + c0 ≤ input.len() (bounded by the assert on the last row).
+            *r = unsafe { base.add(row_at(ky) + c0) };
+        }
+        let out = output.as_mut_ptr() as *mut u8;
+        let mut ox = x.start;
+        while ox < x.end {
+            let col = (ox - x.start) * S * c;
+            // SAFETY (both tiles): the tile's input columns are within the row span checked
+            // above, lanes past n are masked, and its outputs within the checked output row.
+            if ox + RP <= x.end {
+                unsafe {
+                    tile_rows::<T, KH, KW, S, G, RP>(
+                        &rows,
+                        col,
+                        c,
+                        m,
+                        &wv,
+                        init,
+                        &rq,
+                        out.add(out_at + (ox - x.start) * c + c0),
+                    )
+                };
+                ox += RP;
+            } else {
+                unsafe {
+                    tile_rows::<T, KH, KW, S, G, 1>(
+                        &rows,
+                        col,
+                        c,
+                        m,
+                        &wv,
+                        init,
+                        &rq,
+                        out.add(out_at + (ox - x.start) * c + c0),
+                    )
+                };
+                ox += 1;
+            }
+        }
+        c0 += 16;
+    }
+}
+
+/// Bytes of window rows `4g..4g + 4` at column offset `at` (16 channels, lanes past `m` zero)
+/// as 4 bytes per channel, int8 values offset by 128 to read as unsigned.
+///
+/// # Safety
+/// Each `rows[ky] + at` is valid for the bytes selected by `m`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
+unsafe fn gather<T: Q8, const KH: usize>(
+    rows: &[*const u8; KH],
+    g: usize,
+    at: usize,
+    m: __mmask16,
+) -> __m512i {
+    let first = 4 * g;
+    let nr = (KH - first).min(4);
+    // SAFETY (every `ld`): caller contract.
+    macro_rules! ld {
+        ($ky:expr) => {
+            unsafe { _mm_maskz_loadu_epi8(m, rows[$ky].add(at) as *const i8) }
+        };
+    }
+    let v = match nr {
+        1 => _mm512_cvtepu8_epi32(ld!(first)),
+        2 => {
+            let a = _mm512_castsi128_si512(ld!(first));
+            let b = _mm512_castsi128_si512(ld!(first + 1));
+            _mm512_permutex2var_epi8(a, idx(&IDX2), b)
+        }
+        3 => {
+            let a = _mm512_inserti32x4(_mm512_castsi128_si512(ld!(first)), ld!(first + 2), 1);
+            let b = _mm512_castsi128_si512(ld!(first + 1));
+            _mm512_permutex2var_epi8(a, idx(&IDX3), b)
+        }
+        _ => {
+            let a = _mm512_inserti32x4(_mm512_castsi128_si512(ld!(first)), ld!(first + 1), 1);
+            let b = _mm512_inserti32x4(_mm512_castsi128_si512(ld!(first + 2)), ld!(first + 3), 1);
+            _mm512_permutex2var_epi8(a, idx(&IDX4), b)
+        }
+    };
+    if T::UNSIGNED {
+        v
+    } else {
+        _mm512_xor_si512(v, _mm512_set1_epi8(-128))
+    }
+}
+
+/// The `vpermt2b` index putting byte `base[k] + c` in byte `4c + k` (bytes 64.. are the
+/// second operand's).
+const fn make_idx(base: [u8; 4]) -> [u8; 64] {
+    let mut b = [0u8; 64];
+    let mut i = 0;
+    while i < 64 {
+        b[i] = base[i % 4] + (i / 4) as u8;
+        i += 1;
+    }
+    b
+}
+
+/// Two rows (a, b): `[a, b, a, a]` per channel (the last two bytes meet zero weights).
+static IDX2: [u8; 64] = make_idx([0, 64, 0, 0]);
+/// Three rows (`a` = rows 0 | 2, `b` = row 1): `[r0, r1, r2, r0]`.
+static IDX3: [u8; 64] = make_idx([0, 64, 16, 0]);
+/// Four rows (`a` = rows 0 | 1, `b` = rows 2 | 3).
+static IDX4: [u8; 64] = make_idx([0, 16, 64, 80]);
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn idx(b: &[u8; 64]) -> __m512i {
+    // SAFETY: 64 readable bytes.
+    unsafe { _mm512_loadu_si512(b.as_ptr() as *const _) }
+}
+
+/// `P` output pixels of one 16-channel block: accumulate every input column once per window
+/// row group, requantize, store.
+///
+/// # Safety
+/// Columns `0..(P − 1)·S + KW` at `col + i·c` of every row pointer are readable for the lanes
+/// of `m`; `out + j·c` is writable for those lanes, `j < P`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_rows<
+    T: Q8,
+    const KH: usize,
+    const KW: usize,
+    const S: usize,
+    const G: usize,
+    const P: usize,
+>(
+    rows: &[*const u8; KH],
+    col: usize,
+    c: usize,
+    m: __mmask16,
+    wv: &[[__m512i; KW]; G],
+    init: __m512i,
+    rq: &Rq16,
+    out: *mut u8,
+) {
+    let mut acc = [init; P];
+    for i in 0..(P - 1) * S + KW {
+        for (g, wg) in wv.iter().enumerate() {
+            // SAFETY: caller contract.
+            let v = unsafe { gather::<T, KH>(rows, g, col + i * c, m) };
+            for (kx, &wk) in wg.iter().enumerate() {
+                if i >= kx && (i - kx) % S == 0 && (i - kx) / S < P {
+                    let j = (i - kx) / S;
+                    acc[j] = _mm512_dpbusd_epi32(acc[j], v, wk);
+                }
+            }
+        }
+    }
+    for (j, &a) in acc.iter().enumerate() {
+        let bytes = _mm512_cvtepi32_epi8(rq.apply(a));
+        // SAFETY: caller contract.
+        unsafe { _mm_mask_storeu_epi8(out.add(j * c) as *mut i8, m, bytes) };
     }
 }

@@ -175,6 +175,9 @@ pub struct DepthwiseQ {
     /// Weights of taps (2q, 2q + 1) interleaved per channel, `[pair][out_c][2]` (the odd last
     /// tap paired with 0), for kernels that multiply two taps per instruction.
     wpairs: Vec<i16>,
+    /// The row kernel's layout, when it applies (shape, weights within i8, CPU).
+    #[cfg(target_arch = "x86_64")]
+    rows: Option<avx512q::Rows>,
 }
 
 fn q_core(
@@ -266,6 +269,8 @@ impl DepthwiseQ {
                 wpairs[((t / 2) * win.out_c + c) * 2 + t % 2] = w;
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        let rows = avx512q::Rows::new(&core, in_zp, &rq);
         Ok(DepthwiseQ {
             core,
             in_zp,
@@ -274,6 +279,8 @@ impl DepthwiseQ {
             shift,
             folded,
             wpairs,
+            #[cfg(target_arch = "x86_64")]
+            rows,
         })
     }
 
@@ -285,6 +292,25 @@ impl DepthwiseQ {
     /// The output requantization.
     pub fn requant(&self) -> &Requant {
         &self.rq
+    }
+
+    /// Whether interior rows take the row kernel (`avx512::dwconv_q8_rows_vbmi`).
+    pub fn has_row_kernel(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return self.rows.is_some();
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// Leaves the row kernel out (every pixel takes the tier's pixel-tile kernel), for tests and
+    /// benchmarks that compare the two.
+    #[doc(hidden)]
+    pub fn without_row_kernel(mut self) -> DepthwiseQ {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.rows = None;
+        }
+        self
     }
 
     /// Computes output rows `rows` (of `batch · out_h`) with the dispatched kernel. `T` is the

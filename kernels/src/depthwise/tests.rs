@@ -288,3 +288,81 @@ fn hybrid_matches_reference() {
         }
     }
 }
+
+/// 3×3 and 5×5 windows with strides 1 and 2, channel counts around the 16-lane block, widths
+/// around the 8-pixel tile, both paddings, uneven vertical strides, two images: the row kernel
+/// (where the CPU has it) against the reference, for int8 and for uint8 weights within i8.
+#[test]
+fn row_kernel_matches_reference_exactly() {
+    let mut rng = Rng::new(29);
+    let mut used = 0;
+    for (k, s) in [(3, 1), (3, 2), (5, 1), (5, 2)] {
+        for (i, c) in [1, 7, 16, 17, 40, 64].into_iter().enumerate() {
+            for in_w in [k, k + 1, k + 8, k + 17, 2 * k + 21] {
+                let padding = if (i + in_w) % 2 == 0 {
+                    crate::window::Padding::Same
+                } else {
+                    crate::window::Padding::Valid
+                };
+                let spec = crate::window::WindowSpec {
+                    k_h: k,
+                    k_w: k,
+                    stride_h: [1, 2, 3][(c + in_w) % 3],
+                    stride_w: s,
+                    padding,
+                    ..crate::window::WindowSpec::new(1 + in_w % 2, k + 3, in_w, c, c)
+                };
+                let w = Window2d::new(spec).unwrap();
+                let x = rng.vec_i8(w.input_len());
+                let wt: Vec<i8> = (0..k * k * c).map(|_| rng.range(-127, 127) as i8).collect();
+                let bias: Vec<i32> = (0..c).map(|_| rng.range(-5000, 5000) as i32).collect();
+                let pc = rng.range(0, 3) > 0;
+                let (rq, mut q) = requant(&mut rng, c, pc, false);
+                q.in_zp = rng.range(-128, 127) as i32;
+                let p = DepthwiseQ::new(w, &wt, Some(&bias), q.in_zp, rq).unwrap();
+                used += p.has_row_kernel() as usize;
+                let xi: Vec<i32> = x.iter().map(|&v| v as i32).collect();
+                let wi: Vec<i32> = wt.iter().map(|&v| v as i32).collect();
+                let want = r::depthwise_q(&w, &xi, &wi, Some(&bias), &q);
+                for p in [p.clone(), p.without_row_kernel()] {
+                    let mut got = vec![0i8; w.output_len()];
+                    for rows in row_splits(w.output_rows()) {
+                        p.run(&x, &mut got, rows);
+                    }
+                    let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
+                    if let Some((i, g, e)) = first_diff(&got, &want) {
+                        panic!(
+                            "dwconv i8 (row kernel {}) {w:?}: first difference at {i}: got {g}, want {e}",
+                            p.has_row_kernel()
+                        );
+                    }
+                }
+                // uint8: weights with zero point 128 span −128..127 after subtraction.
+                let xu = rng.vec_u8(w.input_len());
+                let wu = rng.vec_u8(k * k * c);
+                let (rq, mut q) = requant(&mut rng, c, false, true);
+                q.in_zp = rng.range(0, 255) as i32;
+                let p = DepthwiseQ::new_u8(w, &wu, 128, Some(&bias), q.in_zp, rq).unwrap();
+                let xi: Vec<i32> = xu.iter().map(|&v| v as i32).collect();
+                let wi: Vec<i32> = wu.iter().map(|&v| v as i32 - 128).collect();
+                let want = r::depthwise_q(&w, &xi, &wi, Some(&bias), &q);
+                let mut got = vec![0u8; w.output_len()];
+                for rows in row_splits(w.output_rows()) {
+                    p.run(&xu, &mut got, rows);
+                }
+                let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
+                if let Some((i, g, e)) = first_diff(&got, &want) {
+                    panic!(
+                        "dwconv u8 (row kernel {}) {w:?}: first difference at {i}: got {g}, want {e}",
+                        p.has_row_kernel()
+                    );
+                }
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if Isa::Avx512Vnni.enabled() && std::arch::is_x86_feature_detected!("avx512vbmi") {
+        assert!(used > 0, "the row kernel never applied");
+    }
+    let _ = used;
+}
