@@ -430,9 +430,9 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
         let mut ox = x.start;
         while ox < x.end {
             let col = (ox - x.start) * S * c;
-            // SAFETY (both tiles): the tile's input columns are within the row span checked
-            // above, lanes past n are masked, and its outputs within the checked output row.
             if ox + RP <= x.end {
+                // SAFETY: the tile's input columns are within the row span checked above,
+                // lanes past n are masked, and its outputs within the checked output row.
                 unsafe {
                     tile_rows::<T, KH, KW, S, G, RP>(
                         &rows,
@@ -447,6 +447,7 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
                 };
                 ox += RP;
             } else {
+                // SAFETY: as for the full tile.
                 unsafe {
                     tile_rows::<T, KH, KW, S, G, 1>(
                         &rows,
@@ -481,9 +482,9 @@ unsafe fn gather<T: Q8, const KH: usize>(
 ) -> __m512i {
     let first = 4 * g;
     let nr = (KH - first).min(4);
-    // SAFETY (every `ld`): caller contract.
     macro_rules! ld {
         ($ky:expr) => {
+            // SAFETY: caller contract (row pointer + `at` readable for the lanes of `m`).
             unsafe { _mm_maskz_loadu_epi8(m, rows[$ky].add(at) as *const i8) }
         };
     }
