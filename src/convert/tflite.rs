@@ -801,9 +801,9 @@ fn read_options(at: &str, code: BuiltinOperator, op: &tfl::Operator<'_>) -> Resu
             let o = op
                 .builtin_options_as_unpack_options()
                 .ok_or_else(|| missing(at, "UnpackOptions"))?;
-            Options::Unpack {
+            Options::Pack {
                 axis: o.axis(),
-                num: positive(at, "num", o.num())?,
+                values_count: positive(at, "num", o.num())?,
             }
         }
         B::SPLIT => {

@@ -4,12 +4,12 @@
 
 use sparq_schema::tflite::{BuiltinOperator as B, TensorType};
 use sparq_schema::{
-    Activation as SA, DType, Metadata, ModelDef, OpDef, OpKind, OpOptions, Padding as SP,
-    Quantization, SparseDef, SparseFormat, TensorDef,
+    DType, Metadata, ModelDef, OpDef, OpKind, OpOptions, Quantization, SparseDef, SparseFormat,
+    TensorDef,
 };
 
 use super::error::{ImportError, Result};
-use super::graph::{op_name, type_name, Activation, Graph, Op, Options, Padding, Sparse};
+use super::graph::{op_name, type_name, Graph, Op, Sparse};
 
 /// The sparq operator kind of a TFLite builtin, or why there is none.
 fn kind_of(code: B) -> std::result::Result<OpKind, String> {
@@ -109,142 +109,6 @@ fn kind_of(code: B) -> std::result::Result<OpKind, String> {
     })
 }
 
-fn act(a: Activation) -> SA {
-    match a {
-        Activation::None => SA::None,
-        Activation::Relu => SA::Relu,
-        Activation::ReluN1To1 => SA::ReluN1To1,
-        Activation::Relu6 => SA::Relu6,
-        Activation::Tanh => SA::Tanh,
-    }
-}
-
-fn pad(p: Padding) -> SP {
-    match p {
-        Padding::Same => SP::Same,
-        Padding::Valid => SP::Valid,
-    }
-}
-
-fn options(op: &Op) -> OpOptions {
-    match op.options.clone() {
-        Options::None => OpOptions::None,
-        Options::Conv2d {
-            padding,
-            stride_h,
-            stride_w,
-            dilation_h,
-            dilation_w,
-            activation,
-        } => OpOptions::Conv2d {
-            padding: pad(padding),
-            stride_h,
-            stride_w,
-            dilation_h,
-            dilation_w,
-            activation: act(activation),
-        },
-        Options::DepthwiseConv2d {
-            padding,
-            stride_h,
-            stride_w,
-            dilation_h,
-            dilation_w,
-            depth_multiplier,
-            activation,
-        } => OpOptions::DepthwiseConv2d {
-            padding: pad(padding),
-            stride_h,
-            stride_w,
-            dilation_h,
-            dilation_w,
-            depth_multiplier,
-            activation: act(activation),
-        },
-        Options::FullyConnected {
-            activation,
-            keep_num_dims,
-            asymmetric_quantize_inputs,
-        } => OpOptions::FullyConnected {
-            activation: act(activation),
-            keep_num_dims,
-            asymmetric_quantize_inputs,
-        },
-        Options::Pool2d {
-            padding,
-            stride_h,
-            stride_w,
-            filter_h,
-            filter_w,
-            activation,
-        } => OpOptions::Pool2d {
-            padding: pad(padding),
-            stride_h,
-            stride_w,
-            filter_h,
-            filter_w,
-            activation: act(activation),
-        },
-        Options::TransposeConv {
-            padding,
-            stride_h,
-            stride_w,
-            activation,
-        } => OpOptions::TransposeConv {
-            padding: pad(padding),
-            stride_h,
-            stride_w,
-            activation: act(activation),
-        },
-        Options::Elementwise { activation } => OpOptions::Elementwise {
-            activation: act(activation),
-        },
-        Options::Concatenation { axis, activation } => OpOptions::Concatenation {
-            axis,
-            activation: act(activation),
-        },
-        Options::Reshape { new_shape } => OpOptions::Reshape { new_shape },
-        Options::Squeeze { dims } => OpOptions::Squeeze { dims },
-        Options::StridedSlice {
-            begin_mask,
-            end_mask,
-            ellipsis_mask,
-            new_axis_mask,
-            shrink_axis_mask,
-            offset,
-        } => OpOptions::StridedSlice {
-            begin_mask,
-            end_mask,
-            ellipsis_mask,
-            new_axis_mask,
-            shrink_axis_mask,
-            offset,
-        },
-        Options::DepthToSpace { block_size } => OpOptions::DepthToSpace { block_size },
-        Options::SpaceToDepth { block_size } => OpOptions::SpaceToDepth { block_size },
-        Options::Resize {
-            align_corners,
-            half_pixel_centers,
-        } => OpOptions::Resize {
-            align_corners,
-            half_pixel_centers,
-        },
-        Options::Softmax { beta } => OpOptions::Softmax { beta },
-        Options::Reducer { keep_dims } => OpOptions::Reducer { keep_dims },
-        Options::LeakyRelu { alpha } => OpOptions::LeakyRelu { alpha },
-        Options::Gather { axis, batch_dims } => OpOptions::Gather { axis, batch_dims },
-        Options::Pack { axis, values_count } => OpOptions::Pack { axis, values_count },
-        Options::Unpack { axis, num } => OpOptions::Pack {
-            axis,
-            values_count: num,
-        },
-        Options::Split { num_splits } => OpOptions::Split { num_splits },
-        Options::BatchMatMul { adj_x, adj_y } => OpOptions::BatchMatMul { adj_x, adj_y },
-    }
-}
-
-/// TFLite ignores `depth_multiplier` since 2.0 (it follows from the shapes) and converters may
-/// write 0; sparq wants the value, so a missing one is derived: output channels / input channels.
 fn fix_depth_multiplier(g: &Graph, op: &Op, o: OpOptions) -> OpOptions {
     let OpOptions::DepthwiseConv2d {
         padding,
@@ -423,7 +287,7 @@ pub fn to_model_def(g: &Graph) -> Result<ModelDef> {
         .zip(kinds)
         .map(|(op, kind)| OpDef {
             kind,
-            options: fix_depth_multiplier(g, op, options(op)),
+            options: fix_depth_multiplier(g, op, op.options.clone()),
             inputs: op.inputs.iter().map(|&x| map(x)).collect(),
             outputs: op.outputs.iter().map(|&x| map(x)).collect(),
         })
@@ -458,7 +322,7 @@ pub fn to_model_def(g: &Graph) -> Result<ModelDef> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::graph::Tensor;
+    use crate::convert::graph::{Activation, Options, Padding, Tensor};
     use sparq_schema::tflite::TensorType;
 
     fn t(name: &str, shape: &[i32], data: bool) -> Tensor {
