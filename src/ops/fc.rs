@@ -1,5 +1,8 @@
 //! FULLY_CONNECTED: `out[r, o] = sum_i x[r, i] * w[o, i] + bias[o]`, weights [O, I].
 
+use std::ops::Range;
+
+use sparq_kernels::gemm::{gemm_i8_acc, ActQuant, PackedI8, Q8};
 use sparq_kernels::requant::{activation_range, Activation as KAct};
 use sparq_schema::{Activation, DType, OpOptions};
 
@@ -68,7 +71,8 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
 
 /// int8 / uint8 FULLY_CONNECTED. TFLite's reference kernel rescales its accumulators in f64
 /// (`round(acc · in_scale · w_scale[c] / out_scale)`, half away from zero), not with the
-/// fixed-point multiplier its other integer kernels use, so this path has its own loop.
+/// fixed-point multiplier its other integer kernels use: the packed int8 GEMM computes the
+/// int32 accumulators and this operator applies that f64 epilogue.
 fn prepare_int8(
     ctx: &Ctx<'_, '_>,
     rows: usize,
@@ -85,21 +89,10 @@ fn prepare_int8(
     if wq.scales.len() != oc && wq.scales.len() != 1 {
         return Err(ctx.tensor_err(w, format!("needs 1 or {oc} scales")));
     }
-    ctx.charge(w, oc.checked_mul(ic).and_then(|v| v.checked_mul(2)))?;
-    // Weights with their zero point removed (symmetric int8: 0; legacy uint8: per-tensor).
-    let weights: Vec<i16> = match ctx.dtype(w) {
-        DType::I8 if wq.zero_points.iter().all(|&z| z == 0) => {
-            bytemuck::cast_slice::<u8, i8>(wbytes)
-                .iter()
-                .map(|&v| v as i16)
-                .collect()
-        }
-        DType::U8 if wq.zero_points.len() == 1 => {
-            let zp = wq.zero_points[0] as i16;
-            wbytes.iter().map(|&v| v as i16 - zp).collect()
-        }
-        d => return Err(ctx.unsupported(format!("{d} weights with these zero points"))),
-    };
+    if wbytes.len() != oc * ic {
+        return Err(ctx.tensor_err(w, format!("weights are not {oc} × {ic}")));
+    }
+    ctx.charge(w, super::gemm::packed_bytes(oc, ic, 1))?;
     let (in_scale, in_zp) = per_tensor(ctx, x)?;
     let (out_scale, out_zp) = per_tensor(ctx, ctx.output())?;
     let unsigned = ctx.dtype(x) == DType::U8;
@@ -112,15 +105,28 @@ fn prepare_int8(
     };
     let (qmin, qmax) = if unsigned { (0, 255) } else { (-128, 127) };
     let (lo, hi) = activation_range(kact, out_scale, out_zp, qmin, qmax);
-    let mut bias = super::gemm::bias_i32(ctx, 2, oc)?.unwrap_or_else(|| vec![0; oc]);
-    // Fold the input zero point: Σ (x − zp)·w = Σ x·w − zp·Σ w.
-    for (o, b) in bias.iter_mut().enumerate() {
-        let sum: i32 = weights[o * ic..(o + 1) * ic]
-            .iter()
-            .map(|&v| v as i32)
-            .sum();
-        *b = b.wrapping_sub(in_zp.wrapping_mul(sum));
+    let bias = super::gemm::bias_i32(ctx, 2, oc)?;
+    let aq = if unsigned {
+        ActQuant::u8(in_zp)
+    } else {
+        ActQuant::i8(in_zp)
+    };
+    // Weights with a zero point: symmetric int8 (0) or legacy uint8 (per-tensor).
+    let packed = match ctx.dtype(w) {
+        DType::I8 if wq.zero_points.iter().all(|&z| z == 0) => {
+            PackedI8::new(bytemuck::cast_slice(wbytes), oc, ic, bias.as_deref(), aq)
+        }
+        DType::U8 if wq.zero_points.len() == 1 => PackedI8::new_u8(
+            wbytes,
+            wq.zero_points[0] as i32,
+            oc,
+            ic,
+            bias.as_deref(),
+            aq,
+        ),
+        d => return Err(ctx.unsupported(format!("{d} weights with these zero points"))),
     }
+    .map_err(|e| ctx.err(e.to_string()))?;
     let scales: Vec<f64> = (0..oc)
         .map(|c| {
             let s = wq.scales[if wq.scales.len() == 1 { 0 } else { c }];
@@ -131,8 +137,7 @@ fn prepare_int8(
         rows,
         ic,
         oc,
-        weights,
-        bias,
+        packed,
         scales,
         out_zp,
         lo,
@@ -151,8 +156,8 @@ struct FcInt8 {
     rows: usize,
     ic: usize,
     oc: usize,
-    weights: Vec<i16>,
-    bias: Vec<i32>,
+    packed: PackedI8,
+    /// `in_scale · w_scale[c] / out_scale` per output channel.
     scales: Vec<f64>,
     out_zp: i32,
     lo: i32,
@@ -160,25 +165,51 @@ struct FcInt8 {
     unsigned: bool,
 }
 
+/// `f64::round` (half away from zero) of `v` as i64, saturating: the truncation is exact and so
+/// is `v − trunc(v)`, so comparing that fraction with ±0.5 rounds exactly.
+#[inline(always)]
+fn round_half_away(v: f64) -> i64 {
+    let t = v as i64;
+    let frac = v - t as f64;
+    t.saturating_add(i64::from(frac >= 0.5) - i64::from(frac <= -0.5))
+}
+
 impl FcInt8 {
-    fn run<T: Copy + Into<i32> + Sync>(&self, x: &[T], out: &mut [u8], exec: &Exec) {
-        // Output element `i` is row `i / oc`, channel `i % oc`: blocks of elements split the
-        // work evenly whether there is one row (a classifier head) or many.
-        const BLOCK: usize = 32;
-        let work = self.rows * self.oc * self.ic;
-        exec.rows(out, BLOCK, work, &|b0, o| {
-            for (j, dst) in o.iter_mut().enumerate() {
-                let i = b0 * BLOCK + j;
-                let (r, c) = (i / self.oc, i % self.oc);
-                let xr = &x[r * self.ic..(r + 1) * self.ic];
-                let wr = &self.weights[c * self.ic..(c + 1) * self.ic];
-                let dot: i32 = xr.iter().zip(wr).map(|(&a, &b)| a.into() * b as i32).sum();
-                let acc = dot.wrapping_add(self.bias[c]);
-                let scaled = (acc as f64 * self.scales[c]).round() as i32;
-                let v = scaled.saturating_add(self.out_zp).clamp(self.lo, self.hi);
-                *dst = v as u8;
+    /// Output block `rows × cols`: `out` holds exactly that block, row-major (`cols.len()`
+    /// bytes per row).
+    fn block<T: Q8>(&self, x: &[T], out: &mut [u8], rows: Range<usize>, cols: Range<usize>) {
+        let (stride, c_base, r_base) = (cols.len(), cols.start, rows.start);
+        let (zp, lo, hi) = (self.out_zp as i64, self.lo as i64, self.hi as i64);
+        gemm_i8_acc(x, self.ic, &self.packed, rows, cols, |r, c0, acc| {
+            let o = (r - r_base) * stride + (c0 - c_base);
+            let dst = &mut out[o..o + acc.len()];
+            let sc = &self.scales[c0..c0 + acc.len()];
+            for ((d, &a), &s) in dst.iter_mut().zip(acc).zip(sc) {
+                let v = (round_half_away(a as f64 * s) + zp).clamp(lo, hi);
+                *d = v as u8;
             }
         });
+    }
+
+    fn run<T: Q8>(&self, x: &[T], out: &mut [u8], exec: &Exec) {
+        let (rows, oc) = (self.rows, self.oc);
+        let work = rows * oc * self.ic;
+        if rows >= 2 * exec.threads() {
+            // Many rows: each task a block of whole rows.
+            exec.rows(out, oc, work, &|r0, o| {
+                let n = o.len() / oc;
+                self.block(x, o, r0..r0 + n, 0..oc)
+            });
+        } else {
+            // A classifier head: one row at a time, split over column blocks of whole tiles.
+            let nr = self.packed.kernel().nr;
+            for (r, o) in out.chunks_mut(oc).enumerate() {
+                exec.rows(o, nr, work / rows, &|t0, o| {
+                    let c0 = t0 * nr;
+                    self.block(x, o, r..r + 1, c0..c0 + o.len())
+                });
+            }
+        }
     }
 }
 

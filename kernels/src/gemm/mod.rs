@@ -17,10 +17,12 @@
 //! int8 (`w XOR 0x80` for uint8, `zw − 128`); the terms that differ are folded into the packed
 //! bias, and a nonzero weight zero point adds a per-row correction `−zw · Σ_k a[m][k]`.
 
+mod acc;
 pub mod generic;
 mod hybrid;
 mod pack;
 
+pub use acc::gemm_i8_acc;
 pub use hybrid::{gemm_i8_hybrid, quantize_rows_asymmetric, quantize_rows_symmetric, HybridParams};
 
 use std::ops::Range;

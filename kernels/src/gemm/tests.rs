@@ -627,3 +627,82 @@ fn row_blocks_cover_every_row() {
         }
     }
 }
+
+/// `gemm_i8_acc` hands over exactly `bias + Σ (a − za)(w − zw)` for every element of the block,
+/// once each, on every kernel and every activation/weight type pair.
+#[test]
+fn acc_matches_reference() {
+    fn run<A: Q8, W: Q8>(kernel: &'static I8Kernel, case: Case, rng: &mut Rng) {
+        let Case {
+            m,
+            n,
+            k,
+            a_stride,
+            a_zp,
+            w_zp,
+            ..
+        } = case;
+        let a: Vec<A> = bytes(rng, (m - 1) * a_stride + k);
+        let w: Vec<W> = bytes(rng, n * k);
+        let bias: Vec<i32> = (0..n).map(|_| rng.range(-20_000, 20_000)).collect();
+        let bias = case.bias.then_some(&bias[..]);
+        let act = ActQuant {
+            unsigned: A::UNSIGNED,
+            zero_point: a_zp,
+        };
+        let packed = if W::UNSIGNED {
+            let wu: Vec<u8> = w.iter().map(|v| v.to_bits()).collect();
+            PackedI8::with_kernel_u8(kernel, &wu, w_zp, n, k, bias, act)
+        } else {
+            let wi: Vec<i8> = w.iter().map(|v| v.to_bits() as i8).collect();
+            PackedI8::with_kernel(kernel, &wi, n, k, bias, act)
+        }
+        .unwrap();
+        let (r0, r1) = case.rows;
+        let (c0, c1) = case.cols;
+        let mut got = vec![None::<i32>; m * n];
+        gemm_i8_acc(&a, a_stride, &packed, r0..r1, c0..c1, |r, c, acc| {
+            for (j, &v) in acc.iter().enumerate() {
+                let slot = &mut got[r * n + c + j];
+                assert!(
+                    slot.is_none(),
+                    "{}: ({r}, {}) passed twice",
+                    kernel.name,
+                    c + j
+                );
+                *slot = Some(v);
+            }
+        });
+        for r in 0..m {
+            for c in 0..n {
+                let inside = (r0..r1).contains(&r) && (c0..c1).contains(&c);
+                let want = inside.then(|| {
+                    let mut s = bias.map_or(0, |b| b[c]);
+                    for i in 0..k {
+                        let x = a[r * a_stride + i].to_i32() - a_zp;
+                        let y = w[c * k + i].to_i32() - w_zp;
+                        s = s.wrapping_add(x * y);
+                    }
+                    s
+                });
+                assert_eq!(
+                    got[r * n + c],
+                    want,
+                    "{}: {m}x{n}x{k} {case:?}: first difference at ({r}, {c})",
+                    kernel.name
+                );
+            }
+        }
+    }
+    for kernel in i8_gemm_candidates() {
+        let mut rng = Rng::new(0x5eed_00ac);
+        for i in 0..120 {
+            match i % 4 {
+                0 => run::<i8, i8>(kernel, random_case(&mut rng, false, false), &mut rng),
+                1 => run::<u8, u8>(kernel, random_case(&mut rng, true, true), &mut rng),
+                2 => run::<u8, i8>(kernel, random_case(&mut rng, true, false), &mut rng),
+                _ => run::<i8, u8>(kernel, random_case(&mut rng, false, true), &mut rng),
+            }
+        }
+    }
+}
