@@ -12,7 +12,6 @@
 //! register carries 4 independent transposes.
 
 use super::{PackedF32, PackedI8, SpmmF32Kernel, SpmmI8Kernel, SpmmTable};
-use crate::arch::x86_64::avx512vnni::requant::Rq16;
 use crate::isa::Isa;
 use crate::requant::Requant;
 use std::arch::x86_64::*;
@@ -470,13 +469,36 @@ unsafe fn pack_i8(
     }
 }
 
-fn channel_params(rq: &Requant, first: usize, n: usize) -> ([i32; 16], [i32; 16]) {
+/// Multipliers and shifts of channels `first..first + 16` (those past `n` repeat channel
+/// `n − 1`'s) as 16 lanes.
+#[target_feature(enable = "avx512f")]
+fn channel_params(rq: &Requant, first: usize, n: usize) -> (__m512i, __m512i) {
+    if rq.is_per_tensor() {
+        let (m, s) = rq.channel(0);
+        return (_mm512_set1_epi32(m), _mm512_set1_epi32(s));
+    }
+    let (mults, shifts) = rq.parts();
+    if first + 16 <= mults.len() {
+        // SAFETY: 16 entries from `first` exist.
+        return unsafe {
+            (
+                _mm512_loadu_si512(mults.as_ptr().add(first) as *const _),
+                _mm512_loadu_si512(shifts.as_ptr().add(first) as *const _),
+            )
+        };
+    }
     let (mut m, mut s) = ([0i32; 16], [0i32; 16]);
     for i in 0..16 {
         let ch = (first + i).min(n - 1);
         (m[i], s[i]) = rq.channel(ch);
     }
-    (m, s)
+    // SAFETY: 16 words each.
+    unsafe {
+        (
+            _mm512_loadu_si512(m.as_ptr() as *const _),
+            _mm512_loadu_si512(s.as_ptr() as *const _),
+        )
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -595,6 +617,11 @@ unsafe fn i8_1x4_impl(
 #[inline]
 unsafe fn i8_channels<const NV: usize>(p: &PackedI8, ap: *const u32, cb: *mut i8, rq: &Requant) {
     const P: usize = I8_TILE;
+    let st = Store::new(rq);
+    let shared = rq.is_per_tensor().then(|| {
+        let (mm, ss) = rq.channel(0);
+        RqLanes::splat(mm, ss, rq.zero_point())
+    });
     for ch in 0..p.n {
         let (s, e) = (p.block_ptr[ch] as usize, p.block_ptr[ch + 1] as usize);
         let mut acc = [_mm512_setzero_si512(); NV];
@@ -624,21 +651,19 @@ unsafe fn i8_channels<const NV: usize>(p: &PackedI8, ap: *const u32, cb: *mut i8
             }
         }
         let c = _mm512_set1_epi32(p.c[ch]);
-        let (mm, ss) = rq.channel(ch);
-        let q = Rq16::new(
-            _mm512_set1_epi32(mm),
-            _mm512_set1_epi32(ss),
-            rq.zero_point(),
-            rq.min(),
-            rq.max(),
-        );
-        for v in 0..NV {
-            // SAFETY: AVX-512; byte row `ch` of `cb` holds P bytes.
-            unsafe {
-                let r = q.apply(_mm512_add_epi32(_mm512_add_epi32(acc[v], acc2[v]), c));
-                _mm_storeu_si128(cb.add(ch * P + 16 * v) as *mut _, _mm512_cvtepi32_epi8(r));
+        let q = match shared {
+            Some(q) => q,
+            None => {
+                let (mm, ss) = rq.channel(ch);
+                RqLanes::splat(mm, ss, rq.zero_point())
             }
+        };
+        let mut y = [_mm512_setzero_si512(); 4];
+        for v in 0..NV {
+            y[v] = q.apply(_mm512_add_epi32(_mm512_add_epi32(acc[v], acc2[v]), c));
         }
+        // SAFETY: byte row `ch` of `cb` holds P = 64 bytes.
+        unsafe { _mm512_storeu_si512(cb.add(ch * P) as *mut _, st.narrow4(y)) };
     }
 }
 
@@ -684,95 +709,469 @@ unsafe fn i8_16x4_impl(
 ) {
     const P: usize = I8_TILE;
     let k4n = p.k.div_ceil(4);
-    let ap = scratch;
     let n = p.n;
     let nb = p.block_ptr.len() - 1;
+    // Whole words per row: activations are read in place (`^ xor` in registers); else the tile
+    // is copied into whole, zero-padded words first.
+    let direct = p.k.is_multiple_of(4);
+    let flip = u32::from_ne_bytes([p.xor; 4]);
+    let st = Store::new(rq);
     let mut m0 = 0;
     while m0 < m {
         let pt = (m - m0).min(P);
-        // SAFETY: rows m0..m0 + pt in bounds; `ap` holds P·K4 words.
-        unsafe { pack_i8(p.xor, a.add(m0 * a_stride), a_stride, pt, p.k, ap, false) };
+        let (base, stride, flip) = if direct {
+            // SAFETY: row m0 < m.
+            (unsafe { a.add(m0 * a_stride) } as *const u8, a_stride, flip)
+        } else {
+            // SAFETY: rows m0..m0 + pt in bounds; `scratch` holds P·K4 words.
+            unsafe {
+                pack_i8(
+                    p.xor,
+                    a.add(m0 * a_stride),
+                    a_stride,
+                    pt,
+                    p.k,
+                    scratch,
+                    false,
+                )
+            };
+            (scratch as *const u8, k4n * 4, 0)
+        };
         // SAFETY: output rows m0..m0 + pt.
         let o = unsafe { out.add(m0 * out_stride) };
         for g in 0..nb {
             let (s, e) = (p.block_ptr[g] as usize, p.block_ptr[g + 1] as usize);
-            let (mm, ss) = channel_params(rq, g * 16, n);
-            // SAFETY: 16 words each; `c` has ceil(N/16)·16 entries.
-            let (mv, sv, c) = unsafe {
-                (
-                    _mm512_loadu_si512(mm.as_ptr() as *const _),
-                    _mm512_loadu_si512(ss.as_ptr() as *const _),
-                    _mm512_loadu_si512(p.c.as_ptr().add(g * 16) as *const _),
-                )
-            };
-            let q = Rq16::new(mv, sv, rq.zero_point(), rq.min(), rq.max());
+            let (mv, sv) = channel_params(rq, g * 16, n);
+            // SAFETY: `c` has ceil(N/16)·16 entries.
+            let c = unsafe { _mm512_loadu_si512(p.c.as_ptr().add(g * 16) as *const _) };
+            let q = RqLanes::new(mv, sv, rq.zero_point());
             let nvalid = (n - g * 16).min(16);
-            let smask: __mmask16 = if nvalid == 16 {
-                0xFFFF
-            } else {
-                (1u16 << nvalid) - 1
-            };
-            macro_rules! store {
-                ($px:expr, $acc:expr) => {
-                    // SAFETY: AVX-512; row px < pt, masked to the valid channels
-                    // g·16..g·16 + nvalid ≤ N.
-                    unsafe {
-                        let r = q.apply(_mm512_add_epi32($acc, c));
-                        let at = o.add(($px) * out_stride + g * 16);
-                        _mm_mask_storeu_epi8(at, smask, _mm512_cvtepi32_epi8(r));
+            let mut px = 0;
+            while px < pt {
+                let mut rows = [base; 8];
+                for (j, r) in rows.iter_mut().enumerate() {
+                    // SAFETY: row min(px + j, pt − 1) < pt of the source (a row repeated past
+                    // the tile is computed and dropped).
+                    *r = unsafe { base.add((px + j).min(pt - 1) * stride) };
+                }
+                let cnt = (pt - px).min(8);
+                // SAFETY: AVX-512 VNNI; every block's k4 < K4 and a row holds K4 whole words
+                // (direct: K is a multiple of 4); weights hold 16 words per block.
+                let acc = unsafe {
+                    match (cnt, flip != 0) {
+                        (1, true) => dot_16x4::<1, true>(p, s, e, &rows, flip),
+                        (1, false) => dot_16x4::<1, false>(p, s, e, &rows, 0),
+                        (2..=4, true) => dot_16x4::<4, true>(p, s, e, &rows, flip),
+                        (2..=4, false) => dot_16x4::<4, false>(p, s, e, &rows, 0),
+                        (_, true) => dot_16x4::<8, true>(p, s, e, &rows, flip),
+                        (_, false) => dot_16x4::<8, false>(p, s, e, &rows, 0),
                     }
                 };
-            }
-            let mut px = 0;
-            while px + 4 <= pt {
-                let z = _mm512_setzero_si512();
-                let mut acc = [z; 4];
-                // SAFETY: k4 < K4; weights 16 words per block; rows px..px + 4 of `ap`.
+                let mut y = [_mm512_setzero_si512(); 8];
+                for j in 0..cnt {
+                    y[j] = q.apply(_mm512_add_epi32(acc[j], c));
+                }
+                let lo4 = st.narrow4([y[0], y[1], y[2], y[3]]);
+                let hi4 = st.narrow4([y[4], y[5], y[6], y[7]]);
+                // SAFETY: rows px..px + cnt < pt; channels g·16..g·16 + nvalid ≤ N.
                 unsafe {
-                    let row = ap.add(px * k4n);
-                    for b in s..e {
-                        let w = _mm512_loadu_si512(p.w.as_ptr().add(b * 16) as *const _);
-                        let q4 = *p.k4.get_unchecked(b) as usize;
-                        for (j, acc) in acc.iter_mut().enumerate() {
-                            let x = _mm512_set1_epi32(*row.add(j * k4n + q4) as i32);
-                            *acc = _mm512_dpbusd_epi32(*acc, x, w);
-                        }
+                    let at = o.add(px * out_stride + g * 16);
+                    store_lanes(lo4, at, out_stride, cnt.min(4), nvalid);
+                    if cnt > 4 {
+                        store_lanes(hi4, at.add(4 * out_stride), out_stride, cnt - 4, nvalid);
                     }
                 }
-                for (j, &acc) in acc.iter().enumerate() {
-                    store!(px + j, acc);
-                }
-                px += 4;
-            }
-            while px < pt {
-                let z = _mm512_setzero_si512();
-                let (mut a0, mut a1) = (z, z);
-                // SAFETY: as above, one row.
-                unsafe {
-                    let row = ap.add(px * k4n);
-                    let mut b = s;
-                    while b + 2 <= e {
-                        let w0 = _mm512_loadu_si512(p.w.as_ptr().add(b * 16) as *const _);
-                        let w1 = _mm512_loadu_si512(p.w.as_ptr().add(b * 16 + 16) as *const _);
-                        let x0 =
-                            _mm512_set1_epi32(*row.add(*p.k4.get_unchecked(b) as usize) as i32);
-                        let x1 =
-                            _mm512_set1_epi32(*row.add(*p.k4.get_unchecked(b + 1) as usize) as i32);
-                        a0 = _mm512_dpbusd_epi32(a0, x0, w0);
-                        a1 = _mm512_dpbusd_epi32(a1, x1, w1);
-                        b += 2;
-                    }
-                    if b < e {
-                        let w0 = _mm512_loadu_si512(p.w.as_ptr().add(b * 16) as *const _);
-                        let x0 =
-                            _mm512_set1_epi32(*row.add(*p.k4.get_unchecked(b) as usize) as i32);
-                        a0 = _mm512_dpbusd_epi32(a0, x0, w0);
-                    }
-                }
-                store!(px, _mm512_add_epi32(a0, a1));
-                px += 1;
+                px += 8;
             }
         }
         m0 += P;
+    }
+}
+
+/// `R` rows (pixels) × one block row of 16 channels: `Σ_blocks dot4(row[k4] ^ flip, w)`.
+///
+/// # Safety
+/// AVX-512 VNNI; each `rows[j]` is readable for 4 bytes at `4·k4` of every block `s..e`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+unsafe fn dot_16x4<const R: usize, const FLIP: bool>(
+    p: &PackedI8,
+    s: usize,
+    e: usize,
+    rows: &[*const u8; 8],
+    flip: u32,
+) -> [__m512i; 8] {
+    let fv = _mm512_set1_epi32(flip as i32);
+    let mut acc = [_mm512_setzero_si512(); 8];
+    let r = *rows;
+    let x = |b: usize| {
+        // SAFETY: as the caller guarantees (block b < e).
+        unsafe {
+            let at = r[0].add(*p.k4.get_unchecked(b) as usize * 4);
+            if FLIP {
+                bcast_xor(at, fv)
+            } else {
+                _mm512_set1_epi32((at as *const i32).read_unaligned())
+            }
+        }
+    };
+    // SAFETY: the weights hold 16 words per block.
+    let w = |b: usize| unsafe { _mm512_loadu_si512(p.w.as_ptr().add(b * 16) as *const _) };
+    if R == 1 {
+        // One pixel: four independent chains over the blocks.
+        let mut b = s;
+        while b + 4 <= e {
+            for (j, acc) in acc.iter_mut().take(4).enumerate() {
+                *acc = _mm512_dpbusd_epi32(*acc, x(b + j), w(b + j));
+            }
+            b += 4;
+        }
+        for (j, b) in (b..e).enumerate() {
+            acc[j] = _mm512_dpbusd_epi32(acc[j], x(b), w(b));
+        }
+        let s01 = _mm512_add_epi32(acc[0], acc[1]);
+        let s23 = _mm512_add_epi32(acc[2], acc[3]);
+        acc[0] = _mm512_add_epi32(s01, s23);
+        return acc;
+    }
+    for b in s..e {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            let w = _mm512_loadu_si512(p.w.as_ptr().add(b * 16) as *const _);
+            let off = *p.k4.get_unchecked(b) as usize * 4;
+            for j in 0..R {
+                let x = if FLIP {
+                    bcast_xor(r[j].add(off), fv)
+                } else {
+                    _mm512_set1_epi32((r[j].add(off) as *const i32).read_unaligned())
+                };
+                acc[j] = _mm512_dpbusd_epi32(acc[j], x, w);
+            }
+        }
+    }
+    acc
+}
+
+/// The 4 bytes at `p` broadcast to 16 lanes, `^ f`, in one instruction (an embedded broadcast:
+/// the compiler would otherwise xor a scalar and broadcast it with a shuffle).
+///
+/// # Safety
+/// AVX-512F; `p` readable for 4 bytes.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn bcast_xor(p: *const u8, f: __m512i) -> __m512i {
+    let x: __m512i;
+    // SAFETY: reads 4 bytes at `p` (caller guarantees); AVX-512F enabled.
+    unsafe {
+        std::arch::asm!(
+            "vpxord {x}, {f}, dword ptr [{p}]{{1to16}}",
+            x = lateout(zmm_reg) x,
+            f = in(zmm_reg) f,
+            p = in(reg) p,
+            options(pure, readonly, nostack, preserves_flags)
+        );
+    }
+    x
+}
+
+/// Stores 128-bit lane `j < rows` of `v` (16 bytes) at `at + j·stride`, its first `cols` bytes.
+///
+/// # Safety
+/// AVX-512; those bytes writable.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+#[inline]
+unsafe fn store_lanes(v: __m512i, at: *mut i8, stride: usize, rows: usize, cols: usize) {
+    let lanes = [
+        _mm512_extracti32x4_epi32::<0>(v),
+        _mm512_extracti32x4_epi32::<1>(v),
+        _mm512_extracti32x4_epi32::<2>(v),
+        _mm512_extracti32x4_epi32::<3>(v),
+    ];
+    let mask: __mmask16 = if cols >= 16 {
+        0xFFFF
+    } else {
+        (1u16 << cols) - 1
+    };
+    for (j, &l) in lanes.iter().enumerate().take(rows) {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            if cols >= 16 {
+                _mm_storeu_si128(at.add(j * stride) as *mut _, l);
+            } else {
+                _mm_mask_storeu_epi8(at.add(j * stride), mask, l);
+            }
+        }
+    }
+}
+
+/// Requantization of 16 lanes, bit for bit [`Requant::apply`] before the clamp, with the two
+/// roundings of `MultiplyByQuantizedMultiplier` combined into one in 64-bit lanes: for the
+/// product `p = x·m` and right shift `e`,
+/// `RDP(SRDHM(x, m), e) = ⌊(p + 2^30 + 2^(30+e) − [p < −2^30]·2^31) / 2^(31+e)⌋` when `e ≥ 1`
+/// (nested floor divisions; SRDHM's half-up rounding is the `2^30`, RDP's ties-away rounding the
+/// rest) and `⌊(p + 2^30) / 2^31⌋` when `e = 0`. The one saturating case (`x = m = i32::MIN`)
+/// lands on `2^31` only when `e = 0` and is clamped to `i32::MAX` there.
+#[derive(Clone, Copy)]
+struct RqLanes {
+    mult: __m512i,
+    mult_odd: __m512i,
+    lsh: __m512i,
+    any_lsh: bool,
+    /// Even / odd channels, 64-bit lanes: the added constant, the `[p < −2^30]` correction, and
+    /// the shift `31 + e`.
+    nudge: [__m512i; 2],
+    corr: [__m512i; 2],
+    sh: [__m512i; 2],
+    /// Some multiplier is `i32::MIN`.
+    sat: bool,
+    zp: __m512i,
+}
+
+impl RqLanes {
+    /// From per-lane Q31 multipliers and TFLite shifts (`−31..=30`) and the zero point.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn new(mult: __m512i, shift: __m512i, zp: i32) -> RqLanes {
+        let zero = _mm512_setzero_si512();
+        let lsh = _mm512_max_epi32(shift, zero);
+        let rsh = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+        let halves = [
+            _mm512_and_si512(rsh, _mm512_set1_epi64(0xFFFF_FFFF)),
+            _mm512_srli_epi64(rsh, 32),
+        ];
+        let (mut nudge, mut corr, mut sh) = ([zero; 2], [zero; 2], [zero; 2]);
+        for i in 0..2 {
+            let e = halves[i];
+            let pos = _mm512_cmpneq_epi64_mask(e, zero);
+            let big = _mm512_sllv_epi64(
+                _mm512_set1_epi64(1),
+                _mm512_add_epi64(e, _mm512_set1_epi64(30)),
+            );
+            nudge[i] =
+                _mm512_add_epi64(_mm512_set1_epi64(1 << 30), _mm512_maskz_mov_epi64(pos, big));
+            corr[i] = _mm512_maskz_mov_epi64(pos, _mm512_set1_epi64(1 << 31));
+            sh[i] = _mm512_add_epi64(e, _mm512_set1_epi64(31));
+        }
+        RqLanes {
+            mult,
+            mult_odd: _mm512_srli_epi64(mult, 32),
+            lsh,
+            any_lsh: _mm512_test_epi32_mask(lsh, lsh) != 0,
+            nudge,
+            corr,
+            sh,
+            sat: _mm512_cmpeq_epi32_mask(mult, _mm512_set1_epi32(i32::MIN)) != 0,
+            zp: _mm512_set1_epi32(zp),
+        }
+    }
+
+    /// The same multiplier and shift in every lane.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn splat(mult: i32, shift: i32, zp: i32) -> RqLanes {
+        let lsh = shift.max(0);
+        let e = (-shift).max(0) as i64;
+        let (nudge, corr) = if e == 0 {
+            (1i64 << 30, 0)
+        } else {
+            ((1i64 << 30) + (1i64 << (30 + e)), 1i64 << 31)
+        };
+        let m = _mm512_set1_epi32(mult);
+        RqLanes {
+            mult: m,
+            mult_odd: m,
+            lsh: _mm512_set1_epi32(lsh),
+            any_lsh: lsh != 0,
+            nudge: [_mm512_set1_epi64(nudge); 2],
+            corr: [_mm512_set1_epi64(corr); 2],
+            sh: [_mm512_set1_epi64(31 + e); 2],
+            sat: mult == i32::MIN,
+            zp: _mm512_set1_epi32(zp),
+        }
+    }
+
+    /// `MultiplyByQuantizedMultiplier(x) + zp` (wrapping), not yet clamped.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn apply(&self, x: __m512i) -> __m512i {
+        let x = if self.any_lsh {
+            _mm512_sllv_epi32(x, self.lsh)
+        } else {
+            x
+        };
+        let p = [
+            _mm512_mul_epi32(x, self.mult),
+            _mm512_mul_epi32(_mm512_srli_epi64(x, 32), self.mult_odd),
+        ];
+        let lim = _mm512_set1_epi64(-(1 << 30));
+        let mut t = [_mm512_setzero_si512(); 2];
+        for i in 0..2 {
+            let s = _mm512_add_epi64(p[i], self.nudge[i]);
+            let s = _mm512_mask_sub_epi64(s, _mm512_cmplt_epi64_mask(p[i], lim), s, self.corr[i]);
+            t[i] = _mm512_srav_epi64(s, self.sh[i]);
+            if self.sat {
+                t[i] = _mm512_min_epi64(t[i], _mm512_set1_epi64(i32::MAX as i64));
+            }
+        }
+        // The low words of the even and odd results, interleaved back.
+        let idx = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+        _mm512_add_epi32(_mm512_permutex2var_epi32(t[0], idx, t[1]), self.zp)
+    }
+}
+
+/// The clamp and narrowing of requantized int32 to output bytes: saturating packs (which keep
+/// every value on its side of a clamp range inside the byte type), then one byte clamp.
+#[derive(Clone, Copy)]
+struct Store {
+    unsigned: bool,
+    lo: __m512i,
+    hi: __m512i,
+}
+
+impl Store {
+    /// For `rq`'s clamp, within int8 or uint8 (uint8 bytes when the maximum exceeds 127).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn new(rq: &Requant) -> Store {
+        Store {
+            unsigned: rq.max() > 127,
+            lo: _mm512_set1_epi8(rq.min() as u8 as i8),
+            hi: _mm512_set1_epi8(rq.max() as u8 as i8),
+        }
+    }
+
+    /// Four vectors of 16 int32 → 64 clamped bytes, 128-bit lane `j` holding `y[j]` in order.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn narrow4(&self, y: [__m512i; 4]) -> __m512i {
+        let a = _mm512_packs_epi32(y[0], y[1]);
+        let b = _mm512_packs_epi32(y[2], y[3]);
+        let v = if self.unsigned {
+            _mm512_min_epu8(_mm512_max_epu8(_mm512_packus_epi16(a, b), self.lo), self.hi)
+        } else {
+            _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(a, b), self.lo), self.hi)
+        };
+        // Lane L, word j holds y[j][4L..4L + 4]: transpose the 4×4 words.
+        let idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        _mm512_permutexvar_epi32(idx, v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The combined rounding and the saturating narrowing against `Requant::apply` on edge
+    /// values: extreme accumulators and multipliers (incl. `i32::MIN`, the saturating case),
+    /// every shift, ties of both roundings, zero points that make the addition wrap.
+    #[test]
+    fn requant_lanes_match_scalar() {
+        if !Isa::Avx512Vnni.enabled() {
+            eprintln!("skipped: no AVX-512 VNNI");
+            return;
+        }
+        let mut xs = vec![
+            i32::MIN,
+            i32::MIN + 1,
+            i32::MAX,
+            i32::MAX - 1,
+            0,
+            1,
+            -1,
+            2,
+            -2,
+        ];
+        for e in 0..31 {
+            for d in [-1i64, 0, 1] {
+                // Around ties of the final division by 2^e, for multipliers near 2^30.
+                xs.push(((1i64 << e) * 3 / 2 + d).clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+                xs.push((-(1i64 << e) * 3 / 2 + d).clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+            }
+        }
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 32) as i32
+        };
+        for _ in 0..200 {
+            let v = next();
+            xs.push(v);
+            xs.push(v >> (v as u32 % 31));
+        }
+        while !xs.len().is_multiple_of(64) {
+            xs.push(next() >> 9);
+        }
+        let mults = [
+            i32::MIN,
+            i32::MAX,
+            1 << 30,
+            (1 << 30) + 1,
+            1_518_500_250,
+            -1 << 30,
+            1,
+            0,
+        ];
+        for &mult in &mults {
+            for shift in -31..=30 {
+                for (zp, lo, hi) in [
+                    (0, -128, 127),
+                    (-128, -128, 127),
+                    (127, -100, 20),
+                    (i32::MAX, -128, 127),
+                    (i32::MIN + 3, -128, 127),
+                    (255, 0, 255),
+                    (0, 3, 200),
+                ] {
+                    let rq = Requant::new(vec![mult], vec![shift], zp, lo, hi).unwrap();
+                    let got = run_lanes(&rq, &xs);
+                    for (i, &x) in xs.iter().enumerate() {
+                        let want = rq.apply(x, 0) as u8;
+                        assert_eq!(
+                            got[i], want,
+                            "x {x} mult {mult} shift {shift} zp {zp} clamp {lo}..={hi}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Both constructors (per-lane and splat) through `narrow4`, 64 values at a time.
+    fn run_lanes(rq: &Requant, xs: &[i32]) -> Vec<u8> {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq")]
+        fn go(rq: &Requant, xs: &[i32], out: &mut [u8], per_lane: bool) {
+            let (m, s) = rq.channel(0);
+            let q = if per_lane {
+                RqLanes::new(_mm512_set1_epi32(m), _mm512_set1_epi32(s), rq.zero_point())
+            } else {
+                RqLanes::splat(m, s, rq.zero_point())
+            };
+            let st = Store::new(rq);
+            for (x, o) in xs.chunks_exact(64).zip(out.chunks_exact_mut(64)) {
+                let mut y = [_mm512_setzero_si512(); 4];
+                for (j, y) in y.iter_mut().enumerate() {
+                    // SAFETY: 16 values at 16·j of the 64.
+                    *y = q.apply(unsafe { _mm512_loadu_si512(x[16 * j..].as_ptr() as *const _) });
+                }
+                // SAFETY: 64 bytes.
+                unsafe { _mm512_storeu_si512(o.as_mut_ptr() as *mut _, st.narrow4(y)) };
+            }
+        }
+        let mut a = vec![0u8; xs.len()];
+        let mut b = vec![0u8; xs.len()];
+        // SAFETY: AVX-512 checked by the caller.
+        unsafe {
+            go(rq, xs, &mut a, true);
+            go(rq, xs, &mut b, false);
+        }
+        if let Some(i) = a.iter().zip(&b).position(|(x, y)| x != y) {
+            panic!(
+                "x {}: per-lane constants give {}, splat {}",
+                xs[i], a[i], b[i]
+            );
+        }
+        a
     }
 }
