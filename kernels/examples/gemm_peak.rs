@@ -2,7 +2,8 @@
 //! shared with other work (the minimum over many short runs approximates an idle core better
 //! than a mean). Prints G MAC/s, % of the peak of the same dtype, and the int8 / f32 ratio.
 //!
-//! `cargo run --release -p sparq-kernels --example gemm_peak [reps]`
+//! `cargo run --release -p sparq-kernels --example gemm_peak [seconds] [MxKxN]...` (default 1
+//! second per measurement, every shape of the list; named shapes may be any M×K×N).
 
 use std::time::Instant;
 
@@ -89,6 +90,18 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
+    let picked: Vec<(usize, usize, usize)> = std::env::args()
+        .skip(2)
+        .filter_map(|s| {
+            let d: Vec<usize> = s.split('x').filter_map(|v| v.parse().ok()).collect();
+            (d.len() == 3 && d.iter().all(|&v| v > 0)).then(|| (d[0], d[1], d[2]))
+        })
+        .collect();
+    let shapes = if picked.is_empty() {
+        SHAPES
+    } else {
+        &picked[..]
+    };
     let k = kernels();
     println!("kernels: {} / {}", k.gemm.i8.name, k.gemm.f32.name);
     let p = peaks(budget);
@@ -99,7 +112,7 @@ fn main() {
         "{:>16} {:>10} {:>7} {:>10} {:>7} {:>6}",
         "MxKxN", "i8 GMAC/s", "%peak", "f32 GMAC/s", "%peak", "i8/f32"
     );
-    for &(m, kk, n) in SHAPES {
+    for &(m, kk, n) in shapes {
         let mut x = 12345u32;
         let mut rnd = || {
             x ^= x << 13;

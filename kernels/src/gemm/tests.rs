@@ -64,6 +64,8 @@ struct Case {
     a_zp: i32,
     w_zp: i32,
     per_channel: bool,
+    /// Every requant multiplier below 1/2 (right shifts only), as in real models.
+    small_scales: bool,
     bias: bool,
     rows: (usize, usize),
     cols: (usize, usize),
@@ -103,6 +105,7 @@ fn random_case(rng: &mut Rng, a_unsigned: bool, w_unsigned: bool) -> Case {
         a_zp,
         w_zp,
         per_channel: rng.below(2) == 0,
+        small_scales: rng.below(2) == 0,
         bias: rng.below(4) != 0,
         rows,
         cols,
@@ -128,7 +131,7 @@ fn check_i8_case<A: Q8, W: Q8, O: Q8>(kernel: &'static I8Kernel, case: Case, rng
     let scale = |rng: &mut Rng| {
         // Multipliers from tiny to above 1: exercises right and left shifts; powers of two (as
         // real models often have) put products exactly on rounding ties.
-        let e = rng.range(-14, 1) as f64;
+        let e = rng.range(-14, if case.small_scales { -1 } else { 1 }) as f64;
         let frac = if rng.below(3) == 0 {
             0.5
         } else {
@@ -262,6 +265,7 @@ fn i8_kernels_edge_shapes() {
                     a_zp: -128,
                     w_zp: 0,
                     per_channel: true,
+                    small_scales: false,
                     bias: true,
                     rows: (0, m),
                     cols: (0, n),
@@ -275,6 +279,64 @@ fn i8_kernels_edge_shapes() {
                 check_i8_case::<u8, u8, u8>(kernel, case, &mut rng);
             }
         }
+    }
+}
+
+/// The 1×1-convolution shapes of MobileNets (small K; N = 8, 16, 24, 96, 144: partial and
+/// half-used column tiles) with real-model scales, every activation/output type pair.
+#[test]
+fn i8_kernels_conv1x1_shapes() {
+    for kernel in i8_gemm_candidates() {
+        let mut rng = Rng::new(0x5eed_0007);
+        for (m, n, k) in [
+            (37, 16, 32),
+            (29, 96, 16),
+            (21, 144, 24),
+            (13, 24, 96),
+            (19, 32, 27),
+            (17, 8, 3),
+            (11, 48, 8),
+        ] {
+            for per_channel in [false, true] {
+                let case = Case {
+                    m,
+                    n,
+                    k,
+                    a_stride: k,
+                    c_stride: n,
+                    a_zp: rng.range(-128, 127),
+                    w_zp: 0,
+                    per_channel,
+                    small_scales: true,
+                    bias: true,
+                    rows: (0, m),
+                    cols: (0, n),
+                };
+                check_i8_case::<i8, i8, i8>(kernel, case, &mut rng);
+                let sub = Case {
+                    rows: (1, m - 2),
+                    cols: (n / 3, n - 1),
+                    ..case
+                };
+                check_i8_case::<i8, i8, i8>(kernel, sub, &mut rng);
+                let case = Case {
+                    a_zp: rng.range(0, 255),
+                    w_zp: rng.range(0, 255),
+                    ..case
+                };
+                check_i8_case::<u8, u8, u8>(kernel, case, &mut rng);
+                check_i8_case::<i8, i8, u8>(kernel, case_i8(case), &mut rng);
+            }
+        }
+    }
+}
+
+/// `case` with the zero points of int8 activations and weights.
+fn case_i8(case: Case) -> Case {
+    Case {
+        a_zp: case.a_zp - 128,
+        w_zp: 0,
+        ..case
     }
 }
 
@@ -600,6 +662,7 @@ fn row_blocks_cover_every_row() {
             a_zp: 5,
             w_zp: 0,
             per_channel: true,
+            small_scales: false,
             bias: true,
             rows: (3, 697),
             cols: (1, 36),

@@ -35,17 +35,27 @@ pub static GEMM_F32: F32Kernel = F32Kernel {
 /// # Safety
 /// [`I8Args`] contract for an 8×32 `c4` tile; the CPU has AVX-512 VNNI.
 unsafe fn gemm_qu8s8_8x32c4(args: &I8Args) {
+    // Only the first 16 columns are stored: skip the second half's multiplies and epilogue.
+    let half = args.acc_out.is_null() && args.col_hi <= 16;
     // SAFETY: forwarded contract; `rows` is 1..=8 (the driver never passes more than mr).
     unsafe {
-        match args.rows {
-            1 => i8_tile::<1>(args),
-            2 => i8_tile::<2>(args),
-            3 => i8_tile::<3>(args),
-            4 => i8_tile::<4>(args),
-            5 => i8_tile::<5>(args),
-            6 => i8_tile::<6>(args),
-            7 => i8_tile::<7>(args),
-            _ => i8_tile::<8>(args),
+        match (args.rows, half) {
+            (1, false) => i8_tile::<1, 2>(args),
+            (2, false) => i8_tile::<2, 2>(args),
+            (3, false) => i8_tile::<3, 2>(args),
+            (4, false) => i8_tile::<4, 2>(args),
+            (5, false) => i8_tile::<5, 2>(args),
+            (6, false) => i8_tile::<6, 2>(args),
+            (7, false) => i8_tile::<7, 2>(args),
+            (_, false) => i8_tile::<8, 2>(args),
+            (1, true) => i8_tile::<1, 1>(args),
+            (2, true) => i8_tile::<2, 1>(args),
+            (3, true) => i8_tile::<3, 1>(args),
+            (4, true) => i8_tile::<4, 1>(args),
+            (5, true) => i8_tile::<5, 1>(args),
+            (6, true) => i8_tile::<6, 1>(args),
+            (7, true) => i8_tile::<7, 1>(args),
+            (_, true) => i8_tile::<8, 1>(args),
         }
     }
 }
@@ -66,9 +76,119 @@ unsafe fn tail_u32(p: *const u8, rem: usize) -> u32 {
     v
 }
 
+/// Dword order after `vpackssdw` + `vpacksswb` of four vectors `t0..t3` (per 128-bit lane `L`:
+/// dwords `t0[L], t1[L], t2[L], t3[L]`, each 4 bytes of 4 lanes): back to `t0` (lanes 0..16),
+/// `t1`, `t2`, `t3` in memory order.
+static PACK_ORDER: [i32; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
+
+/// Four vectors of requantized (unclamped) values to 64 bytes in lane order `t0, t1, t2, t3`,
+/// clamped to `[lo, hi]`: saturating packs to 16 and 8 bits, then the clamp. Exact, because the
+/// clamp range lies inside the 8-bit range the packs saturate to (signed, or unsigned when
+/// `U`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+fn pack4<const U: bool>(t: [__m512i; 4], order: __m512i, lo: __m512i, hi: __m512i) -> __m512i {
+    let w0 = _mm512_packs_epi32(t[0], t[1]);
+    let w1 = _mm512_packs_epi32(t[2], t[3]);
+    let b = if U {
+        _mm512_packus_epi16(w0, w1)
+    } else {
+        _mm512_packs_epi16(w0, w1)
+    };
+    let b = _mm512_permutexvar_epi32(order, b);
+    if U {
+        _mm512_min_epu8(_mm512_max_epu8(b, lo), hi)
+    } else {
+        _mm512_min_epi8(_mm512_max_epi8(b, lo), hi)
+    }
+}
+
+/// Requantizes and stores the tile's `R` rows (`H` halves of 16 columns, `acc1` unused when
+/// `H = 1`): [`Rq16::unclamped_fast`] when `FAST`, then [`pack4`] (unsigned packs when `U`).
+///
+/// # Safety
+/// The [`I8Args`] contract for the output (`c`, `c_stride`, `col_lo..col_hi`, `rows = R`);
+/// `FAST` only if both `Rq16` are fast.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+unsafe fn store_tile<const R: usize, const H: usize, const FAST: bool, const U: bool>(
+    args: &I8Args,
+    rq: &[Rq16; 2],
+    acc0: &[__m512i; R],
+    acc1: &[__m512i; R],
+) {
+    let q = |h: usize, x: __m512i| {
+        if FAST {
+            rq[h].unclamped_fast(x)
+        } else {
+            rq[h].unclamped_general(x)
+        }
+    };
+    // SAFETY: 16 i32 values.
+    let order = unsafe { _mm512_loadu_si512(PACK_ORDER.as_ptr() as *const __m512i) };
+    let (lo, hi) = (
+        _mm512_set1_epi8(args.min as i8),
+        _mm512_set1_epi8(args.max as i8),
+    );
+    let mask = ((1u64 << args.col_hi) - 1) & !((1u64 << args.col_lo) - 1);
+    let row = |r: usize| args.c.wrapping_add(r * args.c_stride) as *mut i8;
+    if H == 2 {
+        // Two rows of 32 columns per 64-byte pack.
+        let mask = mask as u32;
+        for r0 in (0..R).step_by(2) {
+            let r1 = (r0 + 1).min(R - 1);
+            let t = [
+                q(0, acc0[r0]),
+                q(1, acc1[r0]),
+                q(0, acc0[r1]),
+                q(1, acc1[r1]),
+            ];
+            let b = pack4::<U>(t, order, lo, hi);
+            // SAFETY: only the tile's columns col_lo..col_hi of rows r0 and r1 (< rows) are
+            // written (masked stores: masked-off bytes are neither read nor written).
+            unsafe {
+                _mm256_mask_storeu_epi8(row(r0), mask, _mm512_castsi512_si256(b));
+                if r0 + 1 < R {
+                    _mm256_mask_storeu_epi8(row(r1), mask, _mm512_extracti64x4_epi64::<1>(b));
+                }
+            }
+        }
+    } else {
+        // Four rows of 16 columns per 64-byte pack.
+        let mask = mask as u16;
+        for r0 in (0..R).step_by(4) {
+            let r = |i: usize| (r0 + i).min(R - 1);
+            let t = [
+                q(0, acc0[r(0)]),
+                q(0, acc0[r(1)]),
+                q(0, acc0[r(2)]),
+                q(0, acc0[r(3)]),
+            ];
+            let b = pack4::<U>(t, order, lo, hi);
+            // SAFETY: as above, columns col_lo..col_hi ≤ 16 of the rows r0 + i < rows.
+            unsafe {
+                _mm_mask_storeu_epi8(row(r0), mask, _mm512_castsi512_si128(b));
+                if r0 + 1 < R {
+                    let v = _mm512_extracti32x4_epi32::<1>(b);
+                    _mm_mask_storeu_epi8(row(r0 + 1), mask, v);
+                }
+                if r0 + 2 < R {
+                    let v = _mm512_extracti32x4_epi32::<2>(b);
+                    _mm_mask_storeu_epi8(row(r0 + 2), mask, v);
+                }
+                if r0 + 3 < R {
+                    let v = _mm512_extracti32x4_epi32::<3>(b);
+                    _mm_mask_storeu_epi8(row(r0 + 3), mask, v);
+                }
+            }
+        }
+    }
+}
+
+/// `H` halves of 16 columns: 2 for the full 32-wide tile, 1 when only columns `..16` are needed.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
-unsafe fn i8_tile<const R: usize>(args: &I8Args) {
+unsafe fn i8_tile<const R: usize, const H: usize>(args: &I8Args) {
     let k = args.k;
     let groups = k / 4;
     let rem = k % 4;
@@ -80,8 +200,9 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
         unsafe { _mm512_loadu_si512(p.as_ptr().add(16 * h) as *const __m512i) }
     };
     // The accumulators start at the folded bias.
+    // (Two flat arrays: LLVM keeps them in registers, where it spills a nested one.)
     let mut acc0 = [ld(&ep.bias, 0); R];
-    let mut acc1 = [ld(&ep.bias, 1); R];
+    let mut acc1 = [ld(&ep.bias, H - 1); R];
     let mut a = [args.a; R];
     for (r, p) in a.iter_mut().enumerate() {
         // SAFETY: r < R = rows, so row r lies in A (I8Args contract).
@@ -93,7 +214,7 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
         let (w0, w1) = unsafe {
             (
                 _mm512_load_si512(w as *const __m512i),
-                _mm512_load_si512(w.add(64) as *const __m512i),
+                _mm512_load_si512(w.add(64 * (H - 1)) as *const __m512i),
             )
         };
         for r in 0..R {
@@ -101,7 +222,9 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
             let v = unsafe { (a[r].add(4 * g) as *const u32).read_unaligned() };
             let av = _mm512_xor_si512(_mm512_set1_epi32(v as i32), xor);
             acc0[r] = _mm512_dpbusd_epi32(acc0[r], av, w0);
-            acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, w1);
+            if H == 2 {
+                acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, w1);
+            }
         }
         // SAFETY: advances within (or one past) the packed tile.
         w = unsafe { w.add(128) };
@@ -111,7 +234,7 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
         let (w0, w1) = unsafe {
             (
                 _mm512_load_si512(w as *const __m512i),
-                _mm512_load_si512(w.add(64) as *const __m512i),
+                _mm512_load_si512(w.add(64 * (H - 1)) as *const __m512i),
             )
         };
         for r in 0..R {
@@ -119,56 +242,57 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
             let v = unsafe { tail_u32(a[r].add(4 * groups), rem) };
             let av = _mm512_xor_si512(_mm512_set1_epi32(v as i32), xor);
             acc0[r] = _mm512_dpbusd_epi32(acc0[r], av, w0);
-            acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, w1);
+            if H == 2 {
+                acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, w1);
+            }
         }
     }
-    let mut rq = [Rq16::new(
+    for r in 0..R {
+        // SAFETY: r < rows (row_off holds `rows` values).
+        let off = unsafe { *args.row_off.add(r) };
+        if off != 0 {
+            acc0[r] = _mm512_add_epi32(acc0[r], _mm512_set1_epi32(off));
+            acc1[r] = _mm512_add_epi32(acc1[r], _mm512_set1_epi32(off));
+        }
+    }
+    if !args.acc_out.is_null() {
+        for r in 0..R {
+            // SAFETY: acc_out holds rows × 32 values (I8Args contract); H = 2 here.
+            unsafe {
+                let p = args.acc_out.add(32 * r);
+                _mm512_storeu_si512(p as *mut __m512i, acc0[r]);
+                _mm512_storeu_si512(p.add(16) as *mut __m512i, acc1[r]);
+            }
+        }
+        return;
+    }
+    let rq0 = Rq16::new(
         ld(&ep.mult, 0),
         ld(&ep.shift, 0),
         args.zero_point,
         args.min,
         args.max,
-    ); 2];
-    rq[1] = Rq16::new(
-        ld(&ep.mult, 1),
-        ld(&ep.shift, 1),
-        args.zero_point,
-        args.min,
-        args.max,
     );
-    let mut mask = [0u16; 2];
-    for (h, m) in mask.iter_mut().enumerate() {
-        let from = args.col_lo.clamp(16 * h, 16 * h + 16) - 16 * h;
-        let to = args.col_hi.clamp(16 * h, 16 * h + 16) - 16 * h;
-        *m = (((1u32 << to) - 1) & !((1u32 << from) - 1)) as u16;
-    }
-    for r in 0..R {
-        // SAFETY: r < rows (row_off holds `rows` values).
-        let off = unsafe { *args.row_off.add(r) };
-        let row = args.c.wrapping_add(r * args.c_stride);
-        for (h, acc) in [acc0[r], acc1[r]].into_iter().enumerate() {
-            let x = if off != 0 {
-                _mm512_add_epi32(acc, _mm512_set1_epi32(off))
-            } else {
-                acc
-            };
-            if !args.acc_out.is_null() {
-                // SAFETY: acc_out holds rows × 32 values (I8Args contract).
-                unsafe {
-                    _mm512_storeu_si512(args.acc_out.add(32 * r + 16 * h) as *mut __m512i, x)
-                };
-                continue;
-            }
-            let y = rq[h].apply(x);
-            // SAFETY: only the tile's columns col_lo..col_hi of row r are written (masked
-            // store: masked-off bytes are neither read nor written).
-            unsafe {
-                _mm_mask_storeu_epi8(
-                    row.wrapping_add(16 * h) as *mut i8,
-                    mask[h],
-                    _mm512_cvtepi32_epi8(y),
-                )
-            };
+    let rq1 = if H == 2 {
+        Rq16::new(
+            ld(&ep.mult, 1),
+            ld(&ep.shift, 1),
+            args.zero_point,
+            args.min,
+            args.max,
+        )
+    } else {
+        rq0
+    };
+    let rq = [rq0, rq1];
+    let fast = rq0.is_fast() && rq1.is_fast();
+    // SAFETY: forwarded output contract; FAST only when both are fast.
+    unsafe {
+        match (fast, args.max > 127) {
+            (true, false) => store_tile::<R, H, true, false>(args, &rq, &acc0, &acc1),
+            (true, true) => store_tile::<R, H, true, true>(args, &rq, &acc0, &acc1),
+            (false, false) => store_tile::<R, H, false, false>(args, &rq, &acc0, &acc1),
+            (false, true) => store_tile::<R, H, false, true>(args, &rq, &acc0, &acc1),
         }
     }
 }

@@ -13,6 +13,16 @@ pub const TABLE: RequantTable = RequantTable {
 
 /// Requantization constants of 16 channels, prepared once per column tile so that the per-row
 /// work is only what depends on the accumulator.
+///
+/// Two exact evaluations of `MultiplyByQuantizedMultiplier`:
+/// - the fast one, when every lane shifts right (`shift ≤ −1`) and no multiplier is `i32::MIN`
+///   (the only one that can saturate): with `P = x·m` in 64-bit lanes and `e = −shift`,
+///   `RoundingDivideByPOT(SRDHM(x, m), e) = (P + 2^30 + 2^(30+e) − [P < −2^30]·2^31) >> (31+e)`
+///   (arithmetic), by nested floor division: `SRDHM = ⌊(P + 2^30)/2^31⌋`, and the rounding
+///   division is `⌊(h + 2^(e−1) − [h < 0])/2^e⌋` where `h < 0 ⇔ P < −2^30`. Odd lanes shift
+///   by `e − 1` only, which leaves their result in the high half of the 64-bit lane where the
+///   final blend takes it;
+/// - the general one (left shifts, `e = 0`, saturation), step by step as TFLite.
 #[derive(Clone, Copy)]
 pub(crate) struct Rq16 {
     mult: __m512i,
@@ -26,6 +36,14 @@ pub(crate) struct Rq16 {
     /// Lanes whose multiplier is `i32::MIN` (only they can saturate).
     mult_min: __mmask16,
     any_lsh: bool,
+    /// Every lane takes the fast evaluation.
+    fast: bool,
+    /// Fast path: `2^30 + 2^(30+e)` per 64-bit lane, for the even and the odd 32-bit lanes.
+    add_even: __m512i,
+    add_odd: __m512i,
+    /// Fast path: 64-bit shift counts, `31 + e` (even lanes) and `e − 1` (odd lanes).
+    sh_even: __m512i,
+    sh_odd: __m512i,
     zp: __m512i,
     lo: __m512i,
     hi: __m512i,
@@ -41,6 +59,18 @@ impl Rq16 {
         let lsh = _mm512_max_epi32(shift, zero);
         let rsh = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
         let rem_mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rsh), one);
+        let mult_min = _mm512_cmpeq_epi32_mask(mult, _mm512_set1_epi32(i32::MIN));
+        let fast = mult_min == 0 && _mm512_cmpgt_epi32_mask(one, rsh) == 0;
+        // 64-bit lanes: the even 32-bit lane's e is the low half, the odd one's the high half.
+        let e_even = _mm512_and_si512(rsh, _mm512_set1_epi64(0xffff_ffff));
+        let e_odd = _mm512_srli_epi64(rsh, 32);
+        let nudge = _mm512_set1_epi64(1 << 30);
+        let add = |e: __m512i| {
+            _mm512_add_epi64(
+                nudge,
+                _mm512_sllv_epi64(nudge, _mm512_and_si512(e, _mm512_set1_epi64(63))),
+            )
+        };
         Rq16 {
             mult,
             mult_odd: _mm512_srli_epi64(mult, 32),
@@ -48,18 +78,69 @@ impl Rq16 {
             rsh,
             rem_mask,
             half: _mm512_srli_epi32(rem_mask, 1),
-            mult_min: _mm512_cmpeq_epi32_mask(mult, _mm512_set1_epi32(i32::MIN)),
+            mult_min,
             any_lsh: _mm512_test_epi32_mask(lsh, lsh) != 0,
+            fast,
+            add_even: add(e_even),
+            add_odd: add(e_odd),
+            sh_even: _mm512_add_epi64(e_even, _mm512_set1_epi64(31)),
+            sh_odd: _mm512_sub_epi64(e_odd, _mm512_set1_epi64(1)),
             zp: _mm512_set1_epi32(zp),
             lo: _mm512_set1_epi32(lo),
             hi: _mm512_set1_epi32(hi),
         }
     }
 
-    /// `MultiplyByQuantizedMultiplier`, `+ zp` (wrapping), clamp: [`Requant::apply`] on 16 lanes.
+    /// True when every lane takes the fast evaluation ([`Rq16::unclamped_fast`] is exact).
+    #[inline(always)]
+    pub(crate) fn is_fast(&self) -> bool {
+        self.fast
+    }
+
+    /// `MultiplyByQuantizedMultiplier + zp` (wrapping), before the clamp.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    pub(crate) fn apply(&self, x: __m512i) -> __m512i {
+    pub(crate) fn unclamped(&self, x: __m512i) -> __m512i {
+        if self.fast {
+            self.unclamped_fast(x)
+        } else {
+            _mm512_add_epi32(self.general(x), self.zp)
+        }
+    }
+
+    /// [`Rq16::unclamped`] when [`Rq16::is_fast`] (otherwise the result is meaningless).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    pub(crate) fn unclamped_fast(&self, x: __m512i) -> __m512i {
+        let even = _mm512_mul_epi32(x, self.mult);
+        let odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), self.mult_odd);
+        let tie = _mm512_set1_epi64(-(1 << 30));
+        let two31 = _mm512_set1_epi64(1 << 31);
+        let neg_e = _mm512_cmplt_epi64_mask(even, tie);
+        let neg_o = _mm512_cmplt_epi64_mask(odd, tie);
+        let even = _mm512_add_epi64(even, self.add_even);
+        let odd = _mm512_add_epi64(odd, self.add_odd);
+        let even = _mm512_mask_sub_epi64(even, neg_e, even, two31);
+        let odd = _mm512_mask_sub_epi64(odd, neg_o, odd, two31);
+        let q = _mm512_mask_blend_epi32(
+            0xAAAA,
+            _mm512_srav_epi64(even, self.sh_even),
+            _mm512_srav_epi64(odd, self.sh_odd),
+        );
+        _mm512_add_epi32(q, self.zp)
+    }
+
+    /// [`Rq16::unclamped`] by the step-by-step evaluation (any lanes).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    pub(crate) fn unclamped_general(&self, x: __m512i) -> __m512i {
+        _mm512_add_epi32(self.general(x), self.zp)
+    }
+
+    /// The step-by-step evaluation (any shift, saturation), without zero point.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn general(&self, x: __m512i) -> __m512i {
         let x = if self.any_lsh {
             _mm512_sllv_epi32(x, self.lsh)
         } else {
@@ -81,16 +162,19 @@ impl Rq16 {
         let rem = _mm512_and_si512(high, self.rem_mask);
         let thr = _mm512_sub_epi32(self.half, _mm512_srai_epi32(high, 31));
         let q = _mm512_srav_epi32(high, self.rsh);
-        let q = _mm512_mask_sub_epi32(
+        _mm512_mask_sub_epi32(
             q,
             _mm512_cmpgt_epi32_mask(rem, thr),
             q,
             _mm512_set1_epi32(-1),
-        );
-        _mm512_min_epi32(
-            _mm512_max_epi32(_mm512_add_epi32(q, self.zp), self.lo),
-            self.hi,
         )
+    }
+
+    /// `MultiplyByQuantizedMultiplier`, `+ zp` (wrapping), clamp: [`Requant::apply`] on 16 lanes.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    pub(crate) fn apply(&self, x: __m512i) -> __m512i {
+        _mm512_min_epi32(_mm512_max_epi32(self.unclamped(x), self.lo), self.hi)
     }
 }
 
@@ -127,5 +211,103 @@ unsafe fn requant_row_avx512(acc: &[i32], first: usize, rq: &Requant, out: *mut 
         // SAFETY: `out` is valid for acc.len() bytes; only lanes < n are written.
         unsafe { _mm_mask_storeu_epi8(out.add(i) as *mut i8, m, _mm512_cvtepi32_epi8(y)) };
         i += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isa::Isa;
+    use crate::requant::multiply_by_quantized_multiplier;
+
+    /// Both evaluations of [`Rq16`] against the scalar formula, lane by lane: every shift, the
+    /// multipliers at the edges of the Q31 range (2^30 puts products on rounding ties), negative
+    /// ones, and accumulators at the edges of i32 and next to the ties.
+    #[test]
+    fn rq16_matches_scalar() {
+        if !Isa::Avx512Vnni.enabled() {
+            println!("skipped: no AVX-512 VNNI");
+            return;
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mults = [
+            1 << 30,
+            (1 << 30) + 1,
+            i32::MAX,
+            1_518_500_250,
+            1,
+            0,
+            -1,
+            -(1 << 30),
+            i32::MIN + 1,
+            i32::MIN,
+        ];
+        for shift in -31..=30 {
+            for round in 0..40 {
+                let mut m = [0i32; 16];
+                let mut s = [shift; 16];
+                let mut x = [0i32; 16];
+                for l in 0..16 {
+                    m[l] = if round % 2 == 0 {
+                        mults[(round / 2 + l) % mults.len()]
+                    } else {
+                        ((next() as u32 >> 1) | (1 << 30)) as i32
+                    };
+                    if round % 5 == 4 {
+                        // Mixed shifts in one vector.
+                        s[l] = -((next() % 32) as i32);
+                    }
+                    let e = (-s[l]).max(0);
+                    let tie = if e > 0 { 1i64 << (e - 1) } else { 0 };
+                    x[l] = match next() % 6 {
+                        0 => [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX][l % 6],
+                        // Near ties of the final rounding for m = 2^30 (x·m/2^31 = x/2).
+                        1 => ((2 * tie * (next() % 64) as i64 + 2 * tie) as i32)
+                            .wrapping_add((next() % 5) as i32 - 2)
+                            .wrapping_mul(if next() % 2 == 0 { 1 } else { -1 }),
+                        2 => next() as i32 >> (next() % 31),
+                        _ => next() as i32,
+                    };
+                }
+                let zp = (next() % 256) as i32 - 128;
+                // SAFETY: the CPU has AVX-512 (checked above); the arrays hold 16 values each.
+                let got = unsafe {
+                    let ld = |p: &[i32; 16]| _mm512_loadu_si512(p.as_ptr() as *const __m512i);
+                    let rq = Rq16::new(ld(&m), ld(&s), zp, -128, 127);
+                    let fast = s.iter().all(|&v| v <= -1) && !m.contains(&i32::MIN);
+                    assert_eq!(rq.is_fast(), fast, "shift {s:?} mult {m:?}");
+                    let mut out = [[0i32; 16]; 3];
+                    let y = [
+                        rq.unclamped(ld(&x)),
+                        rq.unclamped_general(ld(&x)),
+                        if fast {
+                            rq.unclamped_fast(ld(&x))
+                        } else {
+                            rq.unclamped_general(ld(&x))
+                        },
+                    ];
+                    for (o, v) in out.iter_mut().zip(y) {
+                        _mm512_storeu_si512(o.as_mut_ptr() as *mut __m512i, v);
+                    }
+                    out
+                };
+                for l in 0..16 {
+                    let want = multiply_by_quantized_multiplier(x[l], m[l], s[l]).wrapping_add(zp);
+                    for (path, g) in ["unclamped", "general", "fast"].iter().zip(&got) {
+                        assert_eq!(
+                            g[l], want,
+                            "{path}: lane {l}: x {} m {} shift {} zp {zp}",
+                            x[l], m[l], s[l]
+                        );
+                    }
+                }
+            }
+        }
     }
 }
