@@ -274,8 +274,13 @@ pub(super) struct Rows {
     /// `bias − (zx + 128)·Σw` (int8 input, read as `x + 128`) and `bias − zx·Σw` (uint8 input),
     /// `[cpad]` each.
     folded: [Vec<i32>; 2],
+    /// Requantization multipliers and left shifts, `[cpad]`.
     mult: Vec<i32>,
-    shift: Vec<i32>,
+    lsh: Vec<i32>,
+    any_lsh: bool,
+    /// Per 16-channel block, the 64-bit rounding constants of [`Rq64`]:
+    /// `[block][add, sub, shift][even, odd channels][8]`.
+    rq64: Vec<i64>,
 }
 
 impl Rows {
@@ -324,8 +329,29 @@ impl Rows {
                 .collect()
         };
         let (mut mult, mut shift): (Vec<i32>, Vec<i32>) = (0..c).map(|ch| rq.channel(ch)).unzip();
+        if mult.contains(&i32::MIN) {
+            // The one saturating case of SaturatingRoundingDoublingHighMul; never produced
+            // from a real scale, left to the pixel-tile kernel.
+            return None;
+        }
         mult.resize(cpad, 0);
         shift.resize(cpad, 0);
+        if shift.iter().any(|&s| s < -22) {
+            // The zero point is added inside the 64-bit sums below (zp·2^(31+e) needs e ≤ 22
+            // to stay clear of overflow); such tiny scales are left to the pixel-tile kernel.
+            return None;
+        }
+        let lsh: Vec<i32> = shift.iter().map(|&s| s.max(0)).collect();
+        let zp = rq.zero_point() as i64;
+        let mut rq64 = vec![0i64; cpad / 16 * 48];
+        for (ch, &s) in shift.iter().enumerate() {
+            let e = (-s).max(0) as u32;
+            let (blk, lane) = (ch / 16, ch % 16);
+            let at = |kind: usize| ((blk * 3 + kind) * 2 + lane % 2) * 8 + lane / 2;
+            rq64[at(0)] = (1 << 30) + if e > 0 { 1i64 << (30 + e) } else { 0 } + (zp << (31 + e));
+            rq64[at(1)] = if e > 0 { 1 << 31 } else { 0 };
+            rq64[at(2)] = 31 + e as i64;
+        }
         Some(Rows {
             kh,
             kw,
@@ -333,7 +359,9 @@ impl Rows {
             w4,
             folded: [fold(in_zp + 128), fold(in_zp)],
             mult,
-            shift,
+            any_lsh: lsh.iter().any(|&v| v > 0),
+            lsh,
+            rq64,
         })
     }
 }
@@ -393,7 +421,8 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
     );
     let out_at = (row * w.w.output + x.start) * c;
     assert!(out_at + (x.end - x.start) * c <= output.len());
-    assert!(f.w4.len() >= G * KW * cpad * 4 && f.mult.len() >= cpad && f.shift.len() >= cpad);
+    assert!(f.w4.len() >= G * KW * cpad * 4 && f.mult.len() >= cpad && f.lsh.len() >= cpad);
+    assert!(f.rq64.len() >= cpad / 16 * 48);
     let folded = &f.folded[T::UNSIGNED as usize];
     assert!(folded.len() >= cpad);
     let base = input.as_ptr() as *const u8;
@@ -402,14 +431,9 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
         let n = (c - c0).min(16);
         let m: __mmask16 = if n == 16 { 0xFFFF } else { (1u16 << n) - 1 };
         // SAFETY: c0 + 16 ≤ cpad, and the padded arrays hold cpad lanes (asserted above).
-        let (init, mv, sv) = unsafe {
-            (
-                _mm512_loadu_si512(folded.as_ptr().add(c0) as *const _),
-                _mm512_loadu_si512(f.mult.as_ptr().add(c0) as *const _),
-                _mm512_loadu_si512(f.shift.as_ptr().add(c0) as *const _),
-            )
-        };
-        let rq = Rq16::new(mv, sv, p.rq.zero_point(), p.rq.min(), p.rq.max());
+        let init = unsafe { _mm512_loadu_si512(folded.as_ptr().add(c0) as *const _) };
+        // SAFETY: as above; block c0 / 16 of rq64 is inside (asserted).
+        let rq = unsafe { Rq64::new(f, c0, &p.rq) };
         let mut wv = [[_mm512_setzero_si512(); KW]; G];
         for (g, wg) in wv.iter_mut().enumerate() {
             for (kx, v) in wg.iter_mut().enumerate() {
@@ -562,7 +586,7 @@ unsafe fn tile_rows<
     m: __mmask16,
     wv: &[[__m512i; KW]; G],
     init: __m512i,
-    rq: &Rq16,
+    rq: &Rq64,
     out: *mut u8,
 ) {
     let mut acc = [init; P];
@@ -578,9 +602,147 @@ unsafe fn tile_rows<
             }
         }
     }
-    for (j, &a) in acc.iter().enumerate() {
-        let bytes = _mm512_cvtepi32_epi8(rq.apply(a));
+    let mut j = 0;
+    while j + 4 <= P {
+        let r = [
+            rq.round(acc[j]),
+            rq.round(acc[j + 1]),
+            rq.round(acc[j + 2]),
+            rq.round(acc[j + 3]),
+        ];
+        // SAFETY: caller contract (pixels j..j + 4 < P).
+        unsafe { rq.store4::<T>(r, out.add(j * c), c, m) };
+        j += 4;
+    }
+    while j < P {
+        let bytes = rq.finish(rq.round(acc[j]));
         // SAFETY: caller contract.
         unsafe { _mm_mask_storeu_epi8(out.add(j * c) as *mut i8, m, bytes) };
+        j += 1;
+    }
+}
+
+/// TFLite's `MultiplyByQuantizedMultiplier` on 16 lanes with both roundings combined into one
+/// 64-bit division: for `e = −shift ≥ 1`, `RoundingDivideByPOT(SRDHM(x, m), e) =
+/// ⌊(x·m + 2^30 + 2^(30+e) − [x·m < −2^30]·2^31) / 2^(31+e)⌋` (SRDHM is `⌊(x·m + 2^30)/2^31⌋`
+/// apart from the saturating `m = x = i32::MIN`, which [`Rows::new`] excludes; nested floor
+/// divisions combine), and `⌊(x·m + 2^30)/2^31⌋` for `e = 0`. The zero point is added as
+/// `zp·2^(31+e)` inside the sum (the low 32 bits of the quotient are the reference's wrapping
+/// `+ zp`; |x·m| ≤ 2^62 and e ≤ 22 keep the sum inside i64). Then the clamp, with saturating
+/// packs for 4 pixels at a time.
+struct Rq64 {
+    m: __m512i,
+    m_odd: __m512i,
+    lsh: __m512i,
+    any_lsh: bool,
+    /// [add, sub, shift] × [even, odd].
+    k: [[__m512i; 2]; 3],
+    lo: __m512i,
+    hi: __m512i,
+    lo8: __m512i,
+    hi8: __m512i,
+}
+
+/// `vpermd` order taking the packed bytes of 4 pixels (dword `4·lane + pixel`) to pixel-major
+/// (dword `4·pixel + lane`).
+static UNPACK4: [i32; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
+
+impl Rq64 {
+    /// # Safety
+    /// Channels `c0..c0 + 16` are inside the padded arrays of `f` (`c0` a multiple of 16).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    unsafe fn new(f: &Rows, c0: usize, rq: &crate::requant::Requant) -> Rq64 {
+        // SAFETY: caller contract; 48 i64 per block.
+        let ld = |i: usize| unsafe {
+            _mm512_loadu_si512(f.rq64.as_ptr().add(c0 / 16 * 48 + i * 8) as *const _)
+        };
+        // SAFETY: caller contract.
+        let (m, lsh) = unsafe {
+            (
+                _mm512_loadu_si512(f.mult.as_ptr().add(c0) as *const _),
+                _mm512_loadu_si512(f.lsh.as_ptr().add(c0) as *const _),
+            )
+        };
+        let (lo, hi) = (rq.min(), rq.max());
+        let (lo8, hi8) = (_mm512_set1_epi8(lo as i8), _mm512_set1_epi8(hi as i8));
+        Rq64 {
+            m,
+            m_odd: _mm512_srli_epi64(m, 32),
+            lsh,
+            any_lsh: f.any_lsh,
+            k: [[ld(0), ld(1)], [ld(2), ld(3)], [ld(4), ld(5)]],
+            lo: _mm512_set1_epi32(lo),
+            hi: _mm512_set1_epi32(hi),
+            lo8,
+            hi8,
+        }
+    }
+
+    /// The rounded product plus the zero point.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn round(&self, x: __m512i) -> __m512i {
+        let x = if self.any_lsh {
+            _mm512_sllv_epi32(x, self.lsh)
+        } else {
+            x
+        };
+        let thr = _mm512_set1_epi64(-(1 << 30));
+        let half = |ab: __m512i, p: usize| {
+            let below = _mm512_cmplt_epi64_mask(ab, thr);
+            let v = _mm512_add_epi64(ab, self.k[0][p]);
+            let v = _mm512_mask_sub_epi64(v, below, v, self.k[1][p]);
+            _mm512_srav_epi64(v, self.k[2][p])
+        };
+        let even = half(_mm512_mul_epi32(x, self.m), 0);
+        let odd = half(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), self.m_odd), 1);
+        // Odd lanes take the low dword of the odd results.
+        _mm512_mask_shuffle_epi32(even, 0xAAAA, odd, _MM_PERM_CDAB)
+    }
+
+    /// One pixel's bytes: clamp.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn finish(&self, v: __m512i) -> __m128i {
+        _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, self.lo), self.hi))
+    }
+
+    /// Four pixels (`c` elements apart): saturating packs, which leave every value inside `[lo, hi]` ⊂ the output type unchanged
+    /// and move the rest beyond it on the same side, then the clamp on bytes.
+    ///
+    /// # Safety
+    /// `out + j·c` is writable for the lanes of `m`, `j < 4`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    unsafe fn store4<T: Q8>(&self, r: [__m512i; 4], out: *mut u8, c: usize, m: __mmask16) {
+        let a = r;
+        let p01 = _mm512_packs_epi32(a[0], a[1]);
+        let p23 = _mm512_packs_epi32(a[2], a[3]);
+        let b = if T::UNSIGNED {
+            let b = _mm512_packus_epi16(p01, p23);
+            _mm512_min_epu8(_mm512_max_epu8(b, self.lo8), self.hi8)
+        } else {
+            let b = _mm512_packs_epi16(p01, p23);
+            _mm512_min_epi8(_mm512_max_epi8(b, self.lo8), self.hi8)
+        };
+        // SAFETY: 16 readable i32.
+        let perm = unsafe { _mm512_loadu_si512(UNPACK4.as_ptr() as *const _) };
+        let b = _mm512_permutexvar_epi32(perm, b);
+        // SAFETY: caller contract (each store: pixel j's lanes of `m`, j < 4).
+        unsafe {
+            _mm_mask_storeu_epi8(out as *mut i8, m, _mm512_castsi512_si128(b));
+            _mm_mask_storeu_epi8(out.add(c) as *mut i8, m, _mm512_extracti32x4_epi32(b, 1));
+            _mm_mask_storeu_epi8(
+                out.add(2 * c) as *mut i8,
+                m,
+                _mm512_extracti32x4_epi32(b, 2),
+            );
+            _mm_mask_storeu_epi8(
+                out.add(3 * c) as *mut i8,
+                m,
+                _mm512_extracti32x4_epi32(b, 3),
+            );
+        }
     }
 }

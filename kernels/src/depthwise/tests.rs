@@ -317,7 +317,25 @@ fn row_kernel_matches_reference_exactly() {
                 let wt: Vec<i8> = (0..k * k * c).map(|_| rng.range(-127, 127) as i8).collect();
                 let bias: Vec<i32> = (0..c).map(|_| rng.range(-5000, 5000) as i32).collect();
                 let pc = rng.range(0, 3) > 0;
-                let (rq, mut q) = requant(&mut rng, c, pc, false);
+                let (rq, mut q) = if in_w % 3 == 0 {
+                    // Multipliers ≥ 0.5 (shift 0) and above 1 (left shifts).
+                    let reals: Vec<f64> = (0..c)
+                        .map(|i| [0.6, 1.7, 3.1, 0.0004, 0.9][(i + in_w) % 5])
+                        .collect();
+                    let zp = rng.range(-30, 30) as i32;
+                    let rq = Requant::from_real(&reals, zp, -128, 127).unwrap();
+                    let q = QOut {
+                        in_zp: 0,
+                        mult: (0..c).map(|i| rq.channel(i).0).collect(),
+                        shift: (0..c).map(|i| rq.channel(i).1).collect(),
+                        out_zp: zp,
+                        lo: -128,
+                        hi: 127,
+                    };
+                    (rq, q)
+                } else {
+                    requant(&mut rng, c, pc, false)
+                };
                 q.in_zp = rng.range(-128, 127) as i32;
                 let p = DepthwiseQ::new(w, &wt, Some(&bias), q.in_zp, rq).unwrap();
                 used += p.has_row_kernel() as usize;
