@@ -1,27 +1,31 @@
-//! AVX2 int8 GEMM (3 rows × 8 output channels, `c8`) and f32 FMA GEMM (6 × 16).
+//! AVX2 int8 GEMM (6 rows × 16 output channels, `c2`) and f32 FMA GEMM (6 × 16).
 //!
-//! int8: `vpmaddubsw` would saturate (255·127·2 > i16::MAX), so weights are widened to i16
-//! (`vpmovsxbw`) and activations, in the signed domain, sign-extended to i16; `vpmaddwd` sums
-//! pairs exactly into i32. Weights are packed `c8`: one 16-byte load holds two columns × 8 input
-//! channels, widened to a ymm. A row's 8 activation bytes are broadcast to both 128-bit halves and
-//! widened once per 8 input channels, then multiplied with 4 column pairs: each accumulator keeps
-//! 4 partial sums per column, reduced by horizontal adds in the epilogue.
+//! int8: `vpmaddubsw` would saturate (255·127·2 > i16::MAX), so both operands are widened to i16
+//! and `vpmaddwd` sums pairs of products exactly into i32: 16 multiply-adds per instruction, twice
+//! an 8-lane FMA. Weights are packed `c2`: per pair of input channels, 16 columns × 2 bytes, which
+//! `vpmovsxbw` widens into two ymm of 8 columns × (k, k+1). The tile's activation rows are
+//! sign-extended once per call into a stack stage (`KC` input channels at a time), so the inner
+//! loop broadcasts each row's (k, k+1) pair with one `vpbroadcastd` load. 12 accumulators of
+//! 8 columns need no horizontal reduction. The epilogue requantizes per column lane with
+//! constants hoisted per tile (left shift and saturation only when a channel needs them), and
+//! narrows two rows at once with saturating packs: the clamp to `[min, max]` runs on 32 bytes.
 
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 
-use super::requant::{low_bytes8, requant8};
+use super::requant::{scale8, Rq8};
 use crate::gemm::{F32Args, F32Kernel, I8Args, I8Kernel};
 use crate::isa::Isa;
 
-/// `avx2::gemm_qs8_3x8c8`.
+/// `avx2::gemm_qs8_6x16c2`.
 pub static GEMM_I8: I8Kernel = I8Kernel {
-    name: "avx2::gemm_qs8_3x8c8",
+    name: "avx2::gemm_qs8_6x16c2",
     isa: Isa::Avx2,
-    mr: 3,
-    nr: 8,
-    kr: 8,
+    mr: MR,
+    nr: 16,
+    kr: 2,
     signed_a: true,
-    run: gemm_qs8_3x8c8,
+    run: gemm_qs8_6x16c2,
 };
 
 /// `avx2::gemm_f32_6x16`.
@@ -33,125 +37,242 @@ pub static GEMM_F32: F32Kernel = F32Kernel {
     run: gemm_f32_6x16,
 };
 
+/// Rows of the int8 tile.
+const MR: usize = 6;
+/// Input channels per stage of widened activations (even, a multiple of 16): 6 rows × 1 KiB.
+const KC: usize = 512;
+
+/// The widened activations of a tile's rows for one chunk of input channels.
+#[repr(C, align(32))]
+struct Stage<const R: usize>([[i16; KC]; R]);
+
 /// # Safety
-/// [`I8Args`] contract for a 3×8 `c8` tile; the CPU has AVX2.
-unsafe fn gemm_qs8_3x8c8(args: &I8Args) {
-    // SAFETY: forwarded contract; rows is 1..=3.
+/// [`I8Args`] contract for a 6×16 `c2` tile; the CPU has AVX2.
+unsafe fn gemm_qs8_6x16c2(args: &I8Args) {
+    // SAFETY: forwarded contract; rows is 1..=6.
     unsafe {
         match args.rows {
             1 => i8_tile::<1>(args),
             2 => i8_tile::<2>(args),
-            _ => i8_tile::<3>(args),
+            3 => i8_tile::<3>(args),
+            4 => i8_tile::<4>(args),
+            5 => i8_tile::<5>(args),
+            _ => i8_tile::<6>(args),
         }
     }
 }
 
-/// 8 activation bytes of a row at input channel `k0` (zero padded past `k`), XORed into the
-/// signed domain and sign-extended to 16 i16 lanes (the 8 values twice).
+/// Widens bytes `k0..k0 + n` (`n ≤ KC`) of each row, XORed with `xor`, into the rows of `stage`
+/// as i16, then zeros up to the next multiple of 16.
 ///
 /// # Safety
-/// The row holds `k` readable bytes.
+/// Each row holds `k0 + n` readable bytes; `stage` is valid for R × KC i16 writes.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn act8(row: *const u8, k0: usize, k: usize, xor: u64) -> __m256i {
-    if k0 + 8 <= k {
-        // SAFETY: bytes k0..k0+8 of the row exist.
-        let v = _mm_set1_epi64x(unsafe { (row.add(k0) as *const i64).read_unaligned() });
-        if xor == 0 {
-            return _mm256_cvtepi8_epi16(v);
+unsafe fn widen_rows<const R: usize>(
+    a: &[*const u8; R],
+    k0: usize,
+    n: usize,
+    xor: u8,
+    stage: *mut i16,
+) {
+    let x = _mm_set1_epi8(xor as i8);
+    for (r, &row) in a.iter().enumerate() {
+        // SAFETY: row r of the stage holds KC ≥ n (rounded up to 16) values.
+        let dst = unsafe { stage.add(r * KC) };
+        let mut i = 0;
+        while i + 16 <= n {
+            // SAFETY: bytes k0 + i .. k0 + i + 16 ≤ k0 + n of the row exist; dst + i + 16 ≤ KC.
+            unsafe {
+                let v = _mm_loadu_si128(row.add(k0 + i) as *const __m128i);
+                let v = _mm256_cvtepi8_epi16(_mm_xor_si128(v, x));
+                _mm256_store_si256(dst.add(i) as *mut __m256i, v);
+            }
+            i += 16;
         }
-        return _mm256_cvtepi8_epi16(_mm_xor_si128(v, _mm_set1_epi64x(xor as i64)));
+        if i < n {
+            let mut buf = [0u8; 16];
+            for (j, b) in buf.iter_mut().enumerate().take(n - i) {
+                // SAFETY: byte k0 + i + j < k0 + n of the row.
+                *b = unsafe { *row.add(k0 + i + j) } ^ xor;
+            }
+            // SAFETY: buf holds 16 bytes; dst + i + 16 ≤ KC since i < n ≤ KC and both are
+            // multiples of 16 apart from n.
+            unsafe {
+                let v = _mm_loadu_si128(buf.as_ptr() as *const __m128i);
+                _mm256_store_si256(dst.add(i) as *mut __m256i, _mm256_cvtepi8_epi16(v));
+            }
+        }
     }
-    let v = {
-        let mut v = 0u64;
-        for i in 0..k - k0 {
-            // SAFETY: byte k0 + i < k of the row.
-            v |= (unsafe { *row.add(k0 + i) } as u64) << (8 * i);
-        }
-        // The padding must stay 0 after the XOR (its weights are 0 anyway, but keep it clean).
-        v | (xor & !(u64::MAX >> (8 * (8 - (k - k0)))))
-    };
-    _mm256_cvtepi8_epi16(_mm_set1_epi64x((v ^ xor) as i64))
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::needless_range_loop)] // indices name the register tile's row and column pair
+#[allow(clippy::needless_range_loop)] // indices name the register tile's row
 unsafe fn i8_tile<const R: usize>(args: &I8Args) {
     let k = args.k;
-    let xor = u64::from_ne_bytes([args.a_xor; 8]);
-    let mut acc = [[_mm256_setzero_si256(); 4]; R];
-    let mut a = [args.a; R];
-    for (r, p) in a.iter_mut().enumerate() {
-        // SAFETY: row r < rows lies in A.
-        *p = unsafe { args.a.add(r * args.a_stride) };
-    }
-    let mut w = args.w;
-    for g in 0..k.div_ceil(8) {
-        let mut av = [_mm256_setzero_si256(); R];
-        for r in 0..R {
-            // SAFETY: row r holds k bytes.
-            av[r] = unsafe { act8(a[r], 8 * g, k, xor) };
-        }
-        for p in 0..4 {
-            // SAFETY: the packed tile holds ceil(k/8) groups of 64 bytes (4 column pairs × 16).
-            let wp =
-                _mm256_cvtepi8_epi16(unsafe { _mm_load_si128(w.add(16 * p) as *const __m128i) });
-            for r in 0..R {
-                acc[r][p] = _mm256_add_epi32(acc[r][p], _mm256_madd_epi16(av[r], wp));
-            }
-        }
-        // SAFETY: advances within (or one past) the packed tile.
-        w = unsafe { w.add(64) };
-    }
-    // SAFETY: `ep`, `row_off` per the I8Args contract.
+    // SAFETY: `ep` per the I8Args contract; its arrays hold NR_MAX ≥ 16 values.
     let ep = unsafe { &*args.ep };
-    // SAFETY: the epilogue arrays hold NR_MAX ≥ 8 values.
-    let (bias, mult, shift) = unsafe {
+    // SAFETY: as above.
+    let (b0, b1) = unsafe {
         (
             _mm256_loadu_si256(ep.bias.as_ptr() as *const __m256i),
-            _mm256_loadu_si256(ep.mult.as_ptr() as *const __m256i),
-            _mm256_loadu_si256(ep.shift.as_ptr() as *const __m256i),
+            _mm256_loadu_si256(ep.bias.as_ptr().add(8) as *const __m256i),
         )
     };
-    let zero = _mm256_setzero_si256();
-    let lsh = _mm256_max_epi32(shift, zero);
-    let rsh = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
-    let zp = _mm256_set1_epi32(args.zero_point);
-    let lo = _mm256_set1_epi32(args.min);
-    let hi = _mm256_set1_epi32(args.max);
-    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    for (r, acc_r) in acc.iter().enumerate() {
-        // Accumulator p holds 4 partial sums of column 2p (low half) and of 2p + 1 (high half):
-        // two rounds of hadd give [c0 c2 c4 c6 | c1 c3 c5 c7], then interleave.
-        let h01 = _mm256_hadd_epi32(acc_r[0], acc_r[1]);
-        let h23 = _mm256_hadd_epi32(acc_r[2], acc_r[3]);
-        let s = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(h01, h23), order);
-        // SAFETY: r < rows.
+    let mut acc = [[_mm256_setzero_si256(); 2]; R];
+    let mut a = [args.a; R];
+    for r in 0..R {
+        // SAFETY: r < rows: row r lies in A and has a row offset.
         let off = _mm256_set1_epi32(unsafe { *args.row_off.add(r) });
-        let x = _mm256_add_epi32(_mm256_add_epi32(s, bias), off);
-        if !args.acc_out.is_null() {
-            // SAFETY: acc_out holds rows × 8 values (I8Args contract).
-            unsafe { _mm256_storeu_si256(args.acc_out.add(8 * r) as *mut __m256i, x) };
-            continue;
-        }
-        let bytes = low_bytes8(requant8(x, mult, lsh, rsh, zp, lo, hi));
-        let row = args.c.wrapping_add(r * args.c_stride);
-        if args.col_lo == 0 && args.col_hi == 8 {
-            // SAFETY: columns 0..8 of row r are writable.
-            unsafe { (row as *mut u64).write_unaligned(bytes) };
-        } else {
-            for (j, &b) in bytes
-                .to_le_bytes()
-                .iter()
-                .enumerate()
-                .take(args.col_hi)
-                .skip(args.col_lo)
-            {
-                // SAFETY: column j in col_lo..col_hi of row r is writable.
-                unsafe { *row.add(j) = b };
+        acc[r] = [_mm256_add_epi32(b0, off), _mm256_add_epi32(b1, off)];
+        // SAFETY: as above.
+        a[r] = unsafe { args.a.add(r * args.a_stride) };
+    }
+    let mut stage = MaybeUninit::<Stage<R>>::uninit();
+    let sp = stage.as_mut_ptr() as *mut i16;
+    let mut w = args.w;
+    let mut k0 = 0;
+    while k0 < k {
+        let n = (k - k0).min(KC);
+        // SAFETY: rows hold k ≥ k0 + n bytes; the stage holds R × KC i16.
+        unsafe { widen_rows::<R>(&a, k0, n, args.a_xor, sp) };
+        let pairs = n.div_ceil(2);
+        // SAFETY: the stage rows hold `pairs` widened pairs (written above); the packed tile
+        // holds ceil(k/2) groups of 32 bytes from `w` on, of which these are k0/2..k0/2 + pairs.
+        acc = unsafe { dot_pairs::<R>(acc, sp as *const i32, w, pairs) };
+        // SAFETY: advances within (or one past) the packed tile.
+        w = unsafe { w.add(32 * pairs) };
+        k0 += n;
+    }
+    if !args.acc_out.is_null() {
+        for r in 0..R {
+            // SAFETY: acc_out holds rows × 16 values (I8Args contract).
+            unsafe {
+                let o = args.acc_out.add(16 * r);
+                _mm256_storeu_si256(o as *mut __m256i, acc[r][0]);
+                _mm256_storeu_si256(o.add(8) as *mut __m256i, acc[r][1]);
             }
         }
+        return;
+    }
+    // SAFETY: the epilogue arrays hold NR_MAX ≥ 16 values.
+    let c = unsafe {
+        let m = ep.mult.as_ptr() as *const __m256i;
+        let s = ep.shift.as_ptr() as *const __m256i;
+        [
+            Rq8::new(_mm256_loadu_si256(m), _mm256_loadu_si256(s)),
+            Rq8::new(_mm256_loadu_si256(m.add(1)), _mm256_loadu_si256(s.add(1))),
+        ]
+    };
+    let lsh = c[0].shifts_left() || c[1].shifts_left();
+    let sat = c[0].may_saturate() || c[1].may_saturate();
+    // SAFETY: forwarded contract.
+    unsafe {
+        match (lsh, sat) {
+            (false, false) => store_rows::<R, false, false>(acc, &c, args),
+            (true, false) => store_rows::<R, true, false>(acc, &c, args),
+            (false, true) => store_rows::<R, false, true>(acc, &c, args),
+            (true, true) => store_rows::<R, true, true>(acc, &c, args),
+        }
+    }
+}
+
+/// Adds `pairs` (k, k+1) pairs of products to the accumulators: `stage` holds the widened rows
+/// (row r at `r·KC/2` pairs), `w` the packed groups of 16 columns × 2 bytes.
+///
+/// # Safety
+/// `stage` rows hold `pairs` initialized pairs, `w` holds `pairs` groups of 32 bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)] // indices name the register tile's row
+unsafe fn dot_pairs<const R: usize>(
+    acc: [[__m256i; 2]; R],
+    stage: *const i32,
+    w: *const i8,
+    pairs: usize,
+) -> [[__m256i; 2]; R] {
+    let mut acc0 = [_mm256_setzero_si256(); R];
+    let mut acc1 = [_mm256_setzero_si256(); R];
+    for r in 0..R {
+        acc0[r] = acc[r][0];
+        acc1[r] = acc[r][1];
+    }
+    for p in 0..pairs {
+        // SAFETY: group p < pairs of the packed weights.
+        let (w0, w1) = unsafe {
+            (
+                _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(32 * p) as *const __m128i)),
+                _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(32 * p + 16) as *const __m128i)),
+            )
+        };
+        for r in 0..R {
+            // SAFETY: pair p < pairs of stage row r.
+            let av = _mm256_set1_epi32(unsafe { *stage.add(r * (KC / 2) + p) });
+            acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(av, w0));
+            acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(av, w1));
+        }
+    }
+    let mut out = acc;
+    for r in 0..R {
+        out[r] = [acc0[r], acc1[r]];
+    }
+    out
+}
+
+/// Requantizes the tile's accumulators and stores columns `col_lo..col_hi` of each row.
+///
+/// # Safety
+/// [`I8Args`] contract (`rows == R`); `LSH`/`SAT` as [`scale8`] requires for `c`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_rows<const R: usize, const LSH: bool, const SAT: bool>(
+    acc: [[__m256i; 2]; R],
+    c: &[Rq8; 2],
+    args: &I8Args,
+) {
+    let zp = _mm256_set1_epi32(args.zero_point);
+    // [min, max] fits the output type: an upper bound above 127 means uint8 outputs.
+    let unsigned = args.max > 127;
+    let lo = _mm256_set1_epi8(args.min as u8 as i8);
+    let hi = _mm256_set1_epi8(args.max as u8 as i8);
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    let full = args.col_lo == 0 && args.col_hi == 16;
+    let mut r = 0;
+    while r < R {
+        let r1 = (r + 1).min(R - 1);
+        let q = |row: usize, h: usize| _mm256_add_epi32(scale8::<LSH, SAT>(acc[row][h], &c[h]), zp);
+        // Lanes: [c0..3 c8..11 | c4..7 c12..15] per row as i16, then as bytes
+        // [r c0..3, r c8..11, r1 c0..3, r1 c8..11 | r c4..7, r c12..15, r1 c4..7, r1 c12..15].
+        // Saturating narrowing is monotone and [min, max] lies in the byte range, so
+        // clamp(narrow(x)) = clamp(x).
+        let p0 = _mm256_packs_epi32(q(r, 0), q(r, 1));
+        let p1 = _mm256_packs_epi32(q(r1, 0), q(r1, 1));
+        let b = if unsigned {
+            let b = _mm256_packus_epi16(p0, p1);
+            _mm256_min_epu8(_mm256_max_epu8(b, lo), hi)
+        } else {
+            let b = _mm256_packs_epi16(p0, p1);
+            _mm256_min_epi8(_mm256_max_epi8(b, lo), hi)
+        };
+        let b = _mm256_permutevar8x32_epi32(b, order);
+        let halves = [_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1)];
+        for (i, &v) in halves.iter().enumerate().take(if r1 > r { 2 } else { 1 }) {
+            let row = args.c.wrapping_add((r + i) * args.c_stride);
+            if full {
+                // SAFETY: columns 0..16 of row r + i < rows are writable.
+                unsafe { _mm_storeu_si128(row as *mut __m128i, v) };
+            } else {
+                let mut bytes = [0u8; 16];
+                // SAFETY: bytes holds 16 bytes.
+                unsafe { _mm_storeu_si128(bytes.as_mut_ptr() as *mut __m128i, v) };
+                for (j, &b) in bytes.iter().enumerate().take(args.col_hi).skip(args.col_lo) {
+                    // SAFETY: column j in col_lo..col_hi of row r + i is writable.
+                    unsafe { *row.add(j) = b };
+                }
+            }
+        }
+        r += 2;
     }
 }
 
@@ -218,6 +339,89 @@ unsafe fn f32_tile<const R: usize>(args: &F32Args) {
             // SAFETY: masked store (vmaskmovps does not touch masked-off lanes) of the tile's
             // columns col_lo..col_hi of row r only.
             unsafe { _mm256_maskstore_ps(row.wrapping_add(8 * h), mask[h], y) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gemm::{gemm_i8, ActQuant, PackedI8, Q8};
+    use crate::isa::Isa;
+    use crate::reference;
+    use crate::requant::Requant;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+            v[(self.next() % v.len() as u64) as usize]
+        }
+    }
+
+    fn case<O: Q8>(rng: &mut Rng, m: usize, n: usize, k: usize) {
+        let kernel = &super::GEMM_I8;
+        let a: Vec<i8> = (0..m * k).map(|_| rng.next() as i8).collect();
+        let w: Vec<i8> = (0..n * k).map(|_| rng.next() as i8).collect();
+        let bias: Vec<i32> = (0..n)
+            .map(|_| rng.pick(&[0, 1 << 30, -(1 << 30), i32::MAX, i32::MIN, 12345]))
+            .collect();
+        let mult: Vec<i32> = (0..n)
+            .map(|_| rng.pick(&[i32::MIN, i32::MAX, 1 << 30, 0, 1_518_500_250, -7]))
+            .collect();
+        let shift: Vec<i32> = (0..n)
+            .map(|_| rng.pick(&[-31, -20, -7, -1, 0, 1, 9, 30]))
+            .collect();
+        let zp = rng.pick(&[-300, 0, 77, 500]);
+        let (lo, hi) = rng.pick(&[(O::MIN, O::MAX), (O::MIN + 5, O::MAX - 9)]);
+        let rq = Requant::new(mult, shift, zp, lo, hi).unwrap();
+        let a_zp = rng.pick(&[-128, 0, 3, 127]);
+        let packed =
+            PackedI8::with_kernel(kernel, &w, n, k, Some(&bias), ActQuant::i8(a_zp)).unwrap();
+        let sentinel = O::from_i32(0x5a);
+        let mut want = vec![sentinel; m * n];
+        reference::gemm::gemm_q8(m, n, k, &a, k, a_zp, &w, 0, Some(&bias), &rq, &mut want, n);
+        let cols = 1..n.min(19);
+        for (i, x) in want.iter_mut().enumerate() {
+            if !cols.contains(&(i % n)) {
+                *x = sentinel;
+            }
+        }
+        let mut got = vec![sentinel; m * n];
+        gemm_i8(&a, k, &packed, &rq, &mut got, n, 0..m, cols);
+        if let Some(i) = (0..m * n).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+            panic!(
+                "{}: M×N×K = {m}×{n}×{k}: first difference at row {} col {}: got {}, want {}",
+                kernel.name,
+                i / n,
+                i % n,
+                got[i].to_i32(),
+                want[i].to_i32()
+            );
+        }
+    }
+
+    /// What random real-valued scales rarely reach: left shifts up to 30 (wrapping), the
+    /// `i32::MIN` multiplier (saturating doubling multiply), negative multipliers, extreme biases
+    /// and zero points, every tile height, K across the activation stage, column sub-ranges.
+    #[test]
+    fn i8_tile_requant_extremes() {
+        if !Isa::Avx2.enabled() {
+            eprintln!("skipped: no AVX2");
+            return;
+        }
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for m in 1..=13 {
+            for k in [1, 2, 17, 512, 513, 1100] {
+                for n in [3, 16, 21] {
+                    case::<i8>(&mut rng, m, n, k);
+                    case::<u8>(&mut rng, m, n, k);
+                }
+            }
         }
     }
 }

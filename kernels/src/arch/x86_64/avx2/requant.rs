@@ -11,6 +11,89 @@ pub const TABLE: RequantTable = RequantTable {
     row_name: "avx2::requant_i32_q8_x8",
 };
 
+/// The per-lane constants of [`scale8`] for 8 channels, derived once from their multipliers and
+/// shifts (per column tile in the GEMM, per row in [`requant_row`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Rq8 {
+    mult: __m256i,
+    /// The multipliers of the odd lanes, in the low dword of each 64-bit lane.
+    mult_odd: __m256i,
+    /// `max(shift, 0)`.
+    lsh: __m256i,
+    /// `max(−shift, 0)`, the exponent of the rounding division.
+    rsh: __m256i,
+    /// `2^rsh − 1`.
+    mask: __m256i,
+    /// `mask >> 1`.
+    half: __m256i,
+    /// All ones in the lanes whose multiplier is `i32::MIN`.
+    min_mult: __m256i,
+}
+
+impl Rq8 {
+    /// From 8 Q31 multipliers and 8 TFLite shifts (`−31..=30`).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn new(mult: __m256i, shift: __m256i) -> Rq8 {
+        let zero = _mm256_setzero_si256();
+        let one = _mm256_set1_epi32(1);
+        let rsh = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+        let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, rsh), one);
+        Rq8 {
+            mult,
+            mult_odd: _mm256_srli_epi64(mult, 32),
+            lsh: _mm256_max_epi32(shift, zero),
+            rsh,
+            mask,
+            half: _mm256_srli_epi32(mask, 1),
+            min_mult: _mm256_cmpeq_epi32(mult, _mm256_set1_epi32(i32::MIN)),
+        }
+    }
+
+    /// True when some lane shifts left before multiplying (a real multiplier ≥ 1).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn shifts_left(&self) -> bool {
+        _mm256_testz_si256(self.lsh, self.lsh) == 0
+    }
+
+    /// True when some lane's multiplier is `i32::MIN` (the doubling high multiply can saturate).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn may_saturate(&self) -> bool {
+        _mm256_testz_si256(self.min_mult, self.min_mult) == 0
+    }
+}
+
+/// `MultiplyByQuantizedMultiplier` on 8 lanes (before the zero point and the clamp).
+///
+/// `LSH = false` skips the left shift and `SAT = false` the saturation of the doubling high
+/// multiply: valid only when [`Rq8::shifts_left`] resp. [`Rq8::may_saturate`] are false.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn scale8<const LSH: bool, const SAT: bool>(x: __m256i, c: &Rq8) -> __m256i {
+    let x = if LSH { _mm256_sllv_epi32(x, c.lsh) } else { x };
+    // SaturatingRoundingDoublingHighMul: bits 31..62 of x·m + 2^30 (the result fits 32 bits,
+    // so a logical 64-bit shift gives the same low dword as an arithmetic one; and truncating
+    // (x·m ± 2^30) / 2^31 toward zero as gemmlowp does equals flooring (x·m + 2^30) / 2^31).
+    let nudge = _mm256_set1_epi64x(1 << 30);
+    let even = _mm256_mul_epi32(x, c.mult);
+    let odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), c.mult_odd);
+    let even = _mm256_srli_epi64(_mm256_add_epi64(even, nudge), 31);
+    let odd = _mm256_slli_epi64(_mm256_add_epi64(odd, nudge), 1);
+    let mut high = _mm256_blend_epi32(even, odd, 0b1010_1010);
+    if SAT {
+        let min = _mm256_set1_epi32(i32::MIN);
+        let sat = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), c.min_mult);
+        high = _mm256_blendv_epi8(high, _mm256_set1_epi32(i32::MAX), sat);
+    }
+    // RoundingDivideByPOT.
+    let rem = _mm256_and_si256(high, c.mask);
+    let thr = _mm256_sub_epi32(c.half, _mm256_srai_epi32(high, 31));
+    let q = _mm256_srav_epi32(high, c.rsh);
+    _mm256_sub_epi32(q, _mm256_cmpgt_epi32(rem, thr))
+}
+
 /// `MultiplyByQuantizedMultiplier` on 8 lanes, then `+ zp`, clamp to `[lo, hi]`.
 /// `lsh = max(shift, 0)`, `rsh = max(−shift, 0)` per lane.
 #[inline]
