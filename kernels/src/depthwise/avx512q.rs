@@ -26,20 +26,12 @@ pub(super) fn q<T: Q8>(p: &DepthwiseQ, input: &[T], output: &mut [T], rows: Rang
     let (x_lo, x_hi) = w.w.interior();
     let dx = w.w.stride * c;
     let mut list = [(0usize, 0usize); MAX_TAPS];
-    let (y_lo, y_hi) = w.h.interior();
     for row in rows {
         let mut ox = 0;
-        if let Some(f) = &p.rows {
-            if (y_lo..y_hi).contains(&(row % w.h.output)) && x_lo < x_hi {
-                // SAFETY: `Rows::new` checked that the CPU has AVX-512 VBMI and VNNI.
-                unsafe { q_row(p, f, input, output, row, x_lo..x_hi) };
-                for ox in (0..x_lo).chain(x_hi..w.w.output) {
-                    let nt = tap_list(w, row, ox, &mut list);
-                    let at = (row * w.w.output + ox) * c;
-                    tile::<T, 1>(p, input, &mut output[at..at + c], &list[..nt], dx);
-                }
-                continue;
-            }
+        if let Some(f) = p.rows.as_ref().filter(|f| f.zp_fits[T::UNSIGNED as usize]) {
+            // SAFETY: `Rows::new` checked that the CPU has AVX-512 VBMI and VNNI.
+            unsafe { q_row(p, f, input, output, row, x_lo..x_hi) };
+            continue;
         }
         while ox < w.w.output {
             let nt = tap_list(w, row, ox, &mut list);
@@ -281,6 +273,11 @@ pub(super) struct Rows {
     /// Per 16-channel block, the 64-bit rounding constants of [`Rq64`]:
     /// `[block][add, sub, shift][even, odd channels][8]`.
     rq64: Vec<i64>,
+    /// One input row of the input zero point (`in_w · in_c` bytes), read for window rows in
+    /// the padding.
+    zp_row: Vec<u8>,
+    /// The input zero point fits this type (only then do the zero-point bytes mean it).
+    zp_fits: [bool; 2],
 }
 
 impl Rows {
@@ -360,6 +357,8 @@ impl Rows {
             folded: [fold(in_zp + 128), fold(in_zp)],
             mult,
             any_lsh: lsh.iter().any(|&v| v > 0),
+            zp_row: vec![in_zp as u8; w.w.input * c],
+            zp_fits: [(-128..=127).contains(&in_zp), (0..=255).contains(&in_zp)],
             lsh,
             rq64,
         })
@@ -395,6 +394,9 @@ unsafe fn q_row<T: Q8>(
 }
 
 /// [`q_row`] for a `KH`×`KW` window (`G` = ⌈KH/4⌉ groups of window rows), stride `S`.
+/// Window rows in the padding read [`Rows::zp_row`] (the input zero point: a zero term, as the
+/// reference's skipped taps); border pixels read their window from a stack copy with the
+/// zero point in the padded columns.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
 fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: usize>(
@@ -409,23 +411,33 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
     let c = w.in_c;
     let cpad = c.div_ceil(16) * 16;
     let (b, oy) = (row / w.h.output, row % w.h.output);
-    let iy0 = oy * w.h.stride - w.h.pad_before;
-    let ix0 = x.start * S - w.w.pad_before;
-    let row_at = |ky: usize| ((b * w.h.input + iy0 + ky) * w.w.input + ix0) * c;
-    // Bounds, once per row: the last window row's last column, and the output row.
-    let span = ((x.end - x.start - 1) * S + KW) * c;
-    assert!(iy0 + KH <= w.h.input && (x.end - 1) * S + KW <= w.w.input + w.w.pad_before);
-    assert!(
-        row_at(KH - 1) + span <= input.len(),
-        "depthwise row reads past the input"
-    );
-    let out_at = (row * w.w.output + x.start) * c;
-    assert!(out_at + (x.end - x.start) * c <= output.len());
+    let row_len = w.w.input * c;
+    assert!(f.zp_row.len() >= row_len, "depthwise zero-point row");
+    // Column 0 of each window row: the input row, or the zero-point row in the padding.
+    let mut row0 = [f.zp_row.as_ptr(); KH];
+    for (ky, r) in row0.iter_mut().enumerate() {
+        if let Some(iy) = w.h.input_of(oy, ky) {
+            let at = (b * w.h.input + iy) * row_len;
+            assert!(
+                at + row_len <= input.len(),
+                "depthwise row reads past the input"
+            );
+            // SAFETY: at + row_len ≤ input.len() (asserted).
+            *r = unsafe { (input.as_ptr() as *const u8).add(at) };
+        }
+    }
+    // Every read below is of columns 0..in_w of those rows (the interior's columns by
+    // `Axis::interior`, border columns checked one by one).
+    assert!(x.start >= x.end || (x.end - 1) * S + KW <= w.w.input + w.w.pad_before);
+    let ix0 = (x.start * S).saturating_sub(w.w.pad_before);
+    let out_row = row * w.w.output * c;
+    assert!(out_row + w.w.output * c <= output.len());
     assert!(f.w4.len() >= G * KW * cpad * 4 && f.mult.len() >= cpad && f.lsh.len() >= cpad);
     assert!(f.rq64.len() >= cpad / 16 * 48);
     let folded = &f.folded[T::UNSIGNED as usize];
     assert!(folded.len() >= cpad);
-    let base = input.as_ptr() as *const u8;
+    let zpv = _mm_set1_epi8(p.in_zp as i8);
+    let out = output.as_mut_ptr() as *mut u8;
     let mut c0 = 0;
     while c0 < c {
         let n = (c - c0).min(16);
@@ -445,28 +457,68 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
                 };
             }
         }
-        let mut rows = [base; KH];
-        for (ky, r) in rows.iter_mut().enumerate() {
-            // SAFETY: row_at(ky) + c0 ≤ input.len() (bounded by the assert on the last row).
-            *r = unsafe { base.add(row_at(ky) + c0) };
+        // Border pixels: the window's columns copied (zero point where padded).
+        let mut local = [[0u8; 16 * 5]; KH];
+        for ox in (0..x.start).chain(x.end..w.w.output) {
+            for (ky, l) in local.iter_mut().enumerate() {
+                for kx in 0..KW {
+                    let v = match w.w.input_of(ox, kx) {
+                        // SAFETY: column ix < in_w of a row of row_len bytes; lanes past n
+                        // are masked.
+                        Some(ix) => unsafe {
+                            _mm_maskz_loadu_epi8(m, row0[ky].add(ix * c + c0) as *const i8)
+                        },
+                        None => zpv,
+                    };
+                    // SAFETY: kx < KW ≤ 5: 16 bytes inside the 80-byte row.
+                    unsafe { _mm_storeu_si128(l.as_mut_ptr().add(kx * 16) as *mut __m128i, v) };
+                }
+            }
+            let ptrs: [*const u8; KH] = std::array::from_fn(|ky| local[ky].as_ptr());
+            // SAFETY: the window's KW columns of 16 bytes are in `local`; pixel ox's lanes are
+            // inside the output row (asserted).
+            unsafe {
+                tile_rows::<T, KH, KW, S, G, 1>(
+                    &ptrs,
+                    0,
+                    16,
+                    c,
+                    m,
+                    &wv,
+                    init,
+                    &rq,
+                    out.add(out_row + ox * c + c0),
+                )
+            };
         }
-        let out = output.as_mut_ptr() as *mut u8;
+        if x.start >= x.end {
+            c0 += 16;
+            continue;
+        }
+        let mut rows = row0;
+        for r in rows.iter_mut() {
+            // SAFETY: ix0·c + c0 < row_len: the interior is not empty, so its first column
+            // ix0 < in_w, and c0 < c.
+            *r = unsafe { r.add(ix0 * c + c0) };
+        }
         let mut ox = x.start;
         while ox < x.end {
             let col = (ox - x.start) * S * c;
+            let dst = out_row + ox * c + c0;
             if ox + RP <= x.end {
-                // SAFETY: the tile's input columns are within the row span checked above,
+                // SAFETY: the tile's input columns are interior columns (inside every row),
                 // lanes past n are masked, and its outputs within the checked output row.
                 unsafe {
                     tile_rows::<T, KH, KW, S, G, RP>(
                         &rows,
                         col,
                         c,
+                        c,
                         m,
                         &wv,
                         init,
                         &rq,
-                        out.add(out_at + (ox - x.start) * c + c0),
+                        out.add(dst),
                     )
                 };
                 ox += RP;
@@ -477,11 +529,12 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
                         &rows,
                         col,
                         c,
+                        c,
                         m,
                         &wv,
                         init,
                         &rq,
-                        out.add(out_at + (ox - x.start) * c + c0),
+                        out.add(dst),
                     )
                 };
                 ox += 1;
@@ -567,7 +620,7 @@ fn idx(b: &[u8; 64]) -> __m512i {
 /// row group, requantize, store.
 ///
 /// # Safety
-/// Columns `0..(P − 1)·S + KW` at `col + i·c` of every row pointer are readable for the lanes
+/// Columns `0..(P − 1)·S + KW` at `col + i·cs` of every row pointer are readable for the lanes
 /// of `m`; `out + j·c` is writable for those lanes, `j < P`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
@@ -582,6 +635,7 @@ unsafe fn tile_rows<
 >(
     rows: &[*const u8; KH],
     col: usize,
+    cs: usize,
     c: usize,
     m: __mmask16,
     wv: &[[__m512i; KW]; G],
@@ -593,7 +647,7 @@ unsafe fn tile_rows<
     for i in 0..(P - 1) * S + KW {
         for (g, wg) in wv.iter().enumerate() {
             // SAFETY: caller contract.
-            let v = unsafe { gather::<T, KH>(rows, g, col + i * c, m) };
+            let v = unsafe { gather::<T, KH>(rows, g, col + i * cs, m) };
             for (kx, &wk) in wg.iter().enumerate() {
                 if i >= kx && (i - kx) % S == 0 && (i - kx) / S < P {
                     let j = (i - kx) / S;
