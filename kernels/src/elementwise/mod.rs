@@ -508,6 +508,436 @@ mod x86 {
         unsafe { binary_q_avx2_tf(p, plan, a, b, out, start) }
     }
 
+    /// The constants of one input's rescale in ADD/SUB for [`run_q_avx512`]: with
+    /// `a = q + offset` and `m = mh·2^11 + ml`, TFLite's
+    /// `RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(a·2^20, m), r)` is
+    /// `h = a·mh + ⌊(a·ml + 2^10) / 2^11⌋` (the high multiply of `a·2^20` by a positive `m` is
+    /// `⌊(a·m + 2^10) / 2^11⌋`), then `(h + 2^(r−1) − [h < 0]) >> r`, all in 32-bit lanes.
+    #[derive(Clone, Copy)]
+    struct InScale {
+        /// `offset·mh + 2^(r−1)` (wrapping; the sum it enters fits).
+        c_hi: i32,
+        /// `offset·ml + 2^10`.
+        c_lo: i32,
+        mh: i32,
+        ml: i32,
+        r: i32,
+        /// 31 when `r > 0` (the logical shift yields `[h < 0]`), else 32 (yields 0).
+        sign_shift: i32,
+    }
+
+    impl InScale {
+        /// `None` when the parameters are outside the range the 32-bit formula is exact for
+        /// (TFLite's ADD/SUB always give `left_shift` 20, a normalised multiplier and a small
+        /// right shift; anything else takes the general path).
+        fn new(left_shift: i32, offset: i32, m: i32, shift: i32) -> Option<InScale> {
+            let r = -shift;
+            if left_shift != 20 || m < (1 << 30) || !(0..=16).contains(&r) {
+                return None;
+            }
+            let (mh, ml) = (m >> 11, m & 0x7ff);
+            let round = if r > 0 { 1 << (r - 1) } else { 0 };
+            Some(InScale {
+                c_hi: offset.wrapping_mul(mh).wrapping_add(round),
+                c_lo: offset * ml + (1 << 10),
+                mh,
+                ml,
+                r,
+                sign_shift: if r > 0 { 31 } else { 32 },
+            })
+        }
+
+        /// The rescaled term of 16 codes (as i32 lanes).
+        ///
+        /// # Safety
+        /// AVX-512F.
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn apply(&self, q: __m512i) -> __m512i {
+            let hi = _mm512_add_epi32(
+                _mm512_mullo_epi32(q, _mm512_set1_epi32(self.mh)),
+                _mm512_set1_epi32(self.c_hi),
+            );
+            let lo = _mm512_add_epi32(
+                _mm512_mullo_epi32(q, _mm512_set1_epi32(self.ml)),
+                _mm512_set1_epi32(self.c_lo),
+            );
+            let h = _mm512_add_epi32(hi, _mm512_srai_epi32::<11>(lo));
+            let neg = _mm512_srl_epi32(h, _mm_cvtsi32_si128(self.sign_shift));
+            _mm512_sra_epi32(_mm512_sub_epi32(h, neg), _mm_cvtsi32_si128(self.r))
+        }
+    }
+
+    /// The output stage `clamp(MultiplyByQuantizedMultiplier(v, m, shift) + zp)` for a positive
+    /// multiplier, in 64-bit lanes: with `p = (v << left)·m`, the high multiply is
+    /// `h = ⌊(p + 2^30) / 2^31⌋` and the rounding right shift by `r` is
+    /// `⌊(p + 2^30 + (2^(r−1) − [h < 0])·2^31) / 2^(31+r)⌋`, where `h < 0` iff `p < −2^30`.
+    #[derive(Clone, Copy)]
+    struct OutScale {
+        m: i32,
+        left: i32,
+        /// `2^30 + 2^(r−1)·2^31`.
+        nudge: i64,
+        /// `2^31` when `r > 0`, else 0.
+        neg: i64,
+        /// `31 + r`.
+        shift: u32,
+        zp: i32,
+        lo: i32,
+        hi: i32,
+    }
+
+    impl OutScale {
+        /// `None` outside the range the formula is exact for (a non-normalised multiplier, a
+        /// right shift beyond 31).
+        fn new(p: &QBinary) -> Option<OutScale> {
+            let (m, sh) = (p.output_multiplier, p.output_shift);
+            let (left, r) = (sh.max(0), (-sh).max(0));
+            if m < (1 << 30) || r > 31 || left > 30 {
+                return None;
+            }
+            Some(OutScale {
+                m,
+                left,
+                nudge: (1i64 << 30) + if r > 0 { 1i64 << (30 + r) } else { 0 },
+                neg: if r > 0 { 1i64 << 31 } else { 0 },
+                shift: 31 + r as u32,
+                zp: p.output_offset,
+                lo: p.act_min,
+                hi: p.act_max,
+            })
+        }
+
+        /// # Safety
+        /// AVX-512F.
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn apply(&self, v: __m512i) -> __m512i {
+            let v = _mm512_sll_epi32(v, _mm_cvtsi32_si128(self.left));
+            let m = _mm512_set1_epi32(self.m);
+            let (nudge, neg) = (_mm512_set1_epi64(self.nudge), _mm512_set1_epi64(self.neg));
+            let thr = _mm512_set1_epi64(-(1i64 << 30));
+            let cnt = _mm_cvtsi32_si128(self.shift as i32);
+            /// One 64-bit lane group of the rounding (a function, not a closure, so it
+            /// inherits the target features when inlined).
+            #[inline]
+            #[target_feature(enable = "avx512f")]
+            fn round(
+                p: __m512i,
+                thr: __m512i,
+                nudge: __m512i,
+                neg: __m512i,
+                cnt: __m128i,
+            ) -> __m512i {
+                let k = _mm512_cmplt_epi64_mask(p, thr);
+                let p = _mm512_add_epi64(p, nudge);
+                _mm512_sra_epi64(_mm512_mask_sub_epi64(p, k, p, neg), cnt)
+            }
+            let even = round(_mm512_mul_epi32(v, m), thr, nudge, neg, cnt);
+            let odd = round(
+                _mm512_mul_epi32(_mm512_srli_epi64::<32>(v), m),
+                thr,
+                nudge,
+                neg,
+                cnt,
+            );
+            let idx = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+            let r = _mm512_permutex2var_epi32(even, idx, odd);
+            let r = _mm512_add_epi32(r, _mm512_set1_epi32(self.zp));
+            _mm512_min_epi32(
+                _mm512_max_epi32(r, _mm512_set1_epi32(self.lo)),
+                _mm512_set1_epi32(self.hi),
+            )
+        }
+    }
+
+    /// Up to 16 codes from `v[i..i + n]` (step 1) or `v[i]` repeated (step 0), widened to i32.
+    ///
+    /// # Safety
+    /// AVX-512F/BW/VL; with step 1, `v[i..i + n]` must be in bounds; `n <= 16`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn load16<T: QInt>(v: &[T], i: usize, step: usize, n: usize) -> __m512i {
+        if step == 0 {
+            return _mm512_set1_epi32(v[i].to_i32());
+        }
+        debug_assert!(n <= 16 && i + n <= v.len());
+        let k: __mmask16 = if n >= 16 { !0 } else { (1u16 << n) - 1 };
+        // SAFETY: the mask limits the load to `v[i..i + n]`, in bounds (caller); T is one byte.
+        let b = unsafe { _mm_maskz_loadu_epi8(k, v.as_ptr().add(i) as *const i8) };
+        if T::MIN < 0 {
+            _mm512_cvtepi8_epi32(b)
+        } else {
+            _mm512_cvtepu8_epi32(b)
+        }
+    }
+
+    /// ADD/SUB/MUL over one run (see `apply_run`), 16 lanes at a time (the tail masked), with
+    /// the exact 32/64-bit formulas of [`InScale`] and [`OutScale`].
+    ///
+    /// # Safety
+    /// AVX-512F/BW/VL.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn run_q_avx512<T: QInt>(
+        p: &QBinary,
+        s1: Option<InScale>,
+        s2: Option<InScale>,
+        os: &OutScale,
+        a: &[T],
+        sa: usize,
+        b: &[T],
+        sb: usize,
+        out: &mut [T],
+    ) {
+        let n = out.len();
+        if sa != 0 {
+            assert!(a.len() >= n, "run_q_avx512: input 0 too short");
+        }
+        if sb != 0 {
+            assert!(b.len() >= n, "run_q_avx512: input 1 too short");
+        }
+        // A broadcast operand's term is computed once.
+        let (o1, o2) = (
+            _mm512_set1_epi32(p.input1_offset),
+            _mm512_set1_epi32(p.input2_offset),
+        );
+        match (p.op, s1, s2) {
+            (BinaryOp::Add, Some(s1), Some(s2)) => {
+                // SAFETY: AVX-512F/BW/VL are enabled in this function; the asserts above hold.
+                unsafe {
+                    lanes16(a, sa, b, sb, out, os, |x, y| {
+                        _mm512_add_epi32(s1.apply(x), s2.apply(y))
+                    })
+                }
+            }
+            (BinaryOp::Sub, Some(s1), Some(s2)) => {
+                // SAFETY: as above.
+                unsafe {
+                    lanes16(a, sa, b, sb, out, os, |x, y| {
+                        _mm512_sub_epi32(s1.apply(x), s2.apply(y))
+                    })
+                }
+            }
+            _ => {
+                // SAFETY: as above.
+                unsafe {
+                    lanes16(a, sa, b, sb, out, os, |x, y| {
+                        _mm512_mullo_epi32(_mm512_add_epi32(x, o1), _mm512_add_epi32(y, o2))
+                    })
+                }
+            }
+        }
+    }
+
+    /// The loop of [`run_q_avx512`]: 16 lanes of each operand, `f` combines them into the
+    /// value the output stage rescales. `f` runs inside this AVX-512 function and must be
+    /// `#[inline(always)]`-able (a closure whose body calls only intrinsics).
+    ///
+    /// # Safety
+    /// AVX-512F/BW/VL; with a step of 1 the operand holds at least `out.len()` codes; `f` may
+    /// only use AVX-512F instructions.
+    #[inline(always)]
+    unsafe fn lanes16<T: QInt>(
+        a: &[T],
+        sa: usize,
+        b: &[T],
+        sb: usize,
+        out: &mut [T],
+        os: &OutScale,
+        f: impl Fn(__m512i, __m512i) -> __m512i,
+    ) {
+        let n = out.len();
+        let mut i = 0;
+        while i < n {
+            let len = (n - i).min(16);
+            // SAFETY: `i + len <= n` and the caller bounds the step-1 operands.
+            let (x, y) = unsafe { (load16(a, i * sa, sa, len), load16(b, i * sb, sb, len)) };
+            // SAFETY: AVX-512F (caller).
+            let v = unsafe { os.apply(f(x, y)) };
+            let k: __mmask16 = if len >= 16 { !0 } else { (1u16 << len) - 1 };
+            // SAFETY: the mask limits the store to `out[i..i + len]`, in bounds.
+            unsafe { _mm512_mask_cvtepi32_storeu_epi8(out.as_mut_ptr().add(i) as *mut i8, k, v) };
+            i += len;
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F/BW/VL and AVX2.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+    unsafe fn binary_q_avx512_tf<T: QInt>(
+        p: &QBinary,
+        plan: &BroadcastPlan,
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
+        start: usize,
+    ) {
+        let ins = match p.op {
+            BinaryOp::Add | BinaryOp::Sub => InScale::new(
+                p.left_shift,
+                p.input1_offset,
+                p.input1_multiplier,
+                p.input1_shift,
+            )
+            .zip(InScale::new(
+                p.left_shift,
+                p.input2_offset,
+                p.input2_multiplier,
+                p.input2_shift,
+            ))
+            .map(|(x, y)| (Some(x), Some(y))),
+            BinaryOp::Mul => Some((None, None)),
+            _ => None,
+        };
+        let (Some((s1, s2)), Some(os)) = (ins, OutScale::new(p)) else {
+            // SAFETY: AVX2 is enabled in this function.
+            return unsafe { binary_q_avx2_tf(p, plan, a, b, out, start) };
+        };
+        plan.for_each_run(start, start + out.len(), |ao, sa, bo, sb, o, n| {
+            // SAFETY: AVX-512F/BW/VL are enabled in this function.
+            unsafe {
+                run_q_avx512(
+                    p,
+                    s1,
+                    s2,
+                    &os,
+                    &a[ao..],
+                    sa,
+                    &b[bo..],
+                    sb,
+                    &mut out[o..o + n],
+                )
+            }
+        })
+    }
+
+    pub fn binary_q_avx512<T: QInt>(
+        p: &QBinary,
+        plan: &BroadcastPlan,
+        a: &[T],
+        b: &[T],
+        out: &mut [T],
+        start: usize,
+    ) {
+        // SAFETY: only installed when the `Avx512Vnni` tier (AVX-512 F/BW/DQ/VL and AVX2
+        // detected at run time) is enabled.
+        unsafe { binary_q_avx512_tf(p, plan, a, b, out, start) }
+    }
+
+    /// The lane formulas of the AVX-512 quantized kernel against the normative
+    /// `multiply_by_quantized_multiplier`, on multipliers whose low bits put results exactly on
+    /// rounding ties (negative ones included) and on every input offset.
+    #[cfg(test)]
+    mod avx512_formulas {
+        use super::*;
+        use crate::requant::multiply_by_quantized_multiplier as mbqm;
+
+        fn lanes(v: __m512i) -> [i32; 16] {
+            // SAFETY: __m512i and [i32; 16] have the same size, every bit pattern is valid.
+            unsafe { std::mem::transmute(v) }
+        }
+
+        fn multipliers() -> Vec<i32> {
+            let mut v = vec![1 << 30, (1 << 30) + 1, i32::MAX, (1 << 30) + (1 << 11)];
+            let mut x = 0x1234_5678_9abc_def1u64;
+            for _ in 0..200 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let m = (1u32 << 30) | (x as u32 & 0x3fff_ffff);
+                // Clear a random number of low bits: exact ties need them.
+                v.push((m & !((1u32 << (x >> 40) % 28) - 1)) as i32);
+            }
+            v
+        }
+
+        #[test]
+        fn input_rescale_is_exact() {
+            if !(std::arch::is_x86_feature_detected!("avx512f")) {
+                return;
+            }
+            for m in multipliers() {
+                for r in 0..=16 {
+                    for offset in [-255, -128, -1, 0, 1, 127, 255] {
+                        let s = InScale::new(20, offset, m, -r).unwrap();
+                        for q0 in (-128..256).step_by(16) {
+                            let q: Vec<i32> = (q0..q0 + 16).collect();
+                            // SAFETY: AVX-512F detected above; q holds 16 values.
+                            let got = lanes(unsafe {
+                                s.apply(_mm512_loadu_si512(q.as_ptr() as *const __m512i))
+                            });
+                            for (j, &g) in got.iter().enumerate() {
+                                let a = q[j] + offset;
+                                if !(-255..=255).contains(&a) {
+                                    continue;
+                                }
+                                let want = mbqm(a * (1 << 20), m, -r);
+                                assert_eq!(
+                                    g, want,
+                                    "m {m} shift {} offset {offset} q {}",
+                                    -r, q[j]
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn output_rescale_is_exact() {
+            if !(std::arch::is_x86_feature_detected!("avx512f")) {
+                return;
+            }
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            for m in multipliers() {
+                for shift in [-31, -20, -13, -5, -1, 0, 1, 3] {
+                    let p = QBinary {
+                        op: BinaryOp::Add,
+                        input1_offset: 0,
+                        input2_offset: 0,
+                        output_offset: 7,
+                        left_shift: 20,
+                        input1_multiplier: 0,
+                        input1_shift: 0,
+                        input2_multiplier: 0,
+                        input2_shift: 0,
+                        output_multiplier: m,
+                        output_shift: shift,
+                        act_min: i32::MIN,
+                        act_max: i32::MAX,
+                        t1: [0; 256],
+                        t2: [0; 256],
+                    };
+                    let os = OutScale::new(&p).unwrap();
+                    let mut v = [0i32; 16];
+                    for round in 0..64 {
+                        for (j, e) in v.iter_mut().enumerate() {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            // Small values (ties), then values up to 2^28 in magnitude.
+                            let bits = if round < 16 { 12 } else { 29 };
+                            *e = ((x >> 20) as i32 >> (32 - bits)).wrapping_add(j as i32 - 8);
+                            if shift > 0 {
+                                *e >>= 3 + shift;
+                            }
+                        }
+                        // SAFETY: AVX-512F detected above.
+                        let got = lanes(unsafe {
+                            os.apply(_mm512_loadu_si512(v.as_ptr() as *const __m512i))
+                        });
+                        for j in 0..16 {
+                            let want = mbqm(v[j], m, shift) + 7;
+                            assert_eq!(got[j], want, "m {m} shift {shift} x {}", v[j]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// # Safety
     /// The CPU must support AVX-512 F/BW and VBMI.
     #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
@@ -593,6 +1023,8 @@ impl ElementwiseKernels {
             }
             if enabled(Isa::Avx512Vnni) {
                 k.binary_f32 = ("avx512::binary_f32_x16", x86::binary_f32_avx512);
+                k.binary_i8 = ("avx512::binary_qs8_x16", x86::binary_q_avx512::<i8>);
+                k.binary_u8 = ("avx512::binary_qu8_x16", x86::binary_q_avx512::<u8>);
                 if std::arch::is_x86_feature_detected!("avx512vbmi") {
                     k.lut8 = ("avx512::lut8_x64", x86::lut8_vbmi);
                 }
