@@ -145,3 +145,128 @@ fn fully_connected_8bit_matches_reference() {
         }
     }
 }
+
+/// TFLite's `QuantizedMeanOrSum` multiplier: `in_scale / out_scale` with the 1/n folded in.
+fn mean_multiplier(in_scale: f32, out_scale: f32, n: i64) -> (i32, i32) {
+    let (mut mult, mut shift) =
+        sparq_kernels::requant::quantize_multiplier(in_scale as f64 / out_scale as f64);
+    let sh = (63 - (n as u64).leading_zeros() as i32)
+        .min(32)
+        .min(31 + shift);
+    mult = (((mult as i64) << sh) / n) as i32;
+    shift -= sh;
+    (mult, shift)
+}
+
+/// 8-bit MEAN without keep_dims (TFLite's integer mean with the folded multiplier) and with
+/// keep_dims over height and width, on shapes with long channel runs, 1, 2 and 3 threads.
+#[test]
+fn mean_8bit_matches_reference() {
+    let mut rng = Rng(0x3ea7);
+    let cases: [(&[usize], &[i32], bool); 6] = [
+        (&[1, 7, 7, 1280], &[1, 2], false),
+        (&[2, 5, 5, 40], &[1, 2], false),
+        (&[3, 70], &[1], false),
+        (&[4, 3, 33], &[0], false),
+        (&[1, 7, 7, 1280], &[1, 2], true),
+        (&[2, 3, 3, 67], &[2, 1], true),
+    ];
+    for (xs, axes, keep) in cases {
+        for dtype in [DType::I8, DType::U8] {
+            let (lo, hi, in_zp, out_zp) = if dtype == DType::I8 {
+                (-128, 127, -7, 4)
+            } else {
+                (0, 255, 121, 130)
+            };
+            let (in_scale, out_scale) = (0.03f32, 0.02f32);
+            let n: usize = axes.iter().map(|&a| xs[a as usize]).product();
+            let total: usize = xs.iter().product();
+            let x: Vec<u8> = (0..total).map(|_| rng.next_u64() as u8).collect();
+            let out_shape: Vec<usize> = (0..xs.len())
+                .filter_map(|d| {
+                    if axes.contains(&(d as i32)) {
+                        keep.then_some(1)
+                    } else {
+                        Some(xs[d])
+                    }
+                })
+                .collect();
+            let mut def = ModelDef::default();
+            let mut xt = TensorDef::activation("x", dims(xs), dtype);
+            xt.quant = Some(Quantization::per_tensor(in_scale, in_zp as i64));
+            let xt = def.add_tensor(xt);
+            def.inputs.push(xt);
+            let axes_bytes: Vec<u8> = axes.iter().flat_map(|a| a.to_le_bytes()).collect();
+            let at = def.add_tensor(TensorDef::constant(
+                "axes",
+                vec![axes.len() as i32],
+                DType::I32,
+                axes_bytes,
+            ));
+            let mut ot = TensorDef::activation("out", dims(&out_shape), dtype);
+            ot.quant = Some(Quantization::per_tensor(out_scale, out_zp as i64));
+            let ot = def.add_tensor(ot);
+            def.add_op(
+                OpKind::Mean,
+                OpOptions::Reducer { keep_dims: keep },
+                &[xt as i32, at as i32],
+                &[ot as i32],
+            );
+            def.outputs.push(ot);
+            // Group sums in output order (the reduced axes are leading or contiguous here).
+            let out_len = total / n;
+            let mut sums = vec![0i32; out_len];
+            let mut idx = vec![0usize; xs.len()];
+            for &b in x.iter() {
+                let mut o = 0;
+                for d in 0..xs.len() {
+                    if !axes.contains(&(d as i32)) {
+                        o = o * xs[d] + idx[d];
+                    }
+                }
+                sums[o] += code(dtype, b);
+                for d in (0..xs.len()).rev() {
+                    idx[d] += 1;
+                    if idx[d] < xs[d] {
+                        break;
+                    }
+                    idx[d] = 0;
+                }
+            }
+            let mbqm = sparq_kernels::requant::multiply_by_quantized_multiplier;
+            let want: Vec<u8> = sums
+                .iter()
+                .map(|&s| {
+                    let v = if keep && dtype == DType::I8 {
+                        // reference_integer_ops::Mean.
+                        let (m, sh) = sparq_kernels::requant::quantize_multiplier(
+                            in_scale as f64 / out_scale as f64,
+                        );
+                        let v = mbqm(s - in_zp * n as i32, m, sh);
+                        let n = n as i32;
+                        (if v > 0 {
+                            (v + n / 2) / n
+                        } else {
+                            (v - n / 2) / n
+                        }) + out_zp
+                    } else if keep {
+                        // reference_ops::Mean (uint8).
+                        let real = (in_scale / (n as f32 * out_scale)) as f64;
+                        let (m, sh) = sparq_kernels::requant::quantize_multiplier(real);
+                        let bias = out_zp - (in_zp as f32 * in_scale / out_scale) as i32;
+                        mbqm(s, m, sh) + bias
+                    } else {
+                        let (m, sh) = mean_multiplier(in_scale, out_scale, n as i64);
+                        mbqm(s - in_zp * n as i32, m, sh) + out_zp
+                    };
+                    v.clamp(lo, hi) as u8
+                })
+                .collect();
+            for threads in [1, 2, 3] {
+                let what =
+                    format!("mean {dtype:?} {xs:?} axes {axes:?} keep {keep}, {threads} threads");
+                assert_bytes_eq(&run_bytes(&def, &x, threads), &want, &what);
+            }
+        }
+    }
+}

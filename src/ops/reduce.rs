@@ -2,6 +2,7 @@
 
 use sparq_schema::{DType, OpKind, OpOptions};
 
+use sparq_kernels::gemm::Q8;
 use sparq_kernels::pooling::reduce::{
     reduce_f32, reduce_max_q, MeanQ, QParams as KQ, ReduceOp, ReduceShape, SumQ,
 };
@@ -17,46 +18,6 @@ enum Reducer {
     Mean,
     Sum,
     Max,
-}
-
-/// The input viewed as [outer, reduced, inner] after merging dimensions, when the reduced axes
-/// are contiguous; otherwise a general walk.
-#[derive(Clone, Copy)]
-struct Plan {
-    rank: usize,
-    dims: [usize; MAX_RANK],
-    reduced: [bool; MAX_RANK],
-    count: usize,
-}
-
-impl Plan {
-    /// Calls `f(input_index, output_index)` for every input element, in input order.
-    fn walk(&self, mut f: impl FnMut(usize, usize)) {
-        // Output strides for each input dimension (0 along reduced ones).
-        let mut ostride = [0usize; MAX_RANK];
-        let mut acc = 1;
-        for d in (0..self.rank).rev() {
-            if !self.reduced[d] {
-                ostride[d] = acc;
-                acc *= self.dims[d];
-            }
-        }
-        let mut idx = [0usize; MAX_RANK];
-        let mut o = 0usize;
-        for i in 0..elements(&self.dims[..self.rank]) {
-            f(i, o);
-            // Advance the multi-index and the output offset.
-            for d in (0..self.rank).rev() {
-                idx[d] += 1;
-                o += ostride[d];
-                if idx[d] < self.dims[d] {
-                    break;
-                }
-                o -= ostride[d] * idx[d];
-                idx[d] = 0;
-            }
-        }
-    }
 }
 
 pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
@@ -92,14 +53,6 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
             shape.push(xs[d]);
         }
     }
-    let mut dims = [1usize; MAX_RANK];
-    dims[..rank].copy_from_slice(xs);
-    let plan = Plan {
-        rank,
-        dims,
-        reduced,
-        count,
-    };
     let reducer = match ctx.kind {
         OpKind::Mean => Reducer::Mean,
         OpKind::Sum => Reducer::Sum,
@@ -129,7 +82,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                     // TFLite's `QuantizedMeanOrSum`: the 1/n folded into the multiplier.
                     let (mut mult, mut shift) =
                         quantize_multiplier(in_scale as f64 / out_scale as f64);
-                    let n = plan.count as i64;
+                    let n = count as i64;
                     if n > 0 {
                         let sh = (63 - (n as u64).leading_zeros() as i32)
                             .min(32)
@@ -143,7 +96,7 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                         shift,
                         in_zp,
                         out_zp,
-                        n: plan.count as i32,
+                        n: count as i32,
                     };
                     (QReduce::IntMean(m), out_len * 4)
                 }
@@ -162,8 +115,9 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
                     (QReduce::Max(s), 0)
                 }
             };
+            let rs = ReduceShape::new(xs, &axes).map_err(|e| ctx.err(e.to_string()))?;
             Ok(Prepared {
-                eval: boxed(ReduceQ { op, unsigned, plan }),
+                eval: boxed(ReduceQ { op, unsigned, rs }),
                 shape,
                 dtype: ctx.dtype(x),
                 scratch,
@@ -219,47 +173,45 @@ enum QReduce {
 struct ReduceQ {
     op: QReduce,
     unsigned: bool,
-    plan: Plan,
+    rs: ReduceShape,
 }
 
 impl ReduceQ {
-    fn int_mean<T: Copy + Into<i32>>(
-        &self,
-        m: &IntMean,
-        x: &[T],
-        acc: &mut [i32],
-        store: impl Fn(usize, i32),
-    ) {
-        acc.fill(0);
-        self.plan.walk(|i, o| acc[o] += x[i].into());
-        let (lo, hi) = if self.unsigned { (0, 255) } else { (-128, 127) };
-        for (o, &s) in acc.iter().enumerate() {
-            let shifted = s.wrapping_sub(m.in_zp.wrapping_mul(m.n));
+    /// Output elements `start..start + out.len()` of the integer mean (`acc` as scratch).
+    fn int_mean<T: Q8>(&self, m: &IntMean, x: &[T], out: &mut [T], acc: &mut [i32], start: usize) {
+        self.rs.sum_q(x, acc, start);
+        let zsum = m.in_zp.wrapping_mul(m.n);
+        for (o, &s) in out.iter_mut().zip(acc.iter()) {
+            let shifted = s.wrapping_sub(zsum);
             let v =
                 multiply_by_quantized_multiplier(shifted, m.mult, m.shift).saturating_add(m.out_zp);
-            store(o, v.clamp(lo, hi));
+            *o = T::from_i32(v.clamp(T::MIN, T::MAX));
+        }
+    }
+
+    /// MEAN over output ranges, split over threads when the reduced axes are contiguous.
+    fn mean<T: Q8>(&self, x: &[T], out: &mut [T], acc: &mut [i32], exec: &Exec) {
+        let acc = &mut acc[..out.len()];
+        let f = |start: usize, o: &mut [T], a: &mut [i32]| match &self.op {
+            QReduce::Mean(m) => m.run_range(x, o, a, start),
+            QReduce::IntMean(m) => self.int_mean(m, x, o, a, start),
+            _ => unreachable!("mean called for another reduction"),
+        };
+        if self.rs.splittable() {
+            exec.rows_with_scratch(out, 1, acc, 1, self.rs.input_len(), &f);
+        } else {
+            f(0, out, acc);
         }
     }
 }
 
 impl OpEval for ReduceQ {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], scratch: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], scratch: &mut [u8], exec: &Exec) {
         let acc: &mut [i32] = super::cast_mut(scratch);
-        if let QReduce::IntMean(m) = &self.op {
-            let out = std::cell::Cell::from_mut(out).as_slice_of_cells();
-            if self.unsigned {
-                self.int_mean(m, ins.bytes(0), acc, |o, v| out[o].set(v as u8));
-            } else {
-                let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
-                self.int_mean(m, x, acc, |o, v| out[o].set(v as i8 as u8));
-            }
-            return;
-        }
         if self.unsigned {
             let x = ins.bytes(0);
             match &self.op {
-                QReduce::Mean(m) => m.run::<u8>(x, out, acc),
-                QReduce::IntMean(_) => unreachable!(),
+                QReduce::Mean(_) | QReduce::IntMean(_) => self.mean::<u8>(x, out, acc, exec),
                 QReduce::Sum(m) => m.run::<u8>(x, out, acc),
                 QReduce::Max(s) => reduce_max_q::<u8>(s, x, out),
             }
@@ -267,8 +219,7 @@ impl OpEval for ReduceQ {
             let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
             let out: &mut [i8] = bytemuck::cast_slice_mut(out);
             match &self.op {
-                QReduce::Mean(m) => m.run::<i8>(x, out, acc),
-                QReduce::IntMean(_) => unreachable!(),
+                QReduce::Mean(_) | QReduce::IntMean(_) => self.mean::<i8>(x, out, acc, exec),
                 QReduce::Sum(m) => m.run::<i8>(x, out, acc),
                 QReduce::Max(s) => reduce_max_q::<i8>(s, x, out),
             }

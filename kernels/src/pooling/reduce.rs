@@ -219,6 +219,106 @@ impl ReduceShape {
     }
 }
 
+impl ReduceShape {
+    /// True when the reduced axes are contiguous, so any range of outputs can be computed on
+    /// its own ([`ReduceShape::sum_q`] with a partial range; threads split the output).
+    pub fn splittable(&self) -> bool {
+        self.triple.is_some()
+    }
+
+    /// Sums (wrapping int32) of the 8-bit input over the reduced axes for the output elements
+    /// `start .. start + acc.len()`, overwriting `acc`. A partial range needs
+    /// [`ReduceShape::splittable`]. Runs in AVX2 / AVX-512 lanes when the active tier has them.
+    pub fn sum_q<T: Q8>(&self, input: &[T], acc: &mut [i32], start: usize) {
+        assert!(
+            start + acc.len() <= self.output_len,
+            "reduce: outputs {start}+{} beyond {}",
+            acc.len(),
+            self.output_len
+        );
+        assert!(
+            input.len() >= self.input_len,
+            "reduce input {} < {}",
+            input.len(),
+            self.input_len
+        );
+        let Some((outer, red, inner)) = self.triple else {
+            assert!(
+                start == 0 && acc.len() == self.output_len,
+                "reduce: a partial output range needs contiguous reduced axes"
+            );
+            acc.fill(0);
+            self.fold(input, acc, |a, x| a.wrapping_add(x.to_i32()));
+            return;
+        };
+        let _ = outer;
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::isa::Isa;
+            if Isa::Avx512Vnni.enabled() {
+                /// # Safety
+                /// AVX-512F/BW.
+                #[target_feature(enable = "avx512f,avx512bw,avx2")]
+                unsafe fn wide<T: Q8>(
+                    x: &[T],
+                    acc: &mut [i32],
+                    start: usize,
+                    red: usize,
+                    inner: usize,
+                ) {
+                    sum_runs(x, acc, start, red, inner)
+                }
+                // SAFETY: the active tier was granted after detecting AVX-512F/BW and AVX2.
+                return unsafe { wide(input, acc, start, red, inner) };
+            }
+            if Isa::Avx2.enabled() {
+                /// # Safety
+                /// AVX2.
+                #[target_feature(enable = "avx2")]
+                unsafe fn wide<T: Q8>(
+                    x: &[T],
+                    acc: &mut [i32],
+                    start: usize,
+                    red: usize,
+                    inner: usize,
+                ) {
+                    sum_runs(x, acc, start, red, inner)
+                }
+                // SAFETY: the active tier was granted after detecting AVX2.
+                return unsafe { wide(input, acc, start, red, inner) };
+            }
+        }
+        sum_runs(input, acc, start, red, inner)
+    }
+}
+
+/// [`ReduceShape::sum_q`] over an (outer, `red`, `inner`) layout: output `o·inner + i` sums
+/// `x[(o·red + r)·inner + i]` over `r`. Written as plain slice loops that vectorise.
+#[inline(always)]
+fn sum_runs<T: Q8>(x: &[T], acc: &mut [i32], start: usize, red: usize, inner: usize) {
+    let end = start + acc.len();
+    let mut pos = start;
+    while pos < end {
+        let (o, i0) = (pos / inner, pos % inner);
+        let len = (inner - i0).min(end - pos);
+        let a = &mut acc[pos - start..pos - start + len];
+        if inner == 1 {
+            // Each output sums one contiguous run of `red` values.
+            let run = &x[o * red..(o + 1) * red];
+            a[0] = run.iter().fold(0i32, |s, &v| s.wrapping_add(v.to_i32()));
+        } else {
+            a.fill(0);
+            for r in 0..red {
+                let row = &x[(o * red + r) * inner + i0..][..len];
+                for (ai, &v) in a.iter_mut().zip(row) {
+                    *ai = ai.wrapping_add(v.to_i32());
+                }
+            }
+        }
+        pos += len;
+    }
+}
+
 /// A float reduction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReduceOp {
@@ -347,10 +447,16 @@ impl MeanQ {
 
     /// Computes the mean into `output`, using `scratch` (at least [`MeanQ::scratch_len`]).
     pub fn run<T: Q8>(&self, input: &[T], output: &mut [T], scratch: &mut [i32]) {
+        let len = self.shape.output_len;
+        self.run_range(input, &mut output[..len], &mut scratch[..len], 0)
+    }
+
+    /// Computes the output elements `start .. start + out.len()` into `out`, using `acc` (as
+    /// long as `out`) as scratch. A partial range needs [`ReduceShape::splittable`].
+    pub fn run_range<T: Q8>(&self, input: &[T], out: &mut [T], acc: &mut [i32], start: usize) {
         let s = &self.shape;
-        let acc = &mut scratch[..s.output_len];
-        let out = &mut output[..s.output_len];
-        acc.fill(0);
+        let acc = &mut acc[..out.len()];
+        s.sum_q(input, acc, start);
         let n = s.count as i32;
         match self.path {
             MeanPath::HwInt8 {
@@ -359,8 +465,9 @@ impl MeanQ {
                 in_zp,
                 out_zp,
             } => {
-                s.fold(input, acc, |a, x| a + (x.to_i32() - in_zp));
+                let zsum = in_zp.wrapping_mul(n);
                 for (o, &a) in out.iter_mut().zip(acc.iter()) {
+                    let a = a.wrapping_sub(zsum);
                     let v = multiply_by_quantized_multiplier(a, mult, shift);
                     let v = if v > 0 {
                         (v + n / 2) / n
@@ -371,14 +478,12 @@ impl MeanQ {
                 }
             }
             MeanPath::HwUint8 { mult, shift, bias } => {
-                s.fold(input, acc, |a, x| a + x.to_i32());
                 for (o, &a) in out.iter_mut().zip(acc.iter()) {
                     let v = multiply_by_quantized_multiplier(a, mult, shift) + bias;
                     *o = T::from_i32(v.clamp(T::MIN, T::MAX));
                 }
             }
             MeanPath::SameQuant => {
-                s.fold(input, acc, |a, x| a + x.to_i32());
                 for (o, &a) in out.iter_mut().zip(acc.iter()) {
                     *o = T::from_i32(a / n);
                 }
@@ -388,7 +493,6 @@ impl MeanQ {
                 bias,
                 out_zp,
             } => {
-                s.fold(input, acc, |a, x| a + x.to_i32());
                 let nf = n as f32;
                 for (o, &a) in out.iter_mut().zip(acc.iter()) {
                     let mean = a as f32 / nf;
@@ -434,8 +538,7 @@ impl SumQ {
     pub fn run<T: Q8>(&self, input: &[T], output: &mut [T], scratch: &mut [i32]) {
         let s = &self.shape;
         let acc = &mut scratch[..s.output_len];
-        acc.fill(0);
-        s.fold(input, acc, |a, x| a.wrapping_add(x.to_i32()));
+        s.sum_q(input, acc, 0);
         for (o, &a) in output[..s.output_len].iter_mut().zip(acc.iter()) {
             *o = match self.rescale {
                 None => T::from_i32(a),
@@ -626,6 +729,55 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// `sum_q` over arbitrary output sub-ranges (as threads split them) equals the reference
+    /// group sums, on shapes with long inner runs (vector bodies and tails) and `inner == 1`.
+    #[test]
+    fn sums_of_output_ranges_match_reference() {
+        let mut rng = Rng::new(9);
+        let mut shapes = cases();
+        shapes.extend([
+            (vec![1, 7, 7, 1280], vec![1, 2]),
+            (vec![2, 3, 3, 67], vec![1, 2]),
+            (vec![5, 300], vec![1]),
+            (vec![3, 33, 17], vec![1]),
+            (vec![1, 1, 1, 1000], vec![1, 2]),
+        ]);
+        for (dims, axes) in shapes {
+            let s = ReduceShape::new(&dims, &axes).unwrap();
+            let x = rng.vec_i8(s.input_len());
+            let xu: Vec<u8> = x.iter().map(|&v| v as u8).collect();
+            let groups = ref_groups(&dims, &axes);
+            let want: Vec<i32> = groups
+                .iter()
+                .map(|g| g.iter().map(|&i| x[i] as i32).sum())
+                .collect();
+            let want_u: Vec<i32> = groups
+                .iter()
+                .map(|g| g.iter().map(|&i| xu[i] as i32).sum())
+                .collect();
+            let n = s.output_len();
+            let mut cuts = vec![0, n];
+            if s.splittable() {
+                for _ in 0..3 {
+                    cuts.push(rng.usize(0, n));
+                }
+            }
+            cuts.sort_unstable();
+            let (mut got, mut got_u) = (vec![0i32; n], vec![0i32; n]);
+            for w in cuts.windows(2) {
+                s.sum_q(&x, &mut got[w[0]..w[1]], w[0]);
+                s.sum_q(&xu, &mut got_u[w[0]..w[1]], w[0]);
+            }
+            let what = format!("dims {dims:?} axes {axes:?} cuts {cuts:?}");
+            if let Some((i, g, w)) = first_diff(&got, &want) {
+                panic!("sum i8 {what}: first difference at {i}: got {g}, want {w}");
+            }
+            if let Some((i, g, w)) = first_diff(&got_u, &want_u) {
+                panic!("sum u8 {what}: first difference at {i}: got {g}, want {w}");
             }
         }
     }
