@@ -825,6 +825,48 @@ mod x86 {
         unsafe { binary_q_avx512_tf(p, plan, a, b, out, start) }
     }
 
+    /// # Safety
+    /// The CPU must support AVX-512 F/BW and VBMI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    unsafe fn lut8_vbmi_tf(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+        use std::arch::x86_64::*;
+        let n = x.len().min(out.len());
+        let t = table.as_ptr();
+        // SAFETY: `table` has 256 bytes: four unaligned 64-byte loads at 0, 64, 128, 192.
+        let (t0, t1, t2, t3) = unsafe {
+            (
+                _mm512_loadu_si512(t as *const _),
+                _mm512_loadu_si512(t.add(64) as *const _),
+                _mm512_loadu_si512(t.add(128) as *const _),
+                _mm512_loadu_si512(t.add(192) as *const _),
+            )
+        };
+        let mut i = 0;
+        while i + 64 <= n {
+            // SAFETY: `i + 64 <= n <= x.len(), out.len()`: the 64-byte load and store are in
+            // bounds (unaligned access is allowed by loadu/storeu).
+            unsafe {
+                let idx = _mm512_loadu_si512(x.as_ptr().add(i) as *const _);
+                // Bit 6 of each index picks t0/t1 (t2/t3); bit 7 picks the upper pair.
+                let lo = _mm512_permutex2var_epi8(t0, idx, t1);
+                let hi = _mm512_permutex2var_epi8(t2, idx, t3);
+                let r = _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi);
+                _mm512_storeu_si512(out.as_mut_ptr().add(i) as *mut _, r);
+            }
+            i += 64;
+        }
+        for j in i..n {
+            out[j] = table[x[j] as usize];
+        }
+    }
+
+    pub fn lut8_vbmi(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+        assert_eq!(x.len(), out.len(), "lut8: input and output lengths differ");
+        // SAFETY: only installed when AVX-512 F/BW (the `Avx512Vnni` tier) and VBMI were
+        // detected at run time.
+        unsafe { lut8_vbmi_tf(table, x, out) }
+    }
+
     /// The lane formulas of the AVX-512 quantized kernel against the normative
     /// `multiply_by_quantized_multiplier`, on multipliers whose low bits put results exactly on
     /// rounding ties (negative ones included) and on every input offset.
@@ -847,7 +889,7 @@ mod x86 {
                 x ^= x << 17;
                 let m = (1u32 << 30) | (x as u32 & 0x3fff_ffff);
                 // Clear a random number of low bits: exact ties need them.
-                v.push((m & !((1u32 << (x >> 40) % 28) - 1)) as i32);
+                v.push((m & !((1u32 << ((x >> 40) % 28)) - 1)) as i32);
             }
             v
         }
@@ -936,48 +978,6 @@ mod x86 {
                 }
             }
         }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512 F/BW and VBMI.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-    unsafe fn lut8_vbmi_tf(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
-        use std::arch::x86_64::*;
-        let n = x.len().min(out.len());
-        let t = table.as_ptr();
-        // SAFETY: `table` has 256 bytes: four unaligned 64-byte loads at 0, 64, 128, 192.
-        let (t0, t1, t2, t3) = unsafe {
-            (
-                _mm512_loadu_si512(t as *const _),
-                _mm512_loadu_si512(t.add(64) as *const _),
-                _mm512_loadu_si512(t.add(128) as *const _),
-                _mm512_loadu_si512(t.add(192) as *const _),
-            )
-        };
-        let mut i = 0;
-        while i + 64 <= n {
-            // SAFETY: `i + 64 <= n <= x.len(), out.len()`: the 64-byte load and store are in
-            // bounds (unaligned access is allowed by loadu/storeu).
-            unsafe {
-                let idx = _mm512_loadu_si512(x.as_ptr().add(i) as *const _);
-                // Bit 6 of each index picks t0/t1 (t2/t3); bit 7 picks the upper pair.
-                let lo = _mm512_permutex2var_epi8(t0, idx, t1);
-                let hi = _mm512_permutex2var_epi8(t2, idx, t3);
-                let r = _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi);
-                _mm512_storeu_si512(out.as_mut_ptr().add(i) as *mut _, r);
-            }
-            i += 64;
-        }
-        for j in i..n {
-            out[j] = table[x[j] as usize];
-        }
-    }
-
-    pub fn lut8_vbmi(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
-        assert_eq!(x.len(), out.len(), "lut8: input and output lengths differ");
-        // SAFETY: only installed when AVX-512 F/BW (the `Avx512Vnni` tier) and VBMI were
-        // detected at run time.
-        unsafe { lut8_vbmi_tf(table, x, out) }
     }
 }
 
