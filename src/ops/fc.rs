@@ -185,7 +185,9 @@ impl FcInt8 {
             let dst = &mut out[o..o + acc.len()];
             let sc = &self.scales[c0..c0 + acc.len()];
             for ((d, &a), &s) in dst.iter_mut().zip(acc).zip(sc) {
-                let v = (round_half_away(a as f64 * s) + zp).clamp(lo, hi);
+                let v = round_half_away(a as f64 * s)
+                    .saturating_add(zp)
+                    .clamp(lo, hi);
                 *d = v as u8;
             }
         });
