@@ -162,6 +162,8 @@ impl DepthwiseF32 {
 
 /// A prepared 8-bit depthwise convolution (int8 per-channel or legacy uint8 per-tensor).
 #[derive(Clone, Debug)]
+// The vector layouts below are read by the x86 kernels only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub struct DepthwiseQ {
     core: generic::QCore,
     in_zp: i32,
@@ -305,11 +307,10 @@ impl DepthwiseQ {
     /// Leaves the row kernel out (every pixel takes the tier's pixel-tile kernel), for tests and
     /// benchmarks that compare the two.
     #[doc(hidden)]
-    pub fn without_row_kernel(mut self) -> DepthwiseQ {
+    pub fn without_row_kernel(self) -> DepthwiseQ {
         #[cfg(target_arch = "x86_64")]
-        {
-            self.rows = None;
-        }
+        return DepthwiseQ { rows: None, ..self };
+        #[cfg(not(target_arch = "x86_64"))]
         self
     }
 
