@@ -522,6 +522,22 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
                     )
                 };
                 ox += RP;
+            } else if ox + RP / 2 <= x.end {
+                // SAFETY: as for the full tile.
+                unsafe {
+                    tile_rows::<T, KH, KW, S, G, { RP / 2 }>(
+                        &rows,
+                        col,
+                        c,
+                        c,
+                        m,
+                        &wv,
+                        init,
+                        &rq,
+                        out.add(dst),
+                    )
+                };
+                ox += RP / 2;
             } else {
                 // SAFETY: as for the full tile.
                 unsafe {
