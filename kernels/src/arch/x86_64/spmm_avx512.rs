@@ -16,6 +16,8 @@ use crate::isa::Isa;
 use crate::requant::Requant;
 use std::arch::x86_64::*;
 
+/// Pixels per tile of the f32 kernels: 1x1 (one channel per pass) and 4x1.
+const F32_TILE_1X1: usize = 32;
 const F32_TILE: usize = 32;
 const I8_TILE: usize = 64;
 
@@ -24,14 +26,14 @@ pub(super) const TABLE: SpmmTable = SpmmTable {
     f32_1x1: &SpmmF32Kernel {
         name: "avx512::spmm_f32_32x1",
         isa: Isa::Avx512Vnni,
-        tile: F32_TILE,
-        run: spmm_f32,
+        tile: F32_TILE_1X1,
+        run: spmm_f32::<F32_TILE_1X1>,
     },
     f32_4x1: &SpmmF32Kernel {
         name: "avx512::spmm_f32_32x4",
         isa: Isa::Avx512Vnni,
         tile: F32_TILE,
-        run: spmm_f32,
+        run: spmm_f32::<F32_TILE>,
     },
     i8_1x4: &SpmmI8Kernel {
         name: "avx512vnni::spmm_qu8s8_64x1c4",
@@ -50,7 +52,7 @@ pub(super) const TABLE: SpmmTable = SpmmTable {
 };
 
 #[allow(clippy::too_many_arguments)]
-fn spmm_f32(
+fn spmm_f32<const P: usize>(
     p: &PackedF32,
     a: &[f32],
     a_stride: usize,
@@ -64,7 +66,7 @@ fn spmm_f32(
     // SAFETY: this kernel is plugged only when AVX-512 VNNI is enabled; `run` checked that `a`
     // holds `m` rows of K at `a_stride`, `out` `m` rows of N at `out_stride`, and the scratch size.
     unsafe {
-        spmm_f32_impl(
+        spmm_f32_impl::<P>(
             p,
             a.as_ptr(),
             a_stride,
@@ -78,13 +80,13 @@ fn spmm_f32(
     }
 }
 
-/// `dst[c·ds + r] = src[r·ss + c] ^ xor` for `r < rows`, `c < cols` (32-bit elements): 16×16
+/// `dst[c·ds + r] = src[r·ss + c] ^ xor` (`xor` applied only when `FLIP`) for `r < rows`, `c < cols` (32-bit elements): 16×16
 /// blocks in registers (4 shuffle stages), the edges by [`transpose32_edges`].
 ///
 /// # Safety
 /// AVX-512F; `src` readable and `dst` writable at those positions.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn transpose32(
+unsafe fn transpose32<const FLIP: bool>(
     src: *const u32,
     ss: usize,
     rows: usize,
@@ -98,48 +100,14 @@ unsafe fn transpose32(
     while r0 + 16 <= rows {
         let mut c0 = 0;
         while c0 + 16 <= cols {
-            let mut x = [_mm512_setzero_si512(); 16];
-            for (i, x) in x.iter_mut().enumerate() {
-                // SAFETY: row r0 + i < rows, columns c0..c0 + 16 ≤ cols.
-                *x = unsafe { _mm512_loadu_si512(src.add((r0 + i) * ss + c0) as *const _) };
-                *x = _mm512_xor_si512(*x, xv);
-            }
-            let mut t = [_mm512_setzero_si512(); 16];
-            for i in 0..8 {
-                t[2 * i] = _mm512_unpacklo_epi32(x[2 * i], x[2 * i + 1]);
-                t[2 * i + 1] = _mm512_unpackhi_epi32(x[2 * i], x[2 * i + 1]);
-            }
-            // u[4g + j]: rows 4g..4g + 4, columns j, j + 4, j + 8, j + 12 (one per lane).
-            let mut u = [_mm512_setzero_si512(); 16];
-            for g in 0..4 {
-                let (a, b, c, d) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
-                u[4 * g] = _mm512_unpacklo_epi64(a, c);
-                u[4 * g + 1] = _mm512_unpackhi_epi64(a, c);
-                u[4 * g + 2] = _mm512_unpacklo_epi64(b, d);
-                u[4 * g + 3] = _mm512_unpackhi_epi64(b, d);
-            }
-            for j in 0..4 {
-                let v0 = _mm512_shuffle_i32x4::<0x88>(u[j], u[4 + j]);
-                let v1 = _mm512_shuffle_i32x4::<0xDD>(u[j], u[4 + j]);
-                let v2 = _mm512_shuffle_i32x4::<0x88>(u[8 + j], u[12 + j]);
-                let v3 = _mm512_shuffle_i32x4::<0xDD>(u[8 + j], u[12 + j]);
-                let cols4 = [
-                    (j, _mm512_shuffle_i32x4::<0x88>(v0, v2)),
-                    (j + 8, _mm512_shuffle_i32x4::<0xDD>(v0, v2)),
-                    (j + 4, _mm512_shuffle_i32x4::<0x88>(v1, v3)),
-                    (j + 12, _mm512_shuffle_i32x4::<0xDD>(v1, v3)),
-                ];
-                for (c, v) in cols4 {
-                    // SAFETY: column c0 + c < cols, rows r0..r0 + 16 ≤ rows of `dst`.
-                    unsafe { _mm512_storeu_si512(dst.add((c0 + c) * ds + r0) as *mut _, v) };
-                }
-            }
+            // SAFETY: rows r0..r0 + 16 ≤ rows and columns c0..c0 + 16 ≤ cols of both.
+            unsafe { t16x16::<FLIP>(src.add(r0 * ss + c0), ss, dst.add(c0 * ds + r0), ds, xv) };
             c0 += 16;
         }
         if c0 < cols {
             // SAFETY: the remaining columns of these 16 rows, same bounds.
             unsafe {
-                transpose32_edges(
+                transpose32_edges::<FLIP>(
                     src.add(r0 * ss + c0),
                     ss,
                     16,
@@ -154,7 +122,56 @@ unsafe fn transpose32(
     }
     if r0 < rows {
         // SAFETY: the remaining rows, all columns.
-        unsafe { transpose32_edges(src.add(r0 * ss), ss, rows - r0, cols, dst.add(r0), ds, xor) };
+        unsafe {
+            transpose32_edges::<FLIP>(src.add(r0 * ss), ss, rows - r0, cols, dst.add(r0), ds, xor)
+        };
+    }
+}
+
+/// One 16×16 block of [`transpose32`]: `dst[c·ds + r] = src[r·ss + c] (^ xv)`. The 128-bit
+/// lanes are gathered by the loads (register `z[c][s]`, lane `L` = row `4L + s`, columns
+/// `4c..4c + 4`), so only the 4×4 transposes inside the lanes take shuffles (2 stages, not 4).
+///
+/// # Safety
+/// AVX-512F; 16 rows of 16 elements readable at `src`, 16 columns of 16 writable at `dst`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+unsafe fn t16x16<const FLIP: bool>(
+    src: *const u32,
+    ss: usize,
+    dst: *mut u32,
+    ds: usize,
+    xv: __m512i,
+) {
+    for c in 0..4 {
+        let mut z = [_mm512_setzero_si512(); 4];
+        for (s, z) in z.iter_mut().enumerate() {
+            // SAFETY: rows s, 4 + s, 8 + s, 12 + s, columns 4c..4c + 4 of the block.
+            unsafe {
+                let at = |l: usize| src.add((4 * l + s) * ss + 4 * c) as *const __m128i;
+                let v = _mm512_broadcast_i32x4(_mm_loadu_si128(at(0)));
+                let v = _mm512_mask_broadcast_i32x4(v, 0x00F0, _mm_loadu_si128(at(1)));
+                let v = _mm512_mask_broadcast_i32x4(v, 0x0F00, _mm_loadu_si128(at(2)));
+                *z = _mm512_mask_broadcast_i32x4(v, 0xF000, _mm_loadu_si128(at(3)));
+            }
+            if FLIP {
+                *z = _mm512_xor_si512(*z, xv);
+            }
+        }
+        let t0 = _mm512_unpacklo_epi32(z[0], z[1]);
+        let t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+        let t2 = _mm512_unpacklo_epi32(z[2], z[3]);
+        let t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+        let w = [
+            _mm512_unpacklo_epi64(t0, t2),
+            _mm512_unpackhi_epi64(t0, t2),
+            _mm512_unpacklo_epi64(t1, t3),
+            _mm512_unpackhi_epi64(t1, t3),
+        ];
+        for (t, &w) in w.iter().enumerate() {
+            // SAFETY: column 4c + t of the block, 16 rows.
+            unsafe { _mm512_storeu_si512(dst.add((4 * c + t) * ds) as *mut _, w) };
+        }
     }
 }
 
@@ -163,7 +180,7 @@ unsafe fn transpose32(
 /// # Safety
 /// As [`transpose32`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn transpose32_edges(
+unsafe fn transpose32_edges<const FLIP: bool>(
     src: *const u32,
     ss: usize,
     rows: usize,
@@ -184,7 +201,9 @@ unsafe fn transpose32_edges(
             for (i, x) in x.iter_mut().enumerate() {
                 // SAFETY: see the loop.
                 *x = unsafe { _mm512_loadu_si512(src.add((r0 + i) * ss + c0) as *const _) };
-                *x = _mm512_xor_si512(*x, xv);
+                if FLIP {
+                    *x = _mm512_xor_si512(*x, xv);
+                }
             }
             let [x0, x1, x2, x3] = x;
             let y0 = _mm512_unpacklo_epi32(x0, x2);
@@ -219,7 +238,9 @@ unsafe fn transpose32_edges(
             for (i, x) in x.iter_mut().enumerate() {
                 // SAFETY: as above, 4 columns.
                 *x = unsafe { _mm_loadu_si128(src.add((r0 + i) * ss + c0) as *const _) };
-                *x = _mm_xor_si128(*x, xx);
+                if FLIP {
+                    *x = _mm_xor_si128(*x, xx);
+                }
             }
             let [x0, x1, x2, x3] = x;
             let y0 = _mm_unpacklo_epi32(x0, x2);
@@ -258,7 +279,7 @@ unsafe fn transpose32_edges(
 /// AVX-512; pointers valid as `spmm_f32` states; `scratch` holds `p.scratch_len()` floats.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn spmm_f32_impl(
+unsafe fn spmm_f32_impl<const P: usize>(
     p: &PackedF32,
     a: *const f32,
     a_stride: usize,
@@ -269,7 +290,6 @@ unsafe fn spmm_f32_impl(
     hi: f32,
     scratch: *mut f32,
 ) {
-    const P: usize = F32_TILE;
     let k = p.k;
     let ap = scratch;
     // SAFETY: scratch_len = P·(K + ceil(N/4)·4 + 4): activations [K][P], then outputs [N'][P].
@@ -281,7 +301,7 @@ unsafe fn spmm_f32_impl(
         let nv = pt.div_ceil(16);
         // SAFETY: rows m0..m0 + pt of `a` (K each) are in bounds; `ap` holds K·P floats.
         unsafe {
-            transpose32(
+            transpose32::<false>(
                 a.add(m0 * a_stride) as *const u32,
                 a_stride,
                 pt,
@@ -297,15 +317,16 @@ unsafe fn spmm_f32_impl(
                     }
                 }
             }
-            if nv == 1 {
-                f32_groups::<1>(p, ap, cb, lo, hi);
-            } else {
-                f32_groups::<2>(p, ap, cb, lo, hi);
+            match nv.min(P / 16) {
+                1 => f32_groups::<P, 1>(p, ap, cb, lo, hi),
+                2 => f32_groups::<P, 2>(p, ap, cb, lo, hi),
+                3 => f32_groups::<P, 3>(p, ap, cb, lo, hi),
+                _ => f32_groups::<P, 4>(p, ap, cb, lo, hi),
             }
         }
         // SAFETY: `cb` holds N rows of P; output rows m0..m0 + pt have N columns.
         unsafe {
-            transpose32(
+            transpose32::<false>(
                 cb as *const u32,
                 P,
                 p.n,
@@ -322,18 +343,17 @@ unsafe fn spmm_f32_impl(
 /// Every group of channels on `NV` vectors of 16 pixels: `cb[n][..] = clamp(bias + Σ w·ap[k])`.
 ///
 /// # Safety
-/// AVX-512F + FMA; `ap` holds K rows of `F32_TILE` floats, `cb` ceil(N/4)·4 rows; the packed
+/// AVX-512F + FMA; `ap` holds K rows of `P` floats, `cb` ceil(N/4)·4 rows; the packed
 /// column indices are below K.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
 #[inline]
-unsafe fn f32_groups<const NV: usize>(
+unsafe fn f32_groups<const P: usize, const NV: usize>(
     p: &PackedF32,
     ap: *const f32,
     cb: *mut f32,
     lo: f32,
     hi: f32,
 ) {
-    const P: usize = F32_TILE;
     let (lov, hiv) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
     let ngroups = p.group_ptr.len() - 1;
     for grp in 0..ngroups {
@@ -420,7 +440,13 @@ unsafe fn pack_i8(
         // Word loads from byte rows: `transpose32` reads unaligned words at r·a_stride/4 words.
         if a_stride.is_multiple_of(4) {
             // SAFETY: full words of each row are in bounds.
-            unsafe { transpose32(a as *const u32, a_stride / 4, rows, k4f, dst, P, flip) };
+            unsafe {
+                if flip != 0 {
+                    transpose32::<true>(a as *const u32, a_stride / 4, rows, k4f, dst, P, flip)
+                } else {
+                    transpose32::<false>(a as *const u32, a_stride / 4, rows, k4f, dst, P, 0)
+                }
+            };
         } else {
             for r in 0..rows {
                 for q in 0..k4f {
