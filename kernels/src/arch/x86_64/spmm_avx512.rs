@@ -597,14 +597,7 @@ unsafe fn i8_1x4_impl(
                 // SAFETY: byte rows n0..n0 + 16 < N' of `cb`, P bytes each.
                 *x = unsafe { _mm512_loadu_si512(cb.add((n0 + i) * P) as *const _) };
             }
-            for _ in 0..4 {
-                let mut y = [_mm512_setzero_si512(); 16];
-                for i in 0..8 {
-                    y[2 * i] = _mm512_unpacklo_epi8(x[i], x[i + 8]);
-                    y[2 * i + 1] = _mm512_unpackhi_epi8(x[i], x[i + 8]);
-                }
-                x = y;
-            }
+            let x = unpack_stage(unpack_stage(unpack_stage(unpack_stage(x))));
             // x[j] lane L = pixel 16L + j, channels n0..n0 + 16.
             for (j, &xj) in x.iter().enumerate() {
                 let lanes = [
@@ -631,6 +624,31 @@ unsafe fn i8_1x4_impl(
         }
         m0 += P;
     }
+}
+
+/// One stage of the byte transpose: `y[2i], y[2i + 1] = unpacklo/hi(x[i], x[i + 8])` (written
+/// out, not a loop over arrays, so that the vectors stay in registers).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+fn unpack_stage(x: [__m512i; 16]) -> [__m512i; 16] {
+    [
+        _mm512_unpacklo_epi8(x[0], x[8]),
+        _mm512_unpackhi_epi8(x[0], x[8]),
+        _mm512_unpacklo_epi8(x[1], x[9]),
+        _mm512_unpackhi_epi8(x[1], x[9]),
+        _mm512_unpacklo_epi8(x[2], x[10]),
+        _mm512_unpackhi_epi8(x[2], x[10]),
+        _mm512_unpacklo_epi8(x[3], x[11]),
+        _mm512_unpackhi_epi8(x[3], x[11]),
+        _mm512_unpacklo_epi8(x[4], x[12]),
+        _mm512_unpackhi_epi8(x[4], x[12]),
+        _mm512_unpacklo_epi8(x[5], x[13]),
+        _mm512_unpackhi_epi8(x[5], x[13]),
+        _mm512_unpacklo_epi8(x[6], x[14]),
+        _mm512_unpackhi_epi8(x[6], x[14]),
+        _mm512_unpacklo_epi8(x[7], x[15]),
+        _mm512_unpackhi_epi8(x[7], x[15]),
+    ]
 }
 
 /// Every output channel on `NV` vectors of 16 pixels: bytes `cb[n][..]` = requantized
@@ -677,11 +695,13 @@ unsafe fn i8_channels<const NV: usize>(p: &PackedI8, ap: *const u32, cb: *mut i8
             }
         }
         let c = _mm512_set1_epi32(p.c[ch]);
-        let q = match shared {
+        let own;
+        let q = match &shared {
             Some(q) => q,
             None => {
                 let (mm, ss) = rq.channel(ch);
-                RqLanes::splat(mm, ss, rq.zero_point())
+                own = RqLanes::splat(mm, ss, rq.zero_point());
+                &own
             }
         };
         let mut y = [_mm512_setzero_si512(); 4];
