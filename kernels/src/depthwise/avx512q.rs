@@ -189,8 +189,24 @@ pub(super) fn f32(p: &super::DepthwiseF32, input: &[f32], output: &mut [f32], ro
     let (x_lo, x_hi) = w.w.interior();
     let dx = w.w.stride * c;
     let mut list = [(0usize, 0usize); MAX_TAPS];
+    let (y_lo, y_hi) = w.h.interior();
+    let fast = w.h.dilation == 1
+        && w.w.dilation == 1
+        && matches!((w.h.kernel, w.w.kernel, w.w.stride), (3, 3, 1) | (5, 5, 1));
     for row in rows {
         let mut ox = 0;
+        if fast && x_lo < x_hi && (y_lo..y_hi).contains(&(row % w.h.output)) {
+            match w.h.kernel {
+                3 => f32_row::<3, 3, 1>(p, input, output, row, x_lo..x_hi),
+                _ => f32_row::<5, 5, 1>(p, input, output, row, x_lo..x_hi),
+            }
+            for ox in (0..x_lo).chain(x_hi..w.w.output) {
+                let nt = tap_list(w, row, ox, &mut list);
+                let at = (row * w.w.output + ox) * c;
+                tile_f32::<1>(p, input, &mut output[at..at + c], &list[..nt], dx);
+            }
+            continue;
+        }
         while ox < w.w.output {
             let nt = tap_list(w, row, ox, &mut list);
             let taps = &list[..nt];
@@ -206,6 +222,150 @@ pub(super) fn f32(p: &super::DepthwiseF32, input: &[f32], output: &mut [f32], ro
                 ox += 1;
             }
         }
+    }
+}
+
+/// `avx512::dwconv_f32_rows`: interior pixels `x` of an interior output row (every window
+/// row inside the input), 16 channels at a time: each input column is loaded once per window
+/// row and multiplied into every output pixel whose window covers it (the same taps in the same
+/// order as [`tile_f32`], so the same sums).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
+fn f32_row<const KH: usize, const KW: usize, const S: usize>(
+    p: &super::DepthwiseF32,
+    input: &[f32],
+    output: &mut [f32],
+    row: usize,
+    x: Range<usize>,
+) {
+    let w = &p.win;
+    let c = w.in_c;
+    let (b, oy) = (row / w.h.output, row % w.h.output);
+    let iy0 = oy * w.h.stride - w.h.pad_before;
+    let ix0 = x.start * S - w.w.pad_before;
+    let row_at = |ky: usize| ((b * w.h.input + iy0 + ky) * w.w.input + ix0) * c;
+    let span = ((x.end - x.start - 1) * S + KW) * c;
+    assert!(iy0 + KH <= w.h.input && (x.end - 1) * S + KW <= w.w.input + w.w.pad_before);
+    assert!(
+        row_at(KH - 1) + span <= input.len(),
+        "depthwise row reads past the input"
+    );
+    let out_at = (row * w.w.output + x.start) * c;
+    assert!(out_at + (x.end - x.start) * c <= output.len());
+    assert!(p.weights.len() >= KH * KW * c && p.bias.len() >= c);
+    let (lo, hi) = (_mm512_set1_ps(p.min), _mm512_set1_ps(p.max));
+    let mut c0 = 0;
+    while c0 < c {
+        let n = (c - c0).min(16);
+        let m: __mmask16 = if n == 16 { 0xFFFF } else { (1u16 << n) - 1 };
+        // SAFETY: lanes c0..c0 + n of the bias exist (asserted ≥ c); masked-off lanes unread.
+        let bias = unsafe { _mm512_maskz_loadu_ps(m, p.bias.as_ptr().add(c0)) };
+        let mut ox = x.start;
+        while ox < x.end {
+            let col = (ox - x.start) * S * c + c0;
+            let dst = out_at + (ox - x.start) * c + c0;
+            // SAFETY: the tile's columns are interior columns of rows inside the input (row
+            // span asserted), lanes past n masked; outputs inside the checked output row.
+            unsafe {
+                if ox + 8 <= x.end {
+                    f32_tile::<KH, KW, S, 8>(
+                        p,
+                        input,
+                        row_at(0) + col,
+                        w.w.input * c,
+                        c,
+                        m,
+                        bias,
+                        lo,
+                        hi,
+                        output,
+                        dst,
+                    );
+                    ox += 8;
+                } else if ox + 4 <= x.end {
+                    f32_tile::<KH, KW, S, 4>(
+                        p,
+                        input,
+                        row_at(0) + col,
+                        w.w.input * c,
+                        c,
+                        m,
+                        bias,
+                        lo,
+                        hi,
+                        output,
+                        dst,
+                    );
+                    ox += 4;
+                } else {
+                    f32_tile::<KH, KW, S, 1>(
+                        p,
+                        input,
+                        row_at(0) + col,
+                        w.w.input * c,
+                        c,
+                        m,
+                        bias,
+                        lo,
+                        hi,
+                        output,
+                        dst,
+                    );
+                    ox += 1;
+                }
+            }
+        }
+        c0 += 16;
+    }
+}
+
+/// `P` pixels × 16 channels of [`f32_row`]: input element offset `at` (first window row, first
+/// column), rows `rs` apart, columns `c` apart; output offset `dst`.
+///
+/// # Safety
+/// Every input element read (`at + ky·rs + i·c + lane`, lanes of `m`) and output element written
+/// (`dst + j·c + lane`) is in bounds.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_tile<const KH: usize, const KW: usize, const S: usize, const P: usize>(
+    p: &super::DepthwiseF32,
+    input: &[f32],
+    at: usize,
+    rs: usize,
+    c: usize,
+    m: __mmask16,
+    bias: __m512,
+    lo: __m512,
+    hi: __m512,
+    output: &mut [f32],
+    dst: usize,
+) {
+    let c0 = dst % c;
+    let mut acc = [bias; P];
+    for ky in 0..KH {
+        let mut wk = [_mm512_setzero_ps(); KW];
+        for (kx, v) in wk.iter_mut().enumerate() {
+            // SAFETY: tap (ky, kx) < KH·KW, channels c0..c0 + n inside (caller asserted).
+            *v = unsafe {
+                _mm512_maskz_loadu_ps(m, p.weights.as_ptr().add((ky * KW + kx) * c + c0))
+            };
+        }
+        for i in 0..(P - 1) * S + KW {
+            // SAFETY: caller contract.
+            let xv = unsafe { _mm512_maskz_loadu_ps(m, input.as_ptr().add(at + ky * rs + i * c)) };
+            for (kx, &wv) in wk.iter().enumerate() {
+                if i >= kx && (i - kx) % S == 0 && (i - kx) / S < P {
+                    let j = (i - kx) / S;
+                    acc[j] = _mm512_fmadd_ps(xv, wv, acc[j]);
+                }
+            }
+        }
+    }
+    for (j, &a) in acc.iter().enumerate() {
+        let v = _mm512_min_ps(_mm512_max_ps(a, lo), hi);
+        // SAFETY: caller contract.
+        unsafe { _mm512_mask_storeu_ps(output.as_mut_ptr().add(dst + j * c), m, v) };
     }
 }
 

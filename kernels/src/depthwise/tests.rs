@@ -384,3 +384,57 @@ fn row_kernel_matches_reference_exactly() {
     }
     let _ = used;
 }
+
+/// The f32 row path (3×3 and 5×5, horizontal stride 1) sums the same taps in the same order as
+/// the pixel tiles, so with FMA it equals the AVX2 tier bit for bit, and the reference closely.
+#[test]
+fn f32_rows_match_fma_tiles_exactly() {
+    let (Some(a512), Some(a2)) = (
+        DepthwiseKernels::for_isa(Isa::Avx512Vnni),
+        DepthwiseKernels::for_isa(Isa::Avx2),
+    ) else {
+        return;
+    };
+    let mut rng = Rng::new(31);
+    for k in [3, 5] {
+        for (i, c) in [1, 7, 16, 17, 40].into_iter().enumerate() {
+            for in_w in [k, k + 3, k + 8, k + 13, 2 * k + 21] {
+                let padding = if (i + in_w) % 2 == 0 {
+                    crate::window::Padding::Same
+                } else {
+                    crate::window::Padding::Valid
+                };
+                let spec = crate::window::WindowSpec {
+                    k_h: k,
+                    k_w: k,
+                    stride_h: [1, 2, 3][(c + in_w) % 3],
+                    stride_w: 1,
+                    padding,
+                    ..crate::window::WindowSpec::new(1 + in_w % 2, k + 3, in_w, c, c)
+                };
+                let w = Window2d::new(spec).unwrap();
+                let x = rng.vec_f32(w.input_len());
+                let wt = rng.vec_f32(k * k * c);
+                let bias = rng.vec_f32(c);
+                let (lo, hi) = if in_w % 2 == 0 {
+                    (f32::MIN, f32::MAX)
+                } else {
+                    (0.0, 0.5)
+                };
+                let p = DepthwiseF32::new(w, &wt, Some(&bias), lo, hi).unwrap();
+                let want = r::depthwise_f32(&w, &x, &wt, Some(&bias), lo, hi);
+                let mut got = vec![f32::NAN; w.output_len()];
+                let mut fma = vec![f32::NAN; w.output_len()];
+                for rows in row_splits(w.output_rows()) {
+                    (a512.f32)(&p, &x, &mut got, rows.clone());
+                    (a2.f32)(&p, &x, &mut fma, rows);
+                }
+                assert_close(&got, &want, 1e-5, &format!("dwconv f32 rows {w:?}"));
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits() as i32).collect::<Vec<_>>();
+                if let Some((i, g, e)) = first_diff(&bits(&got), &bits(&fma)) {
+                    panic!("dwconv f32 rows {w:?}: first difference from the AVX2 tiles at {i}: bits {g:#x}, want {e:#x}");
+                }
+            }
+        }
+    }
+}
