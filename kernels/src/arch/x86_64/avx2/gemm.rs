@@ -13,7 +13,7 @@
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
-use super::requant::{scale8, Rq8};
+use super::requant::{scale8, Down8, Rq8};
 use crate::gemm::{F32Args, F32Kernel, I8Args, I8Kernel};
 use crate::isa::Isa;
 
@@ -81,14 +81,25 @@ unsafe fn widen_rows<const R: usize>(
         // SAFETY: row r of the stage holds KC ≥ n (rounded up to 16) values.
         let dst = unsafe { stage.add(r * KC) };
         let mut i = 0;
-        while i + 16 <= n {
-            // SAFETY: bytes k0 + i .. k0 + i + 16 ≤ k0 + n of the row exist; dst + i + 16 ≤ KC.
-            unsafe {
-                let v = _mm_loadu_si128(row.add(k0 + i) as *const __m128i);
-                let v = _mm256_cvtepi8_epi16(_mm_xor_si128(v, x));
-                _mm256_store_si256(dst.add(i) as *mut __m256i, v);
+        if xor == 0 {
+            while i + 16 <= n {
+                // SAFETY: bytes k0 + i .. k0 + i + 16 ≤ k0 + n of the row exist; i + 16 ≤ KC.
+                unsafe {
+                    let v = _mm_loadu_si128(row.add(k0 + i) as *const __m128i);
+                    _mm256_store_si256(dst.add(i) as *mut __m256i, _mm256_cvtepi8_epi16(v));
+                }
+                i += 16;
             }
-            i += 16;
+        } else {
+            while i + 16 <= n {
+                // SAFETY: as above.
+                unsafe {
+                    let v = _mm_loadu_si128(row.add(k0 + i) as *const __m128i);
+                    let v = _mm256_cvtepi8_epi16(_mm_xor_si128(v, x));
+                    _mm256_store_si256(dst.add(i) as *mut __m256i, v);
+                }
+                i += 16;
+            }
         }
         if i < n {
             let mut buf = [0u8; 16];
@@ -157,24 +168,70 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
         return;
     }
     // SAFETY: the epilogue arrays hold NR_MAX ≥ 16 values.
-    let c = unsafe {
+    let (m, s) = unsafe {
         let m = ep.mult.as_ptr() as *const __m256i;
         let s = ep.shift.as_ptr() as *const __m256i;
-        [
-            Rq8::new(_mm256_loadu_si256(m), _mm256_loadu_si256(s)),
-            Rq8::new(_mm256_loadu_si256(m.add(1)), _mm256_loadu_si256(s.add(1))),
-        ]
+        (
+            [_mm256_loadu_si256(m), _mm256_loadu_si256(m.add(1))],
+            [_mm256_loadu_si256(s), _mm256_loadu_si256(s.add(1))],
+        )
     };
+    let zp = args.zero_point;
+    let minus1 = _mm256_set1_epi32(-1);
+    let not_right = _mm256_or_si256(
+        _mm256_cmpgt_epi32(s[0], minus1),
+        _mm256_cmpgt_epi32(s[1], minus1),
+    );
+    if _mm256_testz_si256(not_right, not_right) != 0 {
+        // Every channel shifts right: the one-division form.
+        let d = Down([Down8::new(m[0], s[0], zp), Down8::new(m[1], s[1], zp)]);
+        // SAFETY: forwarded contract.
+        unsafe { store_rows::<R, _>(acc, &d, args) };
+        return;
+    }
+    let c = [Rq8::new(m[0], s[0]), Rq8::new(m[1], s[1])];
     let lsh = c[0].shifts_left() || c[1].shifts_left();
     let sat = c[0].may_saturate() || c[1].may_saturate();
-    // SAFETY: forwarded contract.
+    let zp = _mm256_set1_epi32(zp);
+    // SAFETY: forwarded contract; the flags are those scale8 requires.
     unsafe {
         match (lsh, sat) {
-            (false, false) => store_rows::<R, false, false>(acc, &c, args),
-            (true, false) => store_rows::<R, true, false>(acc, &c, args),
-            (false, true) => store_rows::<R, false, true>(acc, &c, args),
-            (true, true) => store_rows::<R, true, true>(acc, &c, args),
+            (false, false) => store_rows::<R, _>(acc, &General::<false, false>(c, zp), args),
+            (true, false) => store_rows::<R, _>(acc, &General::<true, false>(c, zp), args),
+            (false, true) => store_rows::<R, _>(acc, &General::<false, true>(c, zp), args),
+            (true, true) => store_rows::<R, _>(acc, &General::<true, true>(c, zp), args),
         }
+    }
+}
+
+/// Requantization of the tile's two 8-column halves, zero point included (before the clamp).
+trait Scale {
+    /// `MultiplyByQuantizedMultiplier(x) + zp` for the columns of half `h` (0 or 1).
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    unsafe fn q(&self, x: __m256i, h: usize) -> __m256i;
+}
+
+/// The general form; `LSH`/`SAT` as [`scale8`] requires of the constants.
+struct General<const LSH: bool, const SAT: bool>([Rq8; 2], __m256i);
+
+impl<const LSH: bool, const SAT: bool> Scale for General<LSH, SAT> {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn q(&self, x: __m256i, h: usize) -> __m256i {
+        _mm256_add_epi32(scale8::<LSH, SAT>(x, &self.0[h]), self.1)
+    }
+}
+
+/// Every channel shifts right.
+struct Down([Down8; 2]);
+
+impl Scale for Down {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn q(&self, x: __m256i, h: usize) -> __m256i {
+        self.0[h].apply(x)
     }
 }
 
@@ -223,15 +280,10 @@ unsafe fn dot_pairs<const R: usize>(
 /// Requantizes the tile's accumulators and stores columns `col_lo..col_hi` of each row.
 ///
 /// # Safety
-/// [`I8Args`] contract (`rows == R`); `LSH`/`SAT` as [`scale8`] requires for `c`.
+/// [`I8Args`] contract (`rows == R`).
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn store_rows<const R: usize, const LSH: bool, const SAT: bool>(
-    acc: [[__m256i; 2]; R],
-    c: &[Rq8; 2],
-    args: &I8Args,
-) {
-    let zp = _mm256_set1_epi32(args.zero_point);
+unsafe fn store_rows<const R: usize, S: Scale>(acc: [[__m256i; 2]; R], sc: &S, args: &I8Args) {
     // [min, max] fits the output type: an upper bound above 127 means uint8 outputs.
     let unsigned = args.max > 127;
     let lo = _mm256_set1_epi8(args.min as u8 as i8);
@@ -241,7 +293,8 @@ unsafe fn store_rows<const R: usize, const LSH: bool, const SAT: bool>(
     let mut r = 0;
     while r < R {
         let r1 = (r + 1).min(R - 1);
-        let q = |row: usize, h: usize| _mm256_add_epi32(scale8::<LSH, SAT>(acc[row][h], &c[h]), zp);
+        // SAFETY: the CPU has AVX2.
+        let q = |row: usize, h: usize| unsafe { sc.q(acc[row][h], h) };
         // Lanes: [c0..3 c8..11 | c4..7 c12..15] per row as i16, then as bytes
         // [r c0..3, r c8..11, r1 c0..3, r1 c8..11 | r c4..7, r c12..15, r1 c4..7, r1 c12..15].
         // Saturating narrowing is monotone and [min, max] lies in the byte range, so
@@ -373,8 +426,17 @@ mod tests {
         let mult: Vec<i32> = (0..n)
             .map(|_| rng.pick(&[i32::MIN, i32::MAX, 1 << 30, 0, 1_518_500_250, -7]))
             .collect();
+        // Half the cases shift every channel right (the one-division epilogue), half mix in
+        // shifts ≥ 0 (the general one).
+        let right = rng.next() % 2 == 0;
         let shift: Vec<i32> = (0..n)
-            .map(|_| rng.pick(&[-31, -20, -7, -1, 0, 1, 9, 30]))
+            .map(|_| {
+                if right {
+                    rng.pick(&[-31, -30, -20, -7, -2, -1])
+                } else {
+                    rng.pick(&[-31, -20, -7, -1, 0, 1, 9, 30])
+                }
+            })
             .collect();
         let zp = rng.pick(&[-300, 0, 77, 500]);
         let (lo, hi) = rng.pick(&[(O::MIN, O::MAX), (O::MIN + 5, O::MAX - 9)]);

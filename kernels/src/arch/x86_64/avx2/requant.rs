@@ -94,6 +94,88 @@ pub(crate) fn scale8<const LSH: bool, const SAT: bool>(x: __m256i, c: &Rq8) -> _
     _mm256_sub_epi32(q, _mm256_cmpgt_epi32(rem, thr))
 }
 
+/// `MultiplyByQuantizedMultiplier` plus the zero point for 8 channels that all shift right
+/// (`shift ≤ −1`, the usual case: real multipliers below 1/2), with both roundings in one 64-bit
+/// division.
+///
+/// With `P = x·m` and `e = −shift ≥ 1`, the doubling high multiply is `h = ⌊(P + 2^30) / 2^31⌋`
+/// (gemmlowp's truncation of `P ± 2^30` equals this floor) and the rounding division
+/// `⌊(h + 2^(e−1) − [h < 0]) / 2^e⌋`; nested floors merge into
+/// `⌊(P + 2^30 + 2^(30+e) − [P < 0]·2^31) / 2^(31+e)⌋` (`[h < 0]` may be replaced by `[P < 0]`: for
+/// `−2^30 ≤ P < 0` both give 0 when `e ≥ 1`; and `x = m = i32::MIN`, where the multiply saturates,
+/// gives the same `2^(31−e)`). AVX2 has no 64-bit arithmetic shift, so `2^63` is added to make the
+/// dividend positive and its `2^(32−e)` (mod 2^32) taken off with the zero point. Odd lanes shift by
+/// `e − 1` less, which leaves their quotient in the high dword, where the blend wants it.
+#[derive(Clone, Copy)]
+pub(crate) struct Down8 {
+    mult: __m256i,
+    mult_odd: __m256i,
+    /// Addends for the even lanes (channels 0, 2, 4, 6 in the 64-bit lanes) when `P ≥ 0` / `P < 0`.
+    add_even: [__m256i; 2],
+    /// The same for the odd lanes.
+    add_odd: [__m256i; 2],
+    /// `31 + e` for the even lanes, `e − 1` for the odd lanes (64-bit lanes).
+    sh_even: __m256i,
+    sh_odd: __m256i,
+    /// `zp − 2^(32−e)` per channel (wrapping).
+    zp: __m256i,
+}
+
+impl Down8 {
+    /// From 8 Q31 multipliers, 8 shifts that must all be `−31..=−1`, and the output zero point.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn new(mult: __m256i, shift: __m256i, zp: i32) -> Down8 {
+        let e = _mm256_sub_epi32(_mm256_setzero_si256(), shift);
+        // 64-bit lanes: e of the even channels, e of the odd channels.
+        let lo32 = _mm256_set1_epi64x(0xffff_ffff);
+        let e_even = _mm256_and_si256(e, lo32);
+        let e_odd = _mm256_srli_epi64(e, 32);
+        let one = _mm256_set1_epi64x(1);
+        let base = _mm256_set1_epi64x((1 << 30) + i64::MIN);
+        let pos = |e: __m256i| {
+            _mm256_add_epi64(
+                base,
+                _mm256_sllv_epi64(one, _mm256_add_epi64(e, _mm256_set1_epi64x(30))),
+            )
+        };
+        let neg = |p: __m256i| _mm256_sub_epi64(p, _mm256_set1_epi64x(1 << 31));
+        let (pe, po) = (pos(e_even), pos(e_odd));
+        let corr = _mm256_sllv_epi32(
+            _mm256_set1_epi32(1),
+            _mm256_sub_epi32(_mm256_set1_epi32(32), e),
+        );
+        Down8 {
+            mult,
+            mult_odd: _mm256_srli_epi64(mult, 32),
+            add_even: [pe, neg(pe)],
+            add_odd: [po, neg(po)],
+            sh_even: _mm256_add_epi64(e_even, _mm256_set1_epi64x(31)),
+            sh_odd: _mm256_sub_epi64(e_odd, one),
+            zp: _mm256_sub_epi32(_mm256_set1_epi32(zp), corr),
+        }
+    }
+
+    /// `MultiplyByQuantizedMultiplier(x) + zp` on 8 lanes (wrapping, as the scalar formula).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn apply(&self, x: __m256i) -> __m256i {
+        let pe = _mm256_mul_epi32(x, self.mult);
+        let po = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), self.mult_odd);
+        // blendv picks by the sign bit of each 64-bit product.
+        let sel = |p: __m256i, a: &[__m256i; 2]| {
+            _mm256_castpd_si256(_mm256_blendv_pd(
+                _mm256_castsi256_pd(a[0]),
+                _mm256_castsi256_pd(a[1]),
+                _mm256_castsi256_pd(p),
+            ))
+        };
+        let qe = _mm256_srlv_epi64(_mm256_add_epi64(pe, sel(pe, &self.add_even)), self.sh_even);
+        let qo = _mm256_srlv_epi64(_mm256_add_epi64(po, sel(po, &self.add_odd)), self.sh_odd);
+        _mm256_add_epi32(_mm256_blend_epi32(qe, qo, 0b1010_1010), self.zp)
+    }
+}
+
 /// `MultiplyByQuantizedMultiplier` on 8 lanes, then `+ zp`, clamp to `[lo, hi]`.
 /// `lsh = max(shift, 0)`, `rsh = max(−shift, 0)` per lane.
 #[inline]
