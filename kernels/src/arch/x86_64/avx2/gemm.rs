@@ -140,21 +140,12 @@ unsafe fn i8_tile<const R: usize>(args: &I8Args) {
         // SAFETY: as above.
         a[r] = unsafe { args.a.add(r * args.a_stride) };
     }
-    let mut stage = MaybeUninit::<Stage<R>>::uninit();
-    let sp = stage.as_mut_ptr() as *mut i16;
-    let mut w = args.w;
-    let mut k0 = 0;
-    while k0 < k {
-        let n = (k - k0).min(KC);
-        // SAFETY: rows hold k ≥ k0 + n bytes; the stage holds R × KC i16.
-        unsafe { widen_rows::<R>(&a, k0, n, args.a_xor, sp) };
-        let pairs = n.div_ceil(2);
-        // SAFETY: the stage rows hold `pairs` widened pairs (written above); the packed tile
-        // holds ceil(k/2) groups of 32 bytes from `w` on, of which these are k0/2..k0/2 + pairs.
-        acc = unsafe { dot_pairs::<R>(acc, sp as *const i32, w, pairs) };
-        // SAFETY: advances within (or one past) the packed tile.
-        w = unsafe { w.add(32 * pairs) };
-        k0 += n;
+    if k <= 16 {
+        // SAFETY: rows hold k ≤ 16 bytes; the packed tile holds ceil(k/2) groups of 32 bytes.
+        acc = unsafe { dot_short::<R>(acc, &a, k, args.a_xor, args.w) };
+    } else {
+        // SAFETY: rows hold k bytes; the packed tile holds ceil(k/2) groups of 32 bytes.
+        acc = unsafe { dot_staged::<R>(acc, &a, k, args.a_xor, args.w) };
     }
     if !args.acc_out.is_null() {
         for r in 0..R {
@@ -233,6 +224,96 @@ impl Scale for Down {
     unsafe fn q(&self, x: __m256i, h: usize) -> __m256i {
         self.0[h].apply(x)
     }
+}
+
+/// The tile's products over all `k` input channels, activations widened through a stack stage.
+///
+/// # Safety
+/// Each row of `a` holds `k` readable bytes; `w` holds the tile's ceil(k/2) groups of 32 bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_staged<const R: usize>(
+    mut acc: [[__m256i; 2]; R],
+    a: &[*const u8; R],
+    k: usize,
+    xor: u8,
+    mut w: *const i8,
+) -> [[__m256i; 2]; R] {
+    let mut stage = MaybeUninit::<Stage<R>>::uninit();
+    let sp = stage.as_mut_ptr() as *mut i16;
+    let mut k0 = 0;
+    while k0 < k {
+        let n = (k - k0).min(KC);
+        // SAFETY: rows hold k ≥ k0 + n bytes; the stage holds R × KC i16.
+        unsafe { widen_rows::<R>(a, k0, n, xor, sp) };
+        let pairs = n.div_ceil(2);
+        // SAFETY: the stage rows hold `pairs` widened pairs (written above); the packed tile
+        // holds ceil(k/2) groups of 32 bytes from `w` on, of which these are k0/2..k0/2 + pairs.
+        acc = unsafe { dot_pairs::<R>(acc, sp as *const i32, w, pairs) };
+        // SAFETY: advances within (or one past) the packed tile.
+        w = unsafe { w.add(32 * pairs) };
+        k0 += n;
+    }
+    acc
+}
+
+/// The tile's products for `k ≤ 16`: each row widened once into a register, its pairs broadcast
+/// by `vpermd` (a stage round trip through memory costs more than the shuffles here).
+///
+/// # Safety
+/// Each row of `a` holds `k ≤ 16` readable bytes; `w` holds ceil(k/2) groups of 32 bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)] // indices name the register tile's row
+unsafe fn dot_short<const R: usize>(
+    acc: [[__m256i; 2]; R],
+    a: &[*const u8; R],
+    k: usize,
+    xor: u8,
+    w: *const i8,
+) -> [[__m256i; 2]; R] {
+    let x = _mm_set1_epi8(xor as i8);
+    let mut av = [_mm256_setzero_si256(); R];
+    for r in 0..R {
+        let v = if k == 16 {
+            // SAFETY: the row holds 16 bytes.
+            unsafe { _mm_loadu_si128(a[r] as *const __m128i) }
+        } else {
+            let mut buf = [xor; 16];
+            // SAFETY: the row holds k bytes; buf 16 ≥ k.
+            unsafe { core::ptr::copy_nonoverlapping(a[r], buf.as_mut_ptr(), k) };
+            // SAFETY: buf holds 16 bytes.
+            unsafe { _mm_loadu_si128(buf.as_ptr() as *const __m128i) }
+        };
+        // Padding bytes are xor ^ xor = 0; their weights are 0 too.
+        av[r] = _mm256_cvtepi8_epi16(_mm_xor_si128(v, x));
+    }
+    let mut acc0 = [_mm256_setzero_si256(); R];
+    let mut acc1 = [_mm256_setzero_si256(); R];
+    for r in 0..R {
+        acc0[r] = acc[r][0];
+        acc1[r] = acc[r][1];
+    }
+    for p in 0..k.div_ceil(2) {
+        // SAFETY: group p < ceil(k/2) of the packed weights.
+        let (w0, w1) = unsafe {
+            (
+                _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(32 * p) as *const __m128i)),
+                _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(32 * p + 16) as *const __m128i)),
+            )
+        };
+        let idx = _mm256_set1_epi32(p as i32);
+        for r in 0..R {
+            let b = _mm256_permutevar8x32_epi32(av[r], idx);
+            acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(b, w0));
+            acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(b, w1));
+        }
+    }
+    let mut out = acc;
+    for r in 0..R {
+        out[r] = [acc0[r], acc1[r]];
+    }
+    out
 }
 
 /// Adds `pairs` (k, k+1) pairs of products to the accumulators: `stage` holds the widened rows
@@ -428,7 +509,7 @@ mod tests {
             .collect();
         // Half the cases shift every channel right (the one-division epilogue), half mix in
         // shifts ≥ 0 (the general one).
-        let right = rng.next() % 2 == 0;
+        let right = rng.next() & 1 == 0;
         let shift: Vec<i32> = (0..n)
             .map(|_| {
                 if right {

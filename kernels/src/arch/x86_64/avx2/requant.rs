@@ -107,6 +107,7 @@ pub(crate) fn scale8<const LSH: bool, const SAT: bool>(x: __m256i, c: &Rq8) -> _
 /// dividend positive and its `2^(32−e)` (mod 2^32) taken off with the zero point. Odd lanes shift by
 /// `e − 1` less, which leaves their quotient in the high dword, where the blend wants it.
 #[derive(Clone, Copy)]
+#[repr(C)]
 pub(crate) struct Down8 {
     mult: __m256i,
     mult_odd: __m256i,
@@ -157,22 +158,40 @@ impl Down8 {
     }
 
     /// `MultiplyByQuantizedMultiplier(x) + zp` on 8 lanes (wrapping, as the scalar formula).
+    ///
+    /// Written as `asm!` because LLVM rewrites the intrinsics' forms (the odd-lane `vpmuldq`
+    /// into a 64-bit multiply of three `vpmuludq`, a mask after each `vpsrlvq`): 11 operations.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     pub(crate) fn apply(&self, x: __m256i) -> __m256i {
-        let pe = _mm256_mul_epi32(x, self.mult);
-        let po = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), self.mult_odd);
-        // blendv picks by the sign bit of each 64-bit product.
-        let sel = |p: __m256i, a: &[__m256i; 2]| {
-            _mm256_castpd_si256(_mm256_blendv_pd(
-                _mm256_castsi256_pd(a[0]),
-                _mm256_castsi256_pd(a[1]),
-                _mm256_castsi256_pd(p),
-            ))
-        };
-        let qe = _mm256_srlv_epi64(_mm256_add_epi64(pe, sel(pe, &self.add_even)), self.sh_even);
-        let qo = _mm256_srlv_epi64(_mm256_add_epi64(po, sel(po, &self.add_odd)), self.sh_odd);
-        _mm256_add_epi32(_mm256_blend_epi32(qe, qo, 0b1010_1010), self.zp)
+        let out: __m256i;
+        // SAFETY: reads the 9 × 32 bytes of `self` (a repr(C) struct of __m256i fields, in the
+        // order of the offsets below); register-only otherwise; the CPU has AVX2.
+        unsafe {
+            core::arch::asm!(
+                "vpshufd {xo}, {x}, 0xf5",
+                "vpmuldq {pe}, {x}, [{c}]",
+                "vpmuldq {po}, {xo}, [{c} + 32]",
+                "vmovdqu {t}, [{c} + 64]",
+                "vblendvpd {t}, {t}, [{c} + 96], {pe}",
+                "vpaddq {pe}, {pe}, {t}",
+                "vmovdqu {t}, [{c} + 128]",
+                "vblendvpd {t}, {t}, [{c} + 160], {po}",
+                "vpaddq {po}, {po}, {t}",
+                "vpsrlvq {pe}, {pe}, [{c} + 192]",
+                "vpsrlvq {po}, {po}, [{c} + 224]",
+                "vpblendd {pe}, {pe}, {po}, 0xaa",
+                "vpaddd {pe}, {pe}, [{c} + 256]",
+                x = in(ymm_reg) x,
+                c = in(reg) self as *const Down8,
+                xo = out(ymm_reg) _,
+                pe = out(ymm_reg) out,
+                po = out(ymm_reg) _,
+                t = out(ymm_reg) _,
+                options(pure, readonly, nostack, preserves_flags),
+            );
+        }
+        out
     }
 }
 
