@@ -270,3 +270,140 @@ fn mean_8bit_matches_reference() {
         }
     }
 }
+
+/// A one-op model: input 0 quantized as `qin` (none for f32), optional constant second
+/// operand, output quantized as `qout`.
+#[allow(clippy::too_many_arguments)]
+fn one_op(
+    kind: OpKind,
+    options: OpOptions,
+    xs: &[usize],
+    dtype: DType,
+    qin: Option<(f32, i64)>,
+    second: Option<(Vec<usize>, Vec<u8>)>,
+    out: &[usize],
+    out_dtype: DType,
+    qout: Option<(f32, i64)>,
+) -> ModelDef {
+    let mut def = ModelDef::default();
+    let mut xt = TensorDef::activation("x", dims(xs), dtype);
+    xt.quant = qin.map(|(s, z)| Quantization::per_tensor(s, z));
+    let xt = def.add_tensor(xt);
+    def.inputs.push(xt);
+    let mut ins = vec![xt as i32];
+    if let Some((shape, bytes)) = second {
+        let mut c = TensorDef::constant("c", dims(&shape), dtype, bytes);
+        c.quant = Some(Quantization::per_tensor(0.07, 3));
+        ins.push(def.add_tensor(c) as i32);
+    }
+    let mut ot = TensorDef::activation("out", dims(out), out_dtype);
+    ot.quant = qout.map(|(s, z)| Quantization::per_tensor(s, z));
+    let ot = def.add_tensor(ot);
+    def.add_op(kind, options, &ins, &[ot as i32]);
+    def.outputs.push(ot);
+    def
+}
+
+/// Operators that split their output over threads compute every element once, the same way:
+/// 2 and 3 threads give 1 thread's bytes (pooling, softmax, broadcast ADD, (de)quantize).
+#[test]
+fn split_ops_identical_for_1_2_3_threads() {
+    let mut rng = Rng(0x7b3a);
+    let pool = |kind| {
+        (
+            kind,
+            OpOptions::Pool2d {
+                padding: sparq_schema::Padding::Same,
+                stride_h: 2,
+                stride_w: 2,
+                filter_h: 3,
+                filter_w: 3,
+                activation: Activation::None,
+            },
+        )
+    };
+    let mut cases: Vec<(String, ModelDef, usize)> = Vec::new();
+    for dtype in [DType::I8, DType::U8] {
+        for (kind, opts) in [pool(OpKind::AveragePool2d), pool(OpKind::MaxPool2d)] {
+            let def = one_op(
+                kind,
+                opts,
+                &[2, 31, 31, 48],
+                dtype,
+                Some((0.05, 3)),
+                None,
+                &[2, 16, 16, 48],
+                dtype,
+                Some((0.05, 3)),
+            );
+            cases.push((format!("{kind:?} {dtype:?}"), def, 2 * 31 * 31 * 48));
+        }
+        let zp = if dtype == DType::I8 { -128 } else { 0 };
+        let def = one_op(
+            OpKind::Softmax,
+            OpOptions::Softmax { beta: 1.0 },
+            &[64, 100],
+            dtype,
+            Some((0.1, 5)),
+            None,
+            &[64, 100],
+            dtype,
+            Some((1.0 / 256.0, zp)),
+        );
+        cases.push((format!("Softmax {dtype:?}"), def, 6400));
+        let b: Vec<u8> = (0..24).map(|_| rng.next_u64() as u8).collect();
+        let def = one_op(
+            OpKind::Add,
+            OpOptions::Elementwise {
+                activation: Activation::Relu,
+            },
+            &[1, 40, 40, 24],
+            dtype,
+            Some((0.05, 3)),
+            Some((vec![24], b)),
+            &[1, 40, 40, 24],
+            dtype,
+            Some((0.09, zp + 126)),
+        );
+        cases.push((format!("Add {dtype:?}"), def, 38400));
+        let def = one_op(
+            OpKind::Dequantize,
+            OpOptions::None,
+            &[50000],
+            dtype,
+            Some((0.05, 3)),
+            None,
+            &[50000],
+            DType::F32,
+            None,
+        );
+        cases.push((format!("Dequantize {dtype:?}"), def, 50000));
+        let def = one_op(
+            OpKind::Quantize,
+            OpOptions::None,
+            &[50000],
+            DType::F32,
+            None,
+            None,
+            &[50000],
+            dtype,
+            Some((0.01, 3)),
+        );
+        cases.push((format!("Quantize {dtype:?}"), def, 50000 * 4));
+    }
+    for (what, def, in_bytes) in cases {
+        let x: Vec<u8> = if what.starts_with("Quantize") {
+            f32_bytes(&rng.vec_f32(in_bytes / 4))
+        } else {
+            (0..in_bytes).map(|_| rng.next_u64() as u8).collect()
+        };
+        let one = run_bytes(&def, &x, 1);
+        for threads in [2, 3] {
+            assert_bytes_eq(
+                &run_bytes(&def, &x, threads),
+                &one,
+                &format!("{what}: {threads} threads vs 1"),
+            );
+        }
+    }
+}

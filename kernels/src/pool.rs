@@ -51,6 +51,12 @@ struct Shared {
     panicked: AtomicBool,
     /// Workers that have started running (see [`ThreadPool::new`]).
     started: AtomicUsize,
+    /// Workers asleep on `wake` (changed under the `state` lock): posting a job skips the
+    /// wake-up system call when none sleeps.
+    sleepers: AtomicUsize,
+    /// The caller of `run` sleeps on `done` (set under `done_lock`): the last task skips the
+    /// notification when it does not.
+    caller_asleep: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -89,6 +95,8 @@ impl ThreadPool {
             done: Condvar::new(),
             panicked: AtomicBool::new(false),
             started: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            caller_asleep: AtomicBool::new(false),
         });
         let mut pool = ThreadPool {
             shared,
@@ -142,17 +150,22 @@ impl ThreadPool {
         shared.next.store(0, Ordering::Relaxed);
         shared.finished.store(0, Ordering::Relaxed);
         shared.panicked.store(false, Ordering::Relaxed);
-        {
+        let sleeping = {
             let mut st = lock(&shared.state);
             st.job = Some(JobPtr(job));
             st.tasks = tasks;
             st.epoch += 1;
             shared.epoch.store(st.epoch, Ordering::Release);
+            // A worker goes to sleep only under this lock after seeing the old epoch, so the
+            // count read here includes every worker that could miss the new one.
+            shared.sleepers.load(Ordering::Relaxed)
+        };
+        if sleeping > 0 {
+            shared.wake.notify_all();
         }
-        shared.wake.notify_all();
         // The caller works too; if a worker is slow to wake, the caller takes its tasks.
         run_tasks(shared, f, tasks);
-        wait_until(|| shared.finished.load(Ordering::Acquire) >= tasks, shared);
+        wait_until(|| shared.finished.load(Ordering::SeqCst) >= tasks, shared);
         lock(&shared.state).job = None;
         while shared.in_flight.load(Ordering::Acquire) != 0 {
             std::thread::yield_now();
@@ -171,9 +184,13 @@ fn wait_until(cond: impl Fn() -> bool, shared: &Shared) {
         spins += 1;
         if spins.is_multiple_of(64) && start.elapsed() > SPIN {
             let mut g = lock(&shared.done_lock);
+            // SeqCst pairs with the last task's increment of `finished` and its SeqCst load of
+            // this flag: either that task sees the flag and notifies, or `cond` sees its count.
+            shared.caller_asleep.store(true, Ordering::SeqCst);
             while !cond() {
                 g = shared.done.wait(g).unwrap_or_else(|e| e.into_inner());
             }
+            shared.caller_asleep.store(false, Ordering::SeqCst);
             return;
         }
         std::hint::spin_loop();
@@ -273,7 +290,9 @@ fn run_tasks(shared: &Shared, f: &(dyn Fn(usize) + Sync + '_), tasks: usize) {
         if catch_unwind(AssertUnwindSafe(|| f(i))).is_err() {
             shared.panicked.store(true, Ordering::Relaxed);
         }
-        if shared.finished.fetch_add(1, Ordering::AcqRel) + 1 == tasks {
+        if shared.finished.fetch_add(1, Ordering::SeqCst) + 1 == tasks
+            && shared.caller_asleep.load(Ordering::SeqCst)
+        {
             let _g = lock(&shared.done_lock);
             shared.done.notify_one();
         }
@@ -296,7 +315,9 @@ fn worker(shared: &Shared) {
         let (job, tasks) = {
             let mut st = lock(&shared.state);
             while st.epoch == seen && !st.shutdown {
+                shared.sleepers.fetch_add(1, Ordering::Relaxed);
                 st = shared.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+                shared.sleepers.fetch_sub(1, Ordering::Relaxed);
             }
             if st.shutdown {
                 return;

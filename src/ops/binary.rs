@@ -128,8 +128,16 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     }
 }
 
-/// Elements per parallel chunk of an integer element-wise operator.
+/// Elements per parallel chunk of an element-wise operator.
 const QROW: usize = 4096;
+
+/// Work units (multiply-adds of a GEMM, the unit of `Exec::rows`) one element of a quantized
+/// ADD/SUB/MUL costs: about three fixed-point rescales, so a few thousand elements already
+/// outweigh a hand-off.
+const Q_ELEM_WORK: usize = 8;
+
+/// Work units of one f32 element-wise element.
+const F32_ELEM_WORK: usize = 2;
 
 struct BinaryQ {
     p: QBinary,
@@ -139,7 +147,7 @@ struct BinaryQ {
 
 impl OpEval for BinaryQ {
     fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
-        let work = out.len();
+        let work = out.len() * Q_ELEM_WORK;
         if self.unsigned {
             let (a, b) = (ins.bytes(0), ins.bytes(1));
             exec.rows(out, QROW, work, &|r0, o| {
@@ -168,7 +176,7 @@ impl OpEval for BinaryF32K {
         let (a, b) = (ins.f32(0), ins.f32(1));
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
         let range = act_range_f32(self.act);
-        let work = out.len();
+        let work = out.len() * F32_ELEM_WORK;
         exec.rows(out, QROW, work, &|r0, o| {
             binary_f32(self.op, range, &self.plan, a, b, o, r0 * QROW);
             if self.act == Activation::Tanh {

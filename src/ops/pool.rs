@@ -3,7 +3,7 @@
 
 use sparq_schema::{Activation, DType, OpKind, OpOptions};
 
-use sparq_kernels::pooling::PoolKernels;
+use sparq_kernels::pooling::{PoolKernels, PoolQ as PoolQFn};
 use sparq_kernels::requant::{activation_range, Activation as KAct};
 use sparq_kernels::window::{Padding as KPadding, Window2d, WindowSpec};
 
@@ -140,8 +140,7 @@ impl OpEval for PoolF32 {
     }
 }
 
-/// Integer pooling on the kernel crate's TFLite-exact kernels (one thread: the kernels write
-/// rows of one whole output slice).
+/// Integer pooling on the kernel crate's TFLite-exact kernels, split over output rows.
 struct PoolQ {
     win: Window2d,
     max: bool,
@@ -150,18 +149,29 @@ struct PoolQ {
     hi: i32,
 }
 
+impl PoolQ {
+    fn run<T: Send + Sync>(&self, x: &[T], out: &mut [T], f: PoolQFn<T>, exec: &Exec) {
+        let w = &self.win;
+        let row_len = w.w.output * w.out_c;
+        let work = out.len() * w.h.kernel * w.w.kernel;
+        exec.rows(out, row_len, work, &|r0, o| {
+            let rows = r0..r0 + o.len() / row_len.max(1);
+            f(w, x, o, rows, self.lo, self.hi)
+        });
+    }
+}
+
 impl OpEval for PoolQ {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
         let k = PoolKernels::active();
-        let rows = 0..self.win.output_rows();
         if self.unsigned {
             let f = if self.max { k.max_u8 } else { k.avg_u8 };
-            f(&self.win, ins.bytes(0), out, rows, self.lo, self.hi);
+            self.run(ins.bytes(0), out, f, exec);
         } else {
             let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
             let o: &mut [i8] = bytemuck::cast_slice_mut(out);
             let f = if self.max { k.max_i8 } else { k.avg_i8 };
-            f(&self.win, x, o, rows, self.lo, self.hi);
+            self.run(x, o, f, exec);
         }
     }
 }

@@ -54,15 +54,23 @@ pub(crate) fn prepare_dequantize(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     })
 }
 
+/// Elements per parallel chunk of the (de)quantizers.
+const CHUNK: usize = 4096;
+
+/// Work units (GEMM multiply-adds, the unit of `Exec::rows`) of one converted element.
+const ELEM_WORK: usize = 4;
+
 struct DequantizeF16;
 
 impl OpEval for DequantizeF16 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
         let x: &[half::f16] = bytemuck::cast_slice(ins.bytes(0));
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
-        for (o, v) in out.iter_mut().zip(x) {
-            *o = v.to_f32();
-        }
+        exec.rows(out, CHUNK, out.len() * ELEM_WORK, &|c0, out| {
+            for (o, v) in out.iter_mut().zip(&x[c0 * CHUNK..]) {
+                *o = v.to_f32();
+            }
+        });
     }
 }
 
@@ -73,17 +81,19 @@ struct DequantizeQ8 {
 }
 
 impl OpEval for DequantizeQ8 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
         let x = ins.bytes(0);
         let out: &mut [f32] = bytemuck::cast_slice_mut(out);
-        for (o, &b) in out.iter_mut().zip(x) {
-            let q = if self.unsigned {
-                b as i32
-            } else {
-                b as i8 as i32
-            };
-            *o = self.scale * (q - self.zp) as f32;
-        }
+        exec.rows(out, CHUNK, out.len() * ELEM_WORK, &|c0, out| {
+            for (o, &b) in out.iter_mut().zip(&x[c0 * CHUNK..]) {
+                let q = if self.unsigned {
+                    b as i32
+                } else {
+                    b as i8 as i32
+                };
+                *o = self.scale * (q - self.zp) as f32;
+            }
+        });
     }
 }
 
@@ -142,15 +152,17 @@ struct QuantizeF32 {
 }
 
 impl OpEval for QuantizeF32 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
         let x = ins.f32(0);
-        for (o, &v) in out.iter_mut().zip(x) {
-            // TFLite: round half away from zero of val / scale, in f32.
-            let q = ((v / self.scale).round() as i32)
-                .saturating_add(self.zp)
-                .clamp(self.lo, self.hi);
-            *o = q as u8;
-        }
+        exec.rows(out, CHUNK, out.len() * ELEM_WORK, &|c0, out| {
+            for (o, &v) in out.iter_mut().zip(&x[c0 * CHUNK..]) {
+                // TFLite: round half away from zero of val / scale, in f32.
+                let q = ((v / self.scale).round() as i32)
+                    .saturating_add(self.zp)
+                    .clamp(self.lo, self.hi);
+                *o = q as u8;
+            }
+        });
     }
 }
 
@@ -160,9 +172,12 @@ struct Requantize {
 }
 
 impl OpEval for Requantize {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
-        for (o, &b) in out.iter_mut().zip(ins.bytes(0)) {
-            *o = self.table[b as usize];
-        }
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
+        let x = ins.bytes(0);
+        exec.rows(out, CHUNK, out.len() * ELEM_WORK, &|c0, out| {
+            for (o, &b) in out.iter_mut().zip(&x[c0 * CHUNK..]) {
+                *o = self.table[b as usize];
+            }
+        });
     }
 }

@@ -198,7 +198,7 @@ impl ReduceQ {
             _ => unreachable!("mean called for another reduction"),
         };
         if self.rs.splittable() {
-            exec.rows_with_scratch(out, 1, acc, 1, self.rs.input_len(), &f);
+            exec.rows_with_scratch(out, 1, acc, 1, self.rs.input_len() * 4, &f);
         } else {
             f(0, out, acc);
         }

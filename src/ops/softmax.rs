@@ -53,13 +53,8 @@ struct SoftmaxF32 {
     log: bool,
 }
 
-impl OpEval for SoftmaxF32 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
-        let x = ins.f32(0);
-        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
-        if self.depth == 0 {
-            return;
-        }
+impl SoftmaxF32 {
+    fn rows(&self, x: &[f32], out: &mut [f32]) {
         for (o, xr) in out
             .chunks_exact_mut(self.depth)
             .zip(x.chunks_exact(self.depth))
@@ -83,6 +78,24 @@ impl OpEval for SoftmaxF32 {
     }
 }
 
+impl OpEval for SoftmaxF32 {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
+        let x = ins.f32(0);
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        if self.depth == 0 {
+            return;
+        }
+        let d = self.depth;
+        exec.rows(out, d, out.len() * SOFTMAX_ELEM_WORK, &|r0, o| {
+            self.rows(&x[r0 * d..r0 * d + o.len()], o)
+        });
+    }
+}
+
+/// Work units (GEMM multiply-adds, the unit of `Exec::rows`) of one softmax element: an
+/// exponential and a few passes.
+const SOFTMAX_ELEM_WORK: usize = 16;
+
 /// Integer SOFTMAX, TFLite's reference algorithm (bit-exact).
 struct SoftmaxQuant {
     p: SoftmaxQ,
@@ -91,13 +104,23 @@ struct SoftmaxQuant {
 }
 
 impl OpEval for SoftmaxQuant {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], _exec: &Exec) {
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
+        let d = self.depth;
+        if d == 0 {
+            return;
+        }
+        let work = out.len() * SOFTMAX_ELEM_WORK;
         if self.unsigned {
-            softmax_q::<u8>(&self.p, ins.bytes(0), out, self.depth);
+            let x = ins.bytes(0);
+            exec.rows(out, d, work, &|r0, o| {
+                softmax_q::<u8>(&self.p, &x[r0 * d..r0 * d + o.len()], o, d)
+            });
         } else {
             let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
-            let o: &mut [i8] = bytemuck::cast_slice_mut(out);
-            softmax_q::<i8>(&self.p, x, o, self.depth);
+            let out: &mut [i8] = bytemuck::cast_slice_mut(out);
+            exec.rows(out, d, work, &|r0, o| {
+                softmax_q::<i8>(&self.p, &x[r0 * d..r0 * d + o.len()], o, d)
+            });
         }
     }
 }

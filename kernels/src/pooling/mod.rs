@@ -4,8 +4,9 @@
 //! Semantics are TFLite's reference kernels: the window only counts taps inside the input
 //! (padding is never averaged in); integer average pooling rounds `(sum ± count/2) / count`
 //! half away from zero; the fused activation is the output clamp (`[lo, hi]`, already quantized
-//! for integers). Kernels write output rows `rows` (a range over `batch * out_h`) so that the
-//! caller can split one op across threads; they allocate nothing.
+//! for integers). Kernels write output rows `rows` (a range over `batch * out_h`) into an output
+//! slice that holds exactly those rows (row `rows.start` first), so that the caller can split
+//! one op across threads; they allocate nothing.
 //!
 //! Channels are innermost, so each tap is a contiguous run of `C` values: the loops are written
 //! once ([`generic`]) and compiled again inside `#[target_feature]` entry points per x86 tier,
@@ -115,14 +116,14 @@ fn check<T>(w: &Window2d, input: &[T], output: &[T], rows: &Range<usize>) {
         w.input_len()
     );
     assert!(
-        output.len() >= w.output_len(),
-        "pool output: {} < {}",
-        output.len(),
-        w.output_len()
-    );
-    assert!(
         rows.start <= rows.end && rows.end <= w.output_rows(),
         "pool rows {rows:?}"
+    );
+    let need = rows.len() * w.w.output * w.out_c;
+    assert!(
+        output.len() >= need,
+        "pool output: {} < {need} for rows {rows:?}",
+        output.len(),
     );
 }
 
@@ -157,9 +158,10 @@ pub mod generic {
     ) {
         check(w, input, output, &rows);
         let c = w.in_c;
+        let r0 = rows.start;
         for row in rows {
             for ox in 0..w.w.output {
-                let out = &mut output[(row * w.w.output + ox) * c..][..c];
+                let out = &mut output[((row - r0) * w.w.output + ox) * c..][..c];
                 out.fill(f32::MIN);
                 let (first, nx, ny, row_step) = window(w, row, ox);
                 for y in 0..ny {
@@ -191,9 +193,10 @@ pub mod generic {
     ) {
         check(w, input, output, &rows);
         let c = w.in_c;
+        let r0 = rows.start;
         for row in rows {
             for ox in 0..w.w.output {
-                let out = &mut output[(row * w.w.output + ox) * c..][..c];
+                let out = &mut output[((row - r0) * w.w.output + ox) * c..][..c];
                 out.fill(0.0);
                 let (first, nx, ny, row_step) = window(w, row, ox);
                 for y in 0..ny {
@@ -228,9 +231,10 @@ pub mod generic {
             T::from_i32(lo.clamp(T::MIN, T::MAX)),
             T::from_i32(hi.clamp(T::MIN, T::MAX)),
         );
+        let r0 = rows.start;
         for row in rows {
             for ox in 0..w.w.output {
-                let out = &mut output[(row * w.w.output + ox) * c..][..c];
+                let out = &mut output[((row - r0) * w.w.output + ox) * c..][..c];
                 out.fill(T::from_i32(T::MIN));
                 let (first, nx, ny, row_step) = window(w, row, ox);
                 for y in 0..ny {
@@ -262,9 +266,10 @@ pub mod generic {
         const BLOCK: usize = 64;
         let c = w.in_c;
         let (lo, hi) = (lo.max(T::MIN), hi.min(T::MAX));
+        let r0 = rows.start;
         for row in rows {
             for ox in 0..w.w.output {
-                let out_off = (row * w.w.output + ox) * c;
+                let out_off = ((row - r0) * w.w.output + ox) * c;
                 let mut c0 = 0;
                 while c0 < c {
                     let n = BLOCK.min(c - c0);
