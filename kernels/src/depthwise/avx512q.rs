@@ -596,7 +596,12 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
     assert!(f.rq64.len() >= cpad / 16 * 48);
     let folded = &f.folded[T::UNSIGNED as usize];
     assert!(folded.len() >= cpad);
-    let zpv = _mm_set1_epi8(p.in_zp as i8);
+    // The gathered bytes of a padded column (as `gather` offsets int8 by 128).
+    let zpg = _mm512_set1_epi8(if T::UNSIGNED {
+        p.in_zp as i8
+    } else {
+        (p.in_zp as i8) ^ i8::MIN
+    });
     let out = output.as_mut_ptr() as *mut u8;
     let mut c0 = 0;
     while c0 < c {
@@ -617,36 +622,27 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
                 };
             }
         }
-        // Border pixels: the window's columns copied (zero point where padded).
-        let mut local = [[0u8; 16 * 5]; KH];
+        // Border pixels: padded columns are the zero point's bytes.
+        let mut base = row0;
+        for r in base.iter_mut() {
+            // SAFETY: c0 < c ≤ row_len.
+            *r = unsafe { r.add(c0) };
+        }
         for ox in (0..x.start).chain(x.end..w.w.output) {
-            for (ky, l) in local.iter_mut().enumerate() {
-                for kx in 0..KW {
-                    let v = match w.w.input_of(ox, kx) {
-                        // SAFETY: column ix < in_w of a row of row_len bytes; lanes past n
-                        // are masked.
-                        Some(ix) => unsafe {
-                            _mm_maskz_loadu_epi8(m, row0[ky].add(ix * c + c0) as *const i8)
-                        },
-                        None => zpv,
-                    };
-                    // SAFETY: kx < KW ≤ 5: 16 bytes inside the 80-byte row.
-                    unsafe { _mm_storeu_si128(l.as_mut_ptr().add(kx * 16) as *mut __m128i, v) };
-                }
-            }
-            let ptrs: [*const u8; KH] = std::array::from_fn(|ky| local[ky].as_ptr());
-            // SAFETY: the window's KW columns of 16 bytes are in `local`; pixel ox's lanes are
-            // inside the output row (asserted).
+            let ix_first = (ox * S) as isize - w.w.pad_before as isize;
+            // SAFETY: only columns inside 0..in_w of each row are read (lanes of `m`); pixel
+            // ox's lanes are inside the output row (asserted).
             unsafe {
-                tile_rows::<T, KH, KW, S, G, 1>(
-                    &ptrs,
-                    0,
-                    16,
+                edge_pixel::<T, KH, KW, G>(
+                    &base,
+                    ix_first,
+                    w.w.input,
                     c,
                     m,
                     &wv,
                     init,
                     &rq,
+                    zpg,
                     out.add(out_row + ox * c + c0),
                 )
             };
@@ -718,6 +714,45 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
         }
         c0 += 16;
     }
+}
+
+/// One border pixel: window columns `ix_first + kx` outside `0..in_w` are the zero point
+/// (`zpg`, already gathered), the others are gathered from the rows.
+///
+/// # Safety
+/// `rows[ky] + ix·c` is readable for the lanes of `m` for every `ix` in `0..in_w`; `out` is
+/// writable for those lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn edge_pixel<T: Q8, const KH: usize, const KW: usize, const G: usize>(
+    rows: &[*const u8; KH],
+    ix_first: isize,
+    in_w: usize,
+    c: usize,
+    m: __mmask16,
+    wv: &[[__m512i; KW]; G],
+    init: __m512i,
+    rq: &Rq64,
+    zpg: __m512i,
+    out: *mut u8,
+) {
+    let mut acc = init;
+    for kx in 0..KW {
+        let ix = ix_first + kx as isize;
+        for (g, wg) in wv.iter().enumerate() {
+            let v = if (0..in_w as isize).contains(&ix) {
+                // SAFETY: caller contract (ix inside the row).
+                unsafe { gather::<T, KH>(rows, g, ix as usize * c, m) }
+            } else {
+                zpg
+            };
+            acc = _mm512_dpbusd_epi32(acc, v, wg[kx]);
+        }
+    }
+    let bytes = rq.finish(rq.round(acc));
+    // SAFETY: caller contract.
+    unsafe { _mm_mask_storeu_epi8(out as *mut i8, m, bytes) };
 }
 
 /// Bytes of window rows `4g..4g + 4` at column offset `at` (16 channels, lanes past `m` zero)
