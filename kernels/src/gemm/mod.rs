@@ -91,7 +91,7 @@ impl Q8 for u8 {
 /// Largest `nr` of any kernel (sizes the per-tile epilogue arrays on the stack).
 pub const NR_MAX: usize = 64;
 /// Largest `mr` of any kernel.
-pub const MR_MAX: usize = 16;
+pub const MR_MAX: usize = 64;
 
 /// Per-column-tile epilogue data the int8 driver hands to a kernel.
 #[repr(C, align(64))]
@@ -481,6 +481,15 @@ pub(crate) fn row_block(k: usize, elem: usize, mr: usize) -> usize {
     (BLOCK_BYTES / (k * elem).max(1)).max(mr) / mr * mr
 }
 
+/// Rows per cache block of the int8 driver: [`row_block`], and small enough that the block's
+/// outputs (`rows × n` bytes, written one column tile at a time in partial cache lines) stay in
+/// L2 between the column tiles' passes.
+pub(crate) fn row_block_q8(k: usize, n: usize, mr: usize) -> usize {
+    const OUT_BYTES: usize = 128 * 1024;
+    let by_out = (OUT_BYTES / n.max(1)).max(mr) / mr * mr;
+    row_block(k, 1, mr).min(by_out)
+}
+
 /// `rows` split into consecutive blocks of at most `mc` rows.
 pub(crate) fn row_blocks(rows: &Range<usize>, mc: usize) -> impl Iterator<Item = Range<usize>> {
     let end = rows.end;
@@ -541,7 +550,7 @@ pub fn gemm_i8<A: Q8, O: Q8>(
 
     let kern = packed.kernel;
     let (mr, nr) = (kern.mr, kern.nr);
-    let mc = row_block(k, 1, mr);
+    let mc = row_block_q8(k, n, mr);
     let a_xor = if A::UNSIGNED == kern.signed_a {
         0x80
     } else {

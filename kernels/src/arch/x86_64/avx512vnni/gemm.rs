@@ -1,10 +1,12 @@
-//! `vpdpbusd` int8 GEMM (8 rows × 32 output channels, weights packed `c4`) and f32 FMA GEMM
-//! (8 × 32), both with the epilogue in registers.
+//! `vpdpbusd` int8 GEMM (64 rows × 32 output channels per call, in passes of 8 rows; weights
+//! packed `c4`) and f32 FMA GEMM (8 × 32), both with the epilogue in registers.
 //!
 //! int8: each row's 4 activation bytes are broadcast to all lanes, XORed into the unsigned domain
 //! (int8 + 128) and fed to `vpdpbusd`'s unsigned operand; the packed int8 weights are its signed
 //! operand, 16 output channels × 4 input channels per zmm. The `+128` shift is folded into the
-//! packed bias (see `gemm/pack.rs`).
+//! packed bias (see `gemm/pack.rs`). The requantization constants are prepared once per call and
+//! shared by its passes; only the 16 columns that are stored are computed when the tile's other
+//! half is padding or outside the requested columns.
 
 use core::arch::x86_64::*;
 
@@ -12,15 +14,15 @@ use super::requant::Rq16;
 use crate::gemm::{F32Args, F32Kernel, I8Args, I8Kernel};
 use crate::isa::Isa;
 
-/// `avx512vnni::gemm_qu8s8_8x32c4`.
+/// `avx512vnni::gemm_qu8s8_64x32c4`.
 pub static GEMM_I8: I8Kernel = I8Kernel {
-    name: "avx512vnni::gemm_qu8s8_8x32c4",
+    name: "avx512vnni::gemm_qu8s8_64x32c4",
     isa: Isa::Avx512Vnni,
-    mr: 8,
+    mr: 64,
     nr: 32,
     kr: 4,
     signed_a: false,
-    run: gemm_qu8s8_8x32c4,
+    run: gemm_qu8s8_64x32c4,
 };
 
 /// `avx512::gemm_f32_8x32`.
@@ -33,29 +35,82 @@ pub static GEMM_F32: F32Kernel = F32Kernel {
 };
 
 /// # Safety
-/// [`I8Args`] contract for an 8×32 `c4` tile; the CPU has AVX-512 VNNI.
-unsafe fn gemm_qu8s8_8x32c4(args: &I8Args) {
-    // Only the first 16 columns are stored: skip the second half's multiplies and epilogue.
-    let half = args.acc_out.is_null() && args.col_hi <= 16;
-    // SAFETY: forwarded contract; `rows` is 1..=8 (the driver never passes more than mr).
+/// [`I8Args`] contract for a 64×32 `c4` tile; the CPU has AVX-512 VNNI.
+unsafe fn gemm_qu8s8_64x32c4(args: &I8Args) {
+    // SAFETY: forwarded contract.
     unsafe {
-        match (args.rows, half) {
-            (1, false) => i8_tile::<1, 2>(args),
-            (2, false) => i8_tile::<2, 2>(args),
-            (3, false) => i8_tile::<3, 2>(args),
-            (4, false) => i8_tile::<4, 2>(args),
-            (5, false) => i8_tile::<5, 2>(args),
-            (6, false) => i8_tile::<6, 2>(args),
-            (7, false) => i8_tile::<7, 2>(args),
-            (_, false) => i8_tile::<8, 2>(args),
-            (1, true) => i8_tile::<1, 1>(args),
-            (2, true) => i8_tile::<2, 1>(args),
-            (3, true) => i8_tile::<3, 1>(args),
-            (4, true) => i8_tile::<4, 1>(args),
-            (5, true) => i8_tile::<5, 1>(args),
-            (6, true) => i8_tile::<6, 1>(args),
-            (7, true) => i8_tile::<7, 1>(args),
-            (_, true) => i8_tile::<8, 1>(args),
+        if !args.acc_out.is_null() {
+            passes::<2, true, false, false>(args, None);
+        } else if args.col_hi <= 16 {
+            // Only the first 16 columns are stored: skip the other half's multiplies.
+            requant_passes::<1>(args);
+        } else {
+            requant_passes::<2>(args);
+        }
+    }
+}
+
+/// Prepares the requantization of the tile's `16·H` columns once, then runs the passes.
+///
+/// # Safety
+/// As [`gemm_qu8s8_64x32c4`], with `acc_out` null.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
+unsafe fn requant_passes<const H: usize>(args: &I8Args) {
+    // SAFETY: `ep` per the I8Args contract; its arrays hold NR_MAX ≥ 32 values.
+    let ep = unsafe { &*args.ep };
+    let rq = |h: usize| {
+        // SAFETY: 16h + 16 ≤ 32 ≤ NR_MAX.
+        let (m, s) = unsafe {
+            (
+                _mm512_loadu_si512(ep.mult.as_ptr().add(16 * h) as *const __m512i),
+                _mm512_loadu_si512(ep.shift.as_ptr().add(16 * h) as *const __m512i),
+            )
+        };
+        Rq16::new(m, s, args.zero_point, args.min, args.max)
+    };
+    let rq0 = rq(0);
+    let rq1 = if H == 2 { rq(1) } else { rq0 };
+    let rq = [rq0, rq1];
+    let fast = rq0.is_fast() && rq1.is_fast();
+    // SAFETY: forwarded contract; FAST only when both are fast.
+    unsafe {
+        match (fast, args.max > 127) {
+            (true, false) => passes::<H, false, true, false>(args, Some(&rq)),
+            (true, true) => passes::<H, false, true, true>(args, Some(&rq)),
+            (false, false) => passes::<H, false, false, false>(args, Some(&rq)),
+            (false, true) => passes::<H, false, false, true>(args, Some(&rq)),
+        }
+    }
+}
+
+/// The call's rows in passes of 8 (then the remainder).
+///
+/// # Safety
+/// As [`gemm_qu8s8_64x32c4`]; `rq` is `Some` unless `RAW`, and `FAST` only if both are fast.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
+unsafe fn passes<const H: usize, const RAW: bool, const FAST: bool, const U: bool>(
+    args: &I8Args,
+    rq: Option<&[Rq16; 2]>,
+) {
+    let mut r0 = 0;
+    while args.rows - r0 >= 8 {
+        // SAFETY: rows r0..r0 + 8 ≤ rows (forwarded contract).
+        unsafe { i8_tile::<8, H, RAW, FAST, U>(args, r0, rq) };
+        r0 += 8;
+    }
+    // SAFETY: the remaining rows r0..rows.
+    unsafe {
+        match args.rows - r0 {
+            1 => i8_tile::<1, H, RAW, FAST, U>(args, r0, rq),
+            2 => i8_tile::<2, H, RAW, FAST, U>(args, r0, rq),
+            3 => i8_tile::<3, H, RAW, FAST, U>(args, r0, rq),
+            4 => i8_tile::<4, H, RAW, FAST, U>(args, r0, rq),
+            5 => i8_tile::<5, H, RAW, FAST, U>(args, r0, rq),
+            6 => i8_tile::<6, H, RAW, FAST, U>(args, r0, rq),
+            7 => i8_tile::<7, H, RAW, FAST, U>(args, r0, rq),
+            _ => {}
         }
     }
 }
@@ -103,16 +158,18 @@ fn pack4<const U: bool>(t: [__m512i; 4], order: __m512i, lo: __m512i, hi: __m512
     }
 }
 
-/// Requantizes and stores the tile's `R` rows (`H` halves of 16 columns, `acc1` unused when
+/// Requantizes and stores the `R` rows from `r_first` on (`H` halves of 16 columns, `acc1` unused when
 /// `H = 1`): [`Rq16::unclamped_fast`] when `FAST`, then [`pack4`] (unsigned packs when `U`).
 ///
 /// # Safety
-/// The [`I8Args`] contract for the output (`c`, `c_stride`, `col_lo..col_hi`, `rows = R`);
+/// The [`I8Args`] contract for the output (`c`, `c_stride`, `col_lo..col_hi`), with
+/// `r_first + R ≤ rows`;
 /// `FAST` only if both `Rq16` are fast.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
 unsafe fn store_tile<const R: usize, const H: usize, const FAST: bool, const U: bool>(
     args: &I8Args,
+    r_first: usize,
     rq: &[Rq16; 2],
     acc0: &[__m512i; R],
     acc1: &[__m512i; R],
@@ -131,7 +188,7 @@ unsafe fn store_tile<const R: usize, const H: usize, const FAST: bool, const U: 
         _mm512_set1_epi8(args.max as i8),
     );
     let mask = ((1u64 << args.col_hi) - 1) & !((1u64 << args.col_lo) - 1);
-    let row = |r: usize| args.c.wrapping_add(r * args.c_stride) as *mut i8;
+    let row = |r: usize| args.c.wrapping_add((r_first + r) * args.c_stride) as *mut i8;
     if H == 2 {
         // Two rows of 32 columns per 64-byte pack.
         let mask = mask as u32;
@@ -185,10 +242,25 @@ unsafe fn store_tile<const R: usize, const H: usize, const FAST: bool, const U: 
     }
 }
 
-/// `H` halves of 16 columns: 2 for the full 32-wide tile, 1 when only columns `..16` are needed.
+/// Rows `r_first..r_first + R` of the tile: `H` halves of 16 columns (2 for the full 32-wide
+/// tile, 1 when only columns `..16` are needed); raw accumulators out when `RAW`, else
+/// [`store_tile`].
+///
+/// # Safety
+/// As [`passes`], and `r_first + R ≤ rows`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
-unsafe fn i8_tile<const R: usize, const H: usize>(args: &I8Args) {
+unsafe fn i8_tile<
+    const R: usize,
+    const H: usize,
+    const RAW: bool,
+    const FAST: bool,
+    const U: bool,
+>(
+    args: &I8Args,
+    r_first: usize,
+    rq: Option<&[Rq16; 2]>,
+) {
     let k = args.k;
     let groups = k / 4;
     let rem = k % 4;
@@ -205,8 +277,8 @@ unsafe fn i8_tile<const R: usize, const H: usize>(args: &I8Args) {
     let mut acc1 = [ld(&ep.bias, H - 1); R];
     let mut a = [args.a; R];
     for (r, p) in a.iter_mut().enumerate() {
-        // SAFETY: r < R = rows, so row r lies in A (I8Args contract).
-        *p = unsafe { args.a.add(r * args.a_stride) };
+        // SAFETY: r_first + r < rows, so the row lies in A (I8Args contract).
+        *p = unsafe { args.a.add((r_first + r) * args.a_stride) };
     }
     let mut w = args.w;
     for g in 0..groups {
@@ -248,52 +320,25 @@ unsafe fn i8_tile<const R: usize, const H: usize>(args: &I8Args) {
         }
     }
     for r in 0..R {
-        // SAFETY: r < rows (row_off holds `rows` values).
-        let off = unsafe { *args.row_off.add(r) };
+        // SAFETY: r_first + r < rows (row_off holds `rows` values).
+        let off = unsafe { *args.row_off.add(r_first + r) };
         if off != 0 {
             acc0[r] = _mm512_add_epi32(acc0[r], _mm512_set1_epi32(off));
             acc1[r] = _mm512_add_epi32(acc1[r], _mm512_set1_epi32(off));
         }
     }
-    if !args.acc_out.is_null() {
+    if RAW {
         for r in 0..R {
             // SAFETY: acc_out holds rows × 32 values (I8Args contract); H = 2 here.
             unsafe {
-                let p = args.acc_out.add(32 * r);
+                let p = args.acc_out.add(32 * (r_first + r));
                 _mm512_storeu_si512(p as *mut __m512i, acc0[r]);
                 _mm512_storeu_si512(p.add(16) as *mut __m512i, acc1[r]);
             }
         }
-        return;
-    }
-    let rq0 = Rq16::new(
-        ld(&ep.mult, 0),
-        ld(&ep.shift, 0),
-        args.zero_point,
-        args.min,
-        args.max,
-    );
-    let rq1 = if H == 2 {
-        Rq16::new(
-            ld(&ep.mult, 1),
-            ld(&ep.shift, 1),
-            args.zero_point,
-            args.min,
-            args.max,
-        )
-    } else {
-        rq0
-    };
-    let rq = [rq0, rq1];
-    let fast = rq0.is_fast() && rq1.is_fast();
-    // SAFETY: forwarded output contract; FAST only when both are fast.
-    unsafe {
-        match (fast, args.max > 127) {
-            (true, false) => store_tile::<R, H, true, false>(args, &rq, &acc0, &acc1),
-            (true, true) => store_tile::<R, H, true, true>(args, &rq, &acc0, &acc1),
-            (false, false) => store_tile::<R, H, false, false>(args, &rq, &acc0, &acc1),
-            (false, true) => store_tile::<R, H, false, true>(args, &rq, &acc0, &acc1),
-        }
+    } else if let Some(rq) = rq {
+        // SAFETY: forwarded output contract.
+        unsafe { store_tile::<R, H, FAST, U>(args, r_first, rq, &acc0, &acc1) };
     }
 }
 
