@@ -311,10 +311,11 @@ unsafe fn spmm_f32_impl<const P: usize>(
                 0,
             );
             if pt < nv * 16 {
+                // Pixels pt..16·nv of the last vector: zeros (one masked store per row).
+                let keep = (1u32 << (pt - 16 * (nv - 1))) - 1;
+                let pad = !(keep as __mmask16);
                 for c in 0..k {
-                    for r in pt..nv * 16 {
-                        *ap.add(c * P + r) = 0.0;
-                    }
+                    _mm512_mask_storeu_ps(ap.add(c * P + 16 * (nv - 1)), pad, _mm512_setzero_ps());
                 }
             }
             match nv.min(P / 16) {
