@@ -63,7 +63,8 @@ const FC_ROWS: usize = 8;
 ///
 /// Calibrated on the development machine (2-core AMD EPYC, AVX-512 VNNI, one thread) from
 /// `cargo bench -p sparq-kernels --bench spmm -- --warm-up-time 0.3 --measurement-time 1
-/// 'spmm/(dense|spmm)/f32/'` (and `i8/`; timings on the shared machine vary by ±15 %) (thread CPU time, NHWC in → NHWC out, int8 requantized), speedup over our dense kernel at
+/// 'spmm/(dense|spmm)/f32/'` and `i8/` (thread CPU time, NHWC in → NHWC out, int8 requantized;
+/// on the shared machine single timings vary by about ±15 %), speedup over our dense kernel at
 /// sparsity 50 / 70 / 80 / 90 / 95 %:
 ///
 /// | layout      | M×K×N        | 50%  | 70%  | 80%  | 90%  | 95%  | crossover density |
