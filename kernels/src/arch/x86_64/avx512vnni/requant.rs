@@ -15,13 +15,16 @@ pub const TABLE: RequantTable = RequantTable {
 /// work is only what depends on the accumulator.
 ///
 /// Two exact evaluations of `MultiplyByQuantizedMultiplier`:
-/// - the fast one, when every lane shifts right (`shift ≤ −1`) and no multiplier is `i32::MIN`
-///   (the only one that can saturate): with `P = x·m` in 64-bit lanes and `e = −shift`,
-///   `RoundingDivideByPOT(SRDHM(x, m), e) = (P + 2^30 + 2^(30+e) − [P < −2^30]·2^31) >> (31+e)`
-///   (arithmetic), by nested floor division: `SRDHM = ⌊(P + 2^30)/2^31⌋`, and the rounding
-///   division is `⌊(h + 2^(e−1) − [h < 0])/2^e⌋` where `h < 0 ⇔ P < −2^30`. Odd lanes shift
-///   by `e − 1` only, which leaves their result in the high half of the 64-bit lane where the
-///   final blend takes it;
+/// - the fast one, when every lane shifts right by 1..=22 (`−22 ≤ shift ≤ −1`: real models
+///   are there), no multiplier is `i32::MIN` (the only one that can saturate) and
+///   `|zp| ≤ 256`: with `P = x·m` in 64-bit lanes and `e = −shift`,
+///   `RoundingDivideByPOT(SRDHM(x, m), e) + zp =
+///   (P + 2^30 + 2^(30+e) + zp·2^(31+e) − [P < −2^30]·2^31) >> (31+e)` (arithmetic), by
+///   nested floor division: `SRDHM = ⌊(P + 2^30)/2^31⌋`, the rounding division is
+///   `⌊(h + 2^(e−1) − [h < 0])/2^e⌋` where `h < 0 ⇔ P < −2^30`, and adding a multiple of the
+///   divisor adds its quotient exactly. The bounds keep the sum inside i64
+///   (`|P| < 2^62`, `|zp|·2^(31+e) ≤ 2^61`). Odd lanes shift by `e − 1` only, which leaves their
+///   result in the high half of the 64-bit lane where the final blend takes it;
 /// - the general one (left shifts, `e = 0`, saturation), step by step as TFLite.
 #[derive(Clone, Copy)]
 pub(crate) struct Rq16 {
@@ -38,7 +41,8 @@ pub(crate) struct Rq16 {
     any_lsh: bool,
     /// Every lane takes the fast evaluation.
     fast: bool,
-    /// Fast path: `2^30 + 2^(30+e)` per 64-bit lane, for the even and the odd 32-bit lanes.
+    /// Fast path: `2^30 + 2^(30+e) + zp·2^(31+e)` per 64-bit lane, for the even and the odd
+    /// 32-bit lanes.
     add_even: __m512i,
     add_odd: __m512i,
     /// Fast path: 64-bit shift counts, `31 + e` (even lanes) and `e − 1` (odd lanes).
@@ -60,15 +64,21 @@ impl Rq16 {
         let rsh = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
         let rem_mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rsh), one);
         let mult_min = _mm512_cmpeq_epi32_mask(mult, _mm512_set1_epi32(i32::MIN));
-        let fast = mult_min == 0 && _mm512_cmpgt_epi32_mask(one, rsh) == 0;
+        let fast = mult_min == 0
+            && _mm512_cmpgt_epi32_mask(one, rsh) == 0
+            && _mm512_cmpgt_epi32_mask(rsh, _mm512_set1_epi32(22)) == 0
+            && zp.unsigned_abs() <= 256;
         // 64-bit lanes: the even 32-bit lane's e is the low half, the odd one's the high half.
         let e_even = _mm512_and_si512(rsh, _mm512_set1_epi64(0xffff_ffff));
         let e_odd = _mm512_srli_epi64(rsh, 32);
         let nudge = _mm512_set1_epi64(1 << 30);
+        let zp64 = _mm512_set1_epi64(zp as i64);
+        // 2^30 + 2^(30+e) + zp·2^(31+e) (only used when fast, where it fits).
         let add = |e: __m512i| {
+            let e = _mm512_and_si512(e, _mm512_set1_epi64(31));
             _mm512_add_epi64(
-                nudge,
-                _mm512_sllv_epi64(nudge, _mm512_and_si512(e, _mm512_set1_epi64(63))),
+                _mm512_add_epi64(nudge, _mm512_sllv_epi64(nudge, e)),
+                _mm512_sllv_epi64(zp64, _mm512_add_epi64(e, _mm512_set1_epi64(31))),
             )
         };
         Rq16 {
@@ -122,12 +132,11 @@ impl Rq16 {
         let odd = _mm512_add_epi64(odd, self.add_odd);
         let even = _mm512_mask_sub_epi64(even, neg_e, even, two31);
         let odd = _mm512_mask_sub_epi64(odd, neg_o, odd, two31);
-        let q = _mm512_mask_blend_epi32(
+        _mm512_mask_blend_epi32(
             0xAAAA,
             _mm512_srav_epi64(even, self.sh_even),
             _mm512_srav_epi64(odd, self.sh_odd),
-        );
-        _mm512_add_epi32(q, self.zp)
+        )
     }
 
     /// [`Rq16::unclamped`] by the step-by-step evaluation (any lanes).
@@ -275,12 +284,19 @@ mod tests {
                         _ => next() as i32,
                     };
                 }
-                let zp = (next() % 256) as i32 - 128;
+                let zp = match round % 7 {
+                    0 => 256,
+                    1 => -256,
+                    2 => 257,
+                    _ => (next() % 512) as i32 - 256,
+                };
                 // SAFETY: the CPU has AVX-512 (checked above); the arrays hold 16 values each.
                 let got = unsafe {
                     let ld = |p: &[i32; 16]| _mm512_loadu_si512(p.as_ptr() as *const __m512i);
                     let rq = Rq16::new(ld(&m), ld(&s), zp, -128, 127);
-                    let fast = s.iter().all(|&v| v <= -1) && !m.contains(&i32::MIN);
+                    let fast = s.iter().all(|&v| (-22..=-1).contains(&v))
+                        && !m.contains(&i32::MIN)
+                        && zp.abs() <= 256;
                     assert_eq!(rq.is_fast(), fast, "shift {s:?} mult {m:?}");
                     let mut out = [[0i32; 16]; 3];
                     let y = [
