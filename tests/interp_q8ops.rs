@@ -407,3 +407,52 @@ fn split_ops_identical_for_1_2_3_threads() {
         }
     }
 }
+
+/// ADD/SUB/MUL with a single-value constant operand (the byte-table path) equal the
+/// broadcasting kernel, on 1, 2 and 3 threads.
+#[test]
+fn scalar_operand_binary_ops_match_kernel() {
+    use sparq_kernels::elementwise::{binary_i8, prepare_binary_q, Activation as KAct};
+    use sparq_kernels::elementwise::{BinaryOp, BroadcastPlan, QParams};
+    let mut rng = Rng(0x5ca1);
+    for (kind, op) in [
+        (OpKind::Add, BinaryOp::Add),
+        (OpKind::Sub, BinaryOp::Sub),
+        (OpKind::Mul, BinaryOp::Mul),
+    ] {
+        let xs = [1, 50, 50, 8];
+        let n: usize = xs.iter().product();
+        let s = rng.next_u64() as u8;
+        let def = one_op(
+            kind,
+            OpOptions::Elementwise {
+                activation: Activation::Relu6,
+            },
+            &xs,
+            DType::I8,
+            Some((0.05, 3)),
+            Some((vec![1], vec![s])),
+            &xs,
+            DType::I8,
+            Some((0.09, -5)),
+        );
+        let x: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
+        let p = prepare_binary_q::<i8>(
+            op,
+            QParams::new(0.05, 3),
+            QParams::new(0.07, 3),
+            QParams::new(0.09, -5),
+            KAct::Relu6,
+        )
+        .unwrap();
+        let plan = BroadcastPlan::new("TEST", &xs, &[1]).unwrap();
+        let xi: Vec<i8> = x.iter().map(|&v| v as i8).collect();
+        let mut want = vec![0i8; n];
+        binary_i8(&p, &plan, &xi, &[s as i8], &mut want, 0);
+        let want: Vec<u8> = want.iter().map(|&v| v as u8).collect();
+        for threads in [1, 2, 3] {
+            let what = format!("{kind:?} with a scalar, {threads} threads");
+            assert_bytes_eq(&run_bytes(&def, &x, threads), &want, &what);
+        }
+    }
+}

@@ -4,7 +4,8 @@
 use sparq_schema::{Activation, DType, OpKind, OpOptions};
 
 use sparq_kernels::elementwise::{
-    binary_f32, binary_i8, binary_u8, prepare_binary_q, BinaryOp, BroadcastPlan, QBinary, QParams,
+    binary_f32, binary_i8, binary_q_table, binary_u8, lut8, prepare_binary_q, BinaryOp,
+    BroadcastPlan, QBinary, QParams,
 };
 use sparq_kernels::requant::Activation as KAct;
 
@@ -136,6 +137,10 @@ const QROW: usize = 4096;
 /// outweigh a hand-off.
 const Q_ELEM_WORK: usize = 8;
 
+/// Outputs from which a quantized op with a single-value operand runs as a byte table (built
+/// per call: 256 evaluations).
+const TABLE_MIN: usize = 2048;
+
 /// Work units of one f32 element-wise element.
 const F32_ELEM_WORK: usize = 2;
 
@@ -148,6 +153,24 @@ struct BinaryQ {
 impl OpEval for BinaryQ {
     fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
         let work = out.len() * Q_ELEM_WORK;
+        let (na, nb) = self.plan.operand_lens();
+        if (na == 1) != (nb == 1) && out.len() >= TABLE_MIN {
+            // One operand is a single value: the op is a byte table of the other's codes.
+            let (x, s, scalar_first) = if na == 1 {
+                (ins.bytes(1), ins.bytes(0)[0], true)
+            } else {
+                (ins.bytes(0), ins.bytes(1)[0], false)
+            };
+            let table = if self.unsigned {
+                binary_q_table::<u8>(&self.p, s, scalar_first)
+            } else {
+                binary_q_table::<i8>(&self.p, s as i8, scalar_first)
+            };
+            exec.rows(out, QROW, out.len(), &|r0, o| {
+                lut8(&table, &x[r0 * QROW..r0 * QROW + o.len()], o)
+            });
+            return;
+        }
         if self.unsigned {
             let (a, b) = (ins.bytes(0), ins.bytes(1));
             exec.rows(out, QROW, work, &|r0, o| {

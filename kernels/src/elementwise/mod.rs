@@ -1371,6 +1371,29 @@ fn binary_q_scalar<T: QInt>(
     binary_q_body(p, plan, a, b, out, start)
 }
 
+/// With one operand a single value `scalar`, a quantized binary op is a function of the other
+/// operand's code alone: its 256-entry byte table (indexed by the code's bit pattern), exactly
+/// [`apply_q`]. `scalar_first`: the scalar is input 0 (matters for SUB and the per-input
+/// rescales). Apply it with [`lut8`].
+pub fn binary_q_table<T: QInt>(p: &QBinary, scalar: T, scalar_first: bool) -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let s = scalar.to_i32();
+    for q in T::MIN..=T::MAX {
+        let v = if scalar_first {
+            apply_q(p, s, q)
+        } else {
+            apply_q(p, q, s)
+        };
+        table[T::from_i32(q).index()] = T::from_i32(v).index() as u8;
+    }
+    table
+}
+
+/// `out[i] = table[x[i]]` on the dispatched byte-table kernel.
+pub fn lut8(table: &[u8; 256], x: &[u8], out: &mut [u8]) {
+    (ElementwiseKernels::get().lut8.1)(table, x, out)
+}
+
 /// Quantized counterpart of [`binary_f32`] for int8.
 pub fn binary_i8(
     p: &QBinary,

@@ -397,3 +397,49 @@ fn quantized_kernels_exact_on_all_code_pairs_and_extreme_scales() {
         }
     }
 }
+
+#[test]
+fn scalar_operand_tables_equal_the_kernels() {
+    // Every code against a scalar, the scalar on either side, through the byte table and
+    // through the broadcasting kernels.
+    let mut rng = Rng::new(11);
+    for op in [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::SquaredDifference,
+    ] {
+        for _ in 0..6 {
+            let zp = |rng: &mut Rng| -128 + rng.below(256) as i32;
+            let p = prepare_binary_q::<i8>(
+                op,
+                QParams::new(rng.f32(0.005, 0.1), zp(&mut rng)),
+                QParams::new(rng.f32(0.005, 0.1), zp(&mut rng)),
+                QParams::new(rng.f32(0.01, 0.3), zp(&mut rng)),
+                Activation::Relu6,
+            )
+            .unwrap();
+            let x: Vec<i8> = (-128..128).map(|v| v as i8).collect();
+            let s = [(rng.below(256) as i32 - 128) as i8];
+            for scalar_first in [false, true] {
+                let table = binary_q_table::<i8>(&p, s[0], scalar_first);
+                let mut got = vec![0u8; 256];
+                lut8(&table, bytemuck::cast_slice(&x), &mut got);
+                let mut want = vec![0i8; 256];
+                if scalar_first {
+                    let plan = BroadcastPlan::new("TEST", &[1], &[256]).unwrap();
+                    binary_i8(&p, &plan, &s, &x, &mut want, 0);
+                } else {
+                    let plan = BroadcastPlan::new("TEST", &[256], &[1]).unwrap();
+                    binary_i8(&p, &plan, &x, &s, &mut want, 0);
+                }
+                let want: Vec<u8> = want.iter().map(|&v| v as u8).collect();
+                assert_first_eq(
+                    &got,
+                    &want,
+                    &format!("{op:?} scalar_first {scalar_first} {p:?}"),
+                );
+            }
+        }
+    }
+}
