@@ -78,7 +78,7 @@ pub(crate) fn scale8<const LSH: bool, const SAT: bool>(x: __m256i, c: &Rq8) -> _
     // (x·m ± 2^30) / 2^31 toward zero as gemmlowp does equals flooring (x·m + 2^30) / 2^31).
     let nudge = _mm256_set1_epi64x(1 << 30);
     let even = _mm256_mul_epi32(x, c.mult);
-    let odd = _mm256_mul_epi32(_mm256_srli_epi64(x, 32), c.mult_odd);
+    let odd = _mm256_mul_epi32(_mm256_shuffle_epi32(x, 0b11_11_01_01), c.mult_odd);
     let even = _mm256_srli_epi64(_mm256_add_epi64(even, nudge), 31);
     let odd = _mm256_slli_epi64(_mm256_add_epi64(odd, nudge), 1);
     let mut high = _mm256_blend_epi32(even, odd, 0b1010_1010);
@@ -253,42 +253,72 @@ unsafe fn requant_row(acc: &[i32], first: usize, rq: &Requant, out: *mut u8) {
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn requant_row_avx2(acc: &[i32], first: usize, rq: &Requant, out: *mut u8) {
-    let zp = _mm256_set1_epi32(rq.zero_point());
-    let lo = _mm256_set1_epi32(rq.min());
-    let hi = _mm256_set1_epi32(rq.max());
-    let zero = _mm256_setzero_si256();
     let (mults, shifts) = rq.parts();
     let per_tensor = rq.is_per_tensor();
-    let s = _mm256_set1_epi32(shifts[0]);
-    let mut mult = _mm256_set1_epi32(mults[0]);
-    let mut lsh = _mm256_max_epi32(s, zero);
-    let mut rsh = _mm256_max_epi32(_mm256_sub_epi32(zero, s), zero);
+    let zp = rq.zero_point();
+    let zpv = _mm256_set1_epi32(zp);
+    // [min, max] fits the output type: an upper bound above 127 means uint8 outputs.
+    let unsigned = rq.max() > 127;
+    let lo = _mm256_set1_epi8(rq.min() as u8 as i8);
+    let hi = _mm256_set1_epi8(rq.max() as u8 as i8);
+    let tensor = Rq8::new(_mm256_set1_epi32(mults[0]), _mm256_set1_epi32(shifts[0]));
+    let tensor_down =
+        (shifts[0] < 0).then(|| Down8::new(tensor.mult, _mm256_set1_epi32(shifts[0]), zp));
+    // 8 lanes from index i (n ≤ 8 valid; the rest padding), requantized, zero point added.
+    let lanes = |i: usize, n: usize| -> __m256i {
+        let load = |v: &[i32], pad: i32| {
+            if n == 8 {
+                // SAFETY: v holds 8 values from i (callers pass n = 8 only then).
+                unsafe { _mm256_loadu_si256(v.as_ptr() as *const __m256i) }
+            } else {
+                let mut b = [pad; 8];
+                b[..n].copy_from_slice(&v[..n]);
+                // SAFETY: b holds 8 i32.
+                unsafe { _mm256_loadu_si256(b.as_ptr() as *const __m256i) }
+            }
+        };
+        let x = load(&acc[i..], 0);
+        if per_tensor {
+            if let Some(d) = &tensor_down {
+                return d.apply(x);
+            }
+            return _mm256_add_epi32(scale8::<true, true>(x, &tensor), zpv);
+        }
+        let c = Rq8::new(load(&mults[first + i..], 0), load(&shifts[first + i..], 0));
+        let q = match (c.shifts_left(), c.may_saturate()) {
+            (false, false) => scale8::<false, false>(x, &c),
+            (true, false) => scale8::<true, false>(x, &c),
+            (false, true) => scale8::<false, true>(x, &c),
+            (true, true) => scale8::<true, true>(x, &c),
+        };
+        _mm256_add_epi32(q, zpv)
+    };
     let mut i = 0;
     while i < acc.len() {
-        let n = (acc.len() - i).min(8);
-        let mut xa = [0i32; 8];
-        xa[..n].copy_from_slice(&acc[i..i + n]);
-        // SAFETY: xa holds 8 i32.
-        let x = unsafe { _mm256_loadu_si256(xa.as_ptr() as *const __m256i) };
-        if !per_tensor {
-            let mut ma = [0i32; 8];
-            let mut sa = [0i32; 8];
-            ma[..n].copy_from_slice(&mults[first + i..first + i + n]);
-            sa[..n].copy_from_slice(&shifts[first + i..first + i + n]);
-            // SAFETY: ma, sa hold 8 i32 each.
-            let (mv, sv) = unsafe {
-                (
-                    _mm256_loadu_si256(ma.as_ptr() as *const __m256i),
-                    _mm256_loadu_si256(sa.as_ptr() as *const __m256i),
-                )
-            };
-            mult = mv;
-            lsh = _mm256_max_epi32(sv, zero);
-            rsh = _mm256_max_epi32(_mm256_sub_epi32(zero, sv), zero);
+        let n = (acc.len() - i).min(16);
+        let y0 = lanes(i, n.min(8));
+        let y1 = if n > 8 { lanes(i + 8, n - 8) } else { y0 };
+        // Saturating narrowing is monotone and [min, max] lies in the byte range, so
+        // clamp(narrow(y)) = clamp(y). Dwords of bytes come out as [y0 0..3, y1 0..3, (again) |
+        // y0 4..7, y1 4..7, (again)]: one dword permute puts y0 then y1 in the low 128 bits.
+        let p = _mm256_packs_epi32(y0, y1);
+        let b = if unsigned {
+            _mm256_min_epu8(_mm256_max_epu8(_mm256_packus_epi16(p, p), lo), hi)
+        } else {
+            _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(p, p), lo), hi)
+        };
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let b = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(b, order));
+        if n == 16 {
+            // SAFETY: `out` is valid for acc.len() bytes; bytes i..i+16 are written.
+            unsafe { _mm_storeu_si128(out.add(i) as *mut __m128i, b) };
+        } else {
+            let mut bytes = [0u8; 16];
+            // SAFETY: bytes holds 16 bytes.
+            unsafe { _mm_storeu_si128(bytes.as_mut_ptr() as *mut __m128i, b) };
+            // SAFETY: `out` is valid for acc.len() bytes; bytes i..i+n are written.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.add(i), n) };
         }
-        let bytes = low_bytes8(requant8(x, mult, lsh, rsh, zp, lo, hi)).to_le_bytes();
-        // SAFETY: `out` is valid for acc.len() bytes; bytes i..i+n are written.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.add(i), n) };
         i += n;
     }
 }
