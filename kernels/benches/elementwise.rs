@@ -18,7 +18,7 @@ fn tiers() -> Vec<Isa> {
 fn binary(c: &mut Criterion) {
     let mut g = c.benchmark_group("elementwise");
     // MobileNetV2 residual ADD (same shape) and a per-channel MUL (broadcast).
-    let cases: [(&str, BinaryOp, Vec<usize>, Vec<usize>); 2] = [
+    let cases: [(&str, BinaryOp, Vec<usize>, Vec<usize>); 3] = [
         (
             "add",
             BinaryOp::Add,
@@ -26,6 +26,8 @@ fn binary(c: &mut Criterion) {
             vec![1, 56, 56, 24],
         ),
         ("mul", BinaryOp::Mul, vec![1, 28, 28, 144], vec![144]),
+        // MobileNetV3 squeeze-excite scale: few channels, many rows.
+        ("mul", BinaryOp::Mul, vec![1, 56, 56, 16], vec![1, 1, 1, 16]),
     ];
     for (name, op, sa, sb) in cases {
         let plan = BroadcastPlan::new("BENCH", &sa, &sb).unwrap();

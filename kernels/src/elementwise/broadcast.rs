@@ -124,6 +124,26 @@ impl BroadcastPlan {
         })
     }
 
+    /// `Some((b_is_vector, len))` when one operand is a vector of `len` values repeated along
+    /// the output's last dimension and the other has the output's shape (a per-channel
+    /// scale or bias over an NHWC tensor): output element `i` pairs the full operand's element
+    /// `i` with the vector's element `i % len`.
+    pub fn channel_vector(&self) -> Option<(bool, usize)> {
+        if self.rank != 2 {
+            return None;
+        }
+        let l = self.dims[1];
+        let full = [l, 1];
+        let vector = [0, 1];
+        if self.a_strides[..2] == full && self.b_strides[..2] == vector {
+            Some((true, l))
+        } else if self.a_strides[..2] == vector && self.b_strides[..2] == full {
+            Some((false, l))
+        } else {
+            None
+        }
+    }
+
     /// The broadcast output shape.
     pub fn out_shape(&self) -> &[usize] {
         &self.out_shape[..self.out_rank]

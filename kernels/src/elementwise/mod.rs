@@ -762,6 +762,86 @@ mod x86 {
         }
     }
 
+    /// Longest per-channel vector [`channels_q_avx512`] takes (its terms live on the stack).
+    const CHANNELS_MAX: usize = 1024;
+
+    /// ADD/SUB/MUL of a full operand with a per-channel vector (see
+    /// [`BroadcastPlan::channel_vector`]) over output elements `start..start + out.len()`: the
+    /// vector's terms are computed once per call (exactly, from the scalar tables), then each
+    /// output row runs in 16-lane steps without a per-row call. `s_full` rescales the full
+    /// operand (ADD/SUB; `None` for MUL, which adds `o_full`).
+    ///
+    /// # Safety
+    /// AVX-512F/BW/VL; `full` holds the whole output's count of codes; `vec.len() <=
+    /// CHANNELS_MAX`, nonzero.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn channels_q_avx512<T: QInt>(
+        p: &QBinary,
+        s_full: Option<InScale>,
+        os: &OutScale,
+        full: &[T],
+        vec: &[T],
+        vec_is_b: bool,
+        out: &mut [T],
+        start: usize,
+    ) {
+        let l = vec.len();
+        let end = start + out.len();
+        assert!(
+            l > 0 && l <= CHANNELS_MAX && full.len() >= end,
+            "channels_q_avx512: shapes"
+        );
+        let mut tv = [0i32; CHANNELS_MAX];
+        for (t, &v) in tv.iter_mut().zip(vec) {
+            *t = match (p.op, vec_is_b) {
+                (BinaryOp::Mul, true) => v.to_i32() + p.input2_offset,
+                (BinaryOp::Mul, false) => v.to_i32() + p.input1_offset,
+                (_, true) => p.t2[v.index()],
+                (_, false) => p.t1[v.index()],
+            };
+        }
+        let o_full = _mm512_set1_epi32(if vec_is_b {
+            p.input1_offset
+        } else {
+            p.input2_offset
+        });
+        macro_rules! rows {
+            ($f:expr) => {{
+                let mut pos = start;
+                while pos < end {
+                    let c = pos % l;
+                    let seg = (l - c).min(end - pos);
+                    let mut j = 0;
+                    while j < seg {
+                        let len = (seg - j).min(16);
+                        let k: __mmask16 = if len >= 16 { !0 } else { (1u16 << len) - 1 };
+                        // SAFETY: `pos + j + len <= end <= full.len()`; `c + j + len <= l`,
+                        // inside `tv`; `pos - start + j + len <= out.len()`.
+                        unsafe {
+                            let x = load16(full, pos + j, 1, len);
+                            let t = _mm512_maskz_loadu_epi32(k, tv.as_ptr().add(c + j));
+                            let v = os.apply($f(x, t));
+                            _mm512_mask_cvtepi32_storeu_epi8(
+                                out.as_mut_ptr().add(pos - start + j) as *mut i8,
+                                k,
+                                v,
+                            );
+                        }
+                        j += len;
+                    }
+                    pos += seg;
+                }
+            }};
+        }
+        match (p.op, s_full, vec_is_b) {
+            (BinaryOp::Add, Some(s), _) => rows!(|x, t| _mm512_add_epi32(s.apply(x), t)),
+            (BinaryOp::Sub, Some(s), true) => rows!(|x, t| _mm512_sub_epi32(s.apply(x), t)),
+            (BinaryOp::Sub, Some(s), false) => rows!(|x, t| _mm512_sub_epi32(t, s.apply(x))),
+            _ => rows!(|x, t| _mm512_mullo_epi32(_mm512_add_epi32(x, o_full), t)),
+        }
+    }
+
     /// # Safety
     /// The CPU must support AVX-512F/BW/VL and AVX2.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
@@ -794,6 +874,16 @@ mod x86 {
             // SAFETY: AVX2 is enabled in this function.
             return unsafe { binary_q_avx2_tf(p, plan, a, b, out, start) };
         };
+        if let Some((vec_is_b, l)) = plan.channel_vector() {
+            if l <= CHANNELS_MAX {
+                let (full, vec, s_full) = if vec_is_b { (a, b, s1) } else { (b, a, s2) };
+                // SAFETY: AVX-512F/BW/VL are enabled in this function; the plan gives the full
+                // operand the output's length and the vector `l` values.
+                return unsafe {
+                    channels_q_avx512(p, s_full, &os, full, &vec[..l], vec_is_b, out, start)
+                };
+            }
+        }
         plan.for_each_run(start, start + out.len(), |ao, sa, bo, sb, o, n| {
             // SAFETY: AVX-512F/BW/VL are enabled in this function.
             unsafe {

@@ -443,3 +443,54 @@ fn scalar_operand_tables_equal_the_kernels() {
         }
     }
 }
+
+#[test]
+fn quantized_kernels_equal_on_any_output_split() {
+    // Threads hand each kernel call an output sub-range: any split must give the whole call's
+    // bytes (per-channel vectors whose rows straddle a split included).
+    let mut rng = Rng::new(12);
+    let shapes: [(&[usize], &[usize]); 5] = [
+        (&[1, 9, 7, 16], &[16]),
+        (&[37], &[3, 37]),
+        (&[2, 5, 5, 67], &[1, 1, 1, 67]),
+        (&[1, 6, 6, 24], &[1, 6, 6, 24]),
+        (&[4, 1, 9], &[4, 5, 1]),
+    ];
+    for (sa, sb) in shapes {
+        let plan = BroadcastPlan::new("TEST", sa, sb).unwrap();
+        let (na, nb) = plan.operand_lens();
+        let a: Vec<i8> = (0..na).map(|_| rng.next() as i8).collect();
+        let b: Vec<i8> = (0..nb).map(|_| rng.next() as i8).collect();
+        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul] {
+            let p = prepare_binary_q::<i8>(
+                op,
+                QParams::new(0.04, -3),
+                QParams::new(0.09, 11),
+                QParams::new(0.11, 2),
+                Activation::None,
+            )
+            .unwrap();
+            let n = plan.len();
+            let want: Vec<i8> = (0..n)
+                .map(|i| {
+                    let (ia, ib) = reference_offsets(sa, sb, i);
+                    apply_q(&p, a[ia] as i32, b[ib] as i32) as i8
+                })
+                .collect();
+            for isa in tiers() {
+                let k = ElementwiseKernels::for_isa(isa);
+                let mut cuts = vec![0, n, rng.below(n + 1), rng.below(n + 1), 5.min(n)];
+                cuts.sort_unstable();
+                let mut got = vec![0i8; n];
+                for w in cuts.windows(2) {
+                    (k.binary_i8.1)(&p, &plan, &a, &b, &mut got[w[0]..w[1]], w[0]);
+                }
+                assert_first_eq(
+                    &got,
+                    &want,
+                    &format!("{} {op:?} {sa:?}∘{sb:?} cuts {cuts:?}", k.binary_i8.0),
+                );
+            }
+        }
+    }
+}
