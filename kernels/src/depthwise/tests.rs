@@ -397,7 +397,7 @@ fn f32_rows_match_fma_tiles_exactly() {
     };
     let mut rng = Rng::new(31);
     for k in [3, 5] {
-        for (i, c) in [1, 7, 16, 17, 40].into_iter().enumerate() {
+        for (i, c) in [1, 7, 16, 17, 40, 81].into_iter().enumerate() {
             for in_w in [k, k + 3, k + 8, k + 13, 2 * k + 21] {
                 let padding = if (i + in_w) % 2 == 0 {
                     crate::window::Padding::Same
