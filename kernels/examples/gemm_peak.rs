@@ -2,8 +2,9 @@
 //! shared with other work (the minimum over many short runs approximates an idle core better
 //! than a mean). Prints G MAC/s, % of the peak of the same dtype, and the int8 / f32 ratio.
 //!
-//! `cargo run --release -p sparq-kernels --example gemm_peak [seconds] [MxKxN]...` (default 1
-//! second per measurement, every shape of the list; named shapes may be any M×K×N).
+//! `cargo run --release -p sparq-kernels --example gemm_peak [seconds] [relu] [MxKxN]...`
+//! (default 1 second per measurement, every shape of the list; named shapes may be any M×K×N;
+//! `relu`: int8 outputs clamped at the zero point, as a fused ReLU / ReLU6 does).
 
 use std::time::Instant;
 
@@ -102,6 +103,7 @@ fn main() {
     } else {
         &picked[..]
     };
+    let relu = std::env::args().skip(2).any(|a| a == "relu");
     let k = kernels();
     println!("kernels: {} / {}", k.gemm.i8.name, k.gemm.f32.name);
     let p = peaks(budget);
@@ -123,7 +125,8 @@ fn main() {
         let a: Vec<i8> = (0..m * kk).map(|_| rnd()).collect();
         let w: Vec<i8> = (0..n * kk).map(|_| rnd()).collect();
         let bias: Vec<i32> = (0..n).map(|i| i as i32 * 7 - 300).collect();
-        let rq = Requant::from_real(&vec![0.0007; n], -5, -128, 127).unwrap();
+        let lo = if relu { -5 } else { -128 };
+        let rq = Requant::from_real(&vec![0.0007; n], -5, lo, 127).unwrap();
         let packed = PackedI8::new(&w, n, kk, Some(&bias), ActQuant::i8(-3)).unwrap();
         let mut out = vec![0i8; m * n];
         let ti = best(budget, || {

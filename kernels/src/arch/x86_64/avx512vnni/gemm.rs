@@ -40,7 +40,7 @@ unsafe fn gemm_qu8s8_64x32c4(args: &I8Args) {
     // SAFETY: forwarded contract.
     unsafe {
         if !args.acc_out.is_null() {
-            passes::<2, true, false, false>(args, None);
+            passes::<2, true, GENERAL, false>(args, None);
         } else if args.col_hi <= 16 {
             // Only the first 16 columns are stored: skip the other half's multiplies.
             requant_passes::<1>(args);
@@ -72,14 +72,22 @@ unsafe fn requant_passes<const H: usize>(args: &I8Args) {
     let rq0 = rq(0);
     let rq1 = if H == 2 { rq(1) } else { rq0 };
     let rq = [rq0, rq1];
-    let fast = rq0.is_fast() && rq1.is_fast();
-    // SAFETY: forwarded contract; FAST only when both are fast.
+    let mode = if !(rq0.is_fast() && rq1.is_fast()) {
+        GENERAL
+    } else if args.min >= args.zero_point {
+        FAST_FLOOR
+    } else {
+        FAST
+    };
+    // SAFETY: forwarded contract; the mode's conditions hold.
     unsafe {
-        match (fast, args.max > 127) {
-            (true, false) => passes::<H, false, true, false>(args, Some(&rq)),
-            (true, true) => passes::<H, false, true, true>(args, Some(&rq)),
-            (false, false) => passes::<H, false, false, false>(args, Some(&rq)),
-            (false, true) => passes::<H, false, false, true>(args, Some(&rq)),
+        match (mode, args.max > 127) {
+            (FAST_FLOOR, false) => passes::<H, false, FAST_FLOOR, false>(args, Some(&rq)),
+            (FAST_FLOOR, true) => passes::<H, false, FAST_FLOOR, true>(args, Some(&rq)),
+            (FAST, false) => passes::<H, false, FAST, false>(args, Some(&rq)),
+            (FAST, true) => passes::<H, false, FAST, true>(args, Some(&rq)),
+            (_, false) => passes::<H, false, GENERAL, false>(args, Some(&rq)),
+            (_, true) => passes::<H, false, GENERAL, true>(args, Some(&rq)),
         }
     }
 }
@@ -87,29 +95,29 @@ unsafe fn requant_passes<const H: usize>(args: &I8Args) {
 /// The call's rows in passes of 8 (then the remainder).
 ///
 /// # Safety
-/// As [`gemm_qu8s8_64x32c4`]; `rq` is `Some` unless `RAW`, and `FAST` only if both are fast.
+/// As [`gemm_qu8s8_64x32c4`]; `rq` is `Some` unless `RAW`, and the conditions of `MODE` hold.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
-unsafe fn passes<const H: usize, const RAW: bool, const FAST: bool, const U: bool>(
+unsafe fn passes<const H: usize, const RAW: bool, const MODE: u8, const U: bool>(
     args: &I8Args,
     rq: Option<&[Rq16; 2]>,
 ) {
     let mut r0 = 0;
     while args.rows - r0 >= 8 {
         // SAFETY: rows r0..r0 + 8 ≤ rows (forwarded contract).
-        unsafe { i8_tile::<8, H, RAW, FAST, U>(args, r0, rq) };
+        unsafe { i8_tile::<8, H, RAW, MODE, U>(args, r0, rq) };
         r0 += 8;
     }
     // SAFETY: the remaining rows r0..rows.
     unsafe {
         match args.rows - r0 {
-            1 => i8_tile::<1, H, RAW, FAST, U>(args, r0, rq),
-            2 => i8_tile::<2, H, RAW, FAST, U>(args, r0, rq),
-            3 => i8_tile::<3, H, RAW, FAST, U>(args, r0, rq),
-            4 => i8_tile::<4, H, RAW, FAST, U>(args, r0, rq),
-            5 => i8_tile::<5, H, RAW, FAST, U>(args, r0, rq),
-            6 => i8_tile::<6, H, RAW, FAST, U>(args, r0, rq),
-            7 => i8_tile::<7, H, RAW, FAST, U>(args, r0, rq),
+            1 => i8_tile::<1, H, RAW, MODE, U>(args, r0, rq),
+            2 => i8_tile::<2, H, RAW, MODE, U>(args, r0, rq),
+            3 => i8_tile::<3, H, RAW, MODE, U>(args, r0, rq),
+            4 => i8_tile::<4, H, RAW, MODE, U>(args, r0, rq),
+            5 => i8_tile::<5, H, RAW, MODE, U>(args, r0, rq),
+            6 => i8_tile::<6, H, RAW, MODE, U>(args, r0, rq),
+            7 => i8_tile::<7, H, RAW, MODE, U>(args, r0, rq),
             _ => {}
         }
     }
@@ -130,6 +138,14 @@ unsafe fn tail_u32(p: *const u8, rem: usize) -> u32 {
     }
     v
 }
+
+/// Epilogue modes (`MODE`): [`Rq16::unclamped_general`], any constants.
+const GENERAL: u8 = 0;
+/// [`Rq16::unclamped_fast`]: both `Rq16` are fast.
+const FAST: u8 = 1;
+/// [`Rq16::unclamped_fast_floor`]: both are fast and the clamp's lower bound is at least the
+/// zero point (fused ReLU / ReLU6).
+const FAST_FLOOR: u8 = 2;
 
 /// Dword order after `vpackssdw` + `vpacksswb` of four vectors `t0..t3` (per 128-bit lane `L`:
 /// dwords `t0[L], t1[L], t2[L], t3[L]`, each 4 bytes of 4 lanes): back to `t0` (lanes 0..16),
@@ -159,27 +175,25 @@ fn pack4<const U: bool>(t: [__m512i; 4], order: __m512i, lo: __m512i, hi: __m512
 }
 
 /// Requantizes and stores the `R` rows from `r_first` on (`H` halves of 16 columns, `acc1` unused when
-/// `H = 1`): [`Rq16::unclamped_fast`] when `FAST`, then [`pack4`] (unsigned packs when `U`).
+/// `H = 1`): per `MODE`, then [`pack4`] (unsigned packs when `U`).
 ///
 /// # Safety
 /// The [`I8Args`] contract for the output (`c`, `c_stride`, `col_lo..col_hi`), with
 /// `r_first + R ≤ rows`;
-/// `FAST` only if both `Rq16` are fast.
+/// The conditions of `MODE` hold.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-unsafe fn store_tile<const R: usize, const H: usize, const FAST: bool, const U: bool>(
+unsafe fn store_tile<const R: usize, const H: usize, const MODE: u8, const U: bool>(
     args: &I8Args,
     r_first: usize,
     rq: &[Rq16; 2],
     acc0: &[__m512i; R],
     acc1: &[__m512i; R],
 ) {
-    let q = |h: usize, x: __m512i| {
-        if FAST {
-            rq[h].unclamped_fast(x)
-        } else {
-            rq[h].unclamped_general(x)
-        }
+    let q = |h: usize, x: __m512i| match MODE {
+        FAST_FLOOR => rq[h].unclamped_fast_floor(x),
+        FAST => rq[h].unclamped_fast(x),
+        _ => rq[h].unclamped_general(x),
     };
     // SAFETY: 16 i32 values.
     let order = unsafe { _mm512_loadu_si512(PACK_ORDER.as_ptr() as *const __m512i) };
@@ -254,7 +268,7 @@ unsafe fn i8_tile<
     const R: usize,
     const H: usize,
     const RAW: bool,
-    const FAST: bool,
+    const MODE: u8,
     const U: bool,
 >(
     args: &I8Args,
@@ -338,7 +352,7 @@ unsafe fn i8_tile<
         }
     } else if let Some(rq) = rq {
         // SAFETY: forwarded output contract.
-        unsafe { store_tile::<R, H, FAST, U>(args, r_first, rq, &acc0, &acc1) };
+        unsafe { store_tile::<R, H, MODE, U>(args, r_first, rq, &acc0, &acc1) };
     }
 }
 

@@ -139,6 +139,25 @@ impl Rq16 {
         )
     }
 
+    /// [`Rq16::unclamped_fast`] without the tie correction of negative values: equal to it
+    /// wherever that is above `zp`, and at most `zp` elsewhere (the correction only lowers a
+    /// negative `SRDHM` result's rounding, and both roundings of a negative value are ≤ 0). So
+    /// the two agree after a clamp whose lower bound is at least `zp` (fused ReLU / ReLU6).
+    /// Meaningless unless [`Rq16::is_fast`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    pub(crate) fn unclamped_fast_floor(&self, x: __m512i) -> __m512i {
+        let even = _mm512_mul_epi32(x, self.mult);
+        let odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), self.mult_odd);
+        let even = _mm512_add_epi64(even, self.add_even);
+        let odd = _mm512_add_epi64(odd, self.add_odd);
+        _mm512_mask_blend_epi32(
+            0xAAAA,
+            _mm512_srav_epi64(even, self.sh_even),
+            _mm512_srav_epi64(odd, self.sh_odd),
+        )
+    }
+
     /// [`Rq16::unclamped`] by the step-by-step evaluation (any lanes).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
@@ -298,12 +317,17 @@ mod tests {
                         && !m.contains(&i32::MIN)
                         && zp.abs() <= 256;
                     assert_eq!(rq.is_fast(), fast, "shift {s:?} mult {m:?}");
-                    let mut out = [[0i32; 16]; 3];
+                    let mut out = [[0i32; 16]; 4];
                     let y = [
                         rq.unclamped(ld(&x)),
                         rq.unclamped_general(ld(&x)),
                         if fast {
                             rq.unclamped_fast(ld(&x))
+                        } else {
+                            rq.unclamped_general(ld(&x))
+                        },
+                        if fast {
+                            rq.unclamped_fast_floor(ld(&x))
                         } else {
                             rq.unclamped_general(ld(&x))
                         },
@@ -322,6 +346,15 @@ mod tests {
                             x[l], m[l], s[l]
                         );
                     }
+                    // The floor variant: equal above zp, at most zp elsewhere.
+                    let g = got[3][l];
+                    assert!(
+                        if want > zp { g == want } else { g <= zp },
+                        "fast_floor: lane {l}: x {} m {} shift {} zp {zp}: got {g}, want {want}",
+                        x[l],
+                        m[l],
+                        s[l]
+                    );
                 }
             }
         }
