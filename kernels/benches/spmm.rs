@@ -6,8 +6,9 @@
 //! decision is calibrated from.
 //!
 //! Ids: `dense/<dtype>/<M>x<K>x<N>` and `spmm/<dtype>/<M>x<K>x<N>/<format>/<sparsity %>`, formats
-//! `csr1x1`, `bsr4x1` (f32) and `bsr1x4`, `bsr16x4` (int8). Weights are random, magnitude-pruned
-//! to the sparsity in the format's blocks. Example:
+//! `csr1x1`, `bsr4x1` (f32) and `bsr1x4`, `bsr16x4`, `bsr32x4` (int8; 32×4 blocks run on the
+//! 16x4 layout, two block rows at a time). Weights are random, magnitude-pruned to the sparsity
+//! in the format's blocks. Example:
 //! `cargo bench -p sparq-kernels --bench spmm -- --warm-up-time 1 --measurement-time 2 'i8/196x576'`
 
 use criterion::measurement::{Measurement, ValueFormatter};
@@ -185,6 +186,7 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
         for (fmt, layout, blk) in [
             ("bsr1x4", I8Layout::B1x4, (1, 4)),
             ("bsr16x4", I8Layout::B16x4, (16, 4)),
+            ("bsr32x4", I8Layout::B16x4, (32, 4)),
         ] {
             for &s in &SPARSITIES {
                 let shape_b = BlockShape::new(blk.0, blk.1);

@@ -483,6 +483,11 @@ pub struct PackedI8 {
     pub(crate) c: Vec<i32>,
     /// XOR applied to every activation byte to reach the kernel's domain (0 or 0x80).
     pub(crate) xor: u8,
+    /// Per block row: the next block row has the same blocks (input-channel groups), as when
+    /// weights were pruned in blocks of 32 or more output channels; a kernel may run both on
+    /// the same activations. Never set for the last block row nor for the one after a pair.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) paired: Vec<bool>,
     /// The activations are uint8 (`run_u8`), else int8 (`run`).
     unsigned_input: bool,
     kernel: &'static SpmmI8Kernel,
@@ -615,11 +620,23 @@ impl PackedI8 {
                 b.wrapping_sub((input_zero_point + offset).wrapping_mul(rowsum[ch]))
             })
             .collect();
+        let row_k4 = |g: usize| &k4[block_ptr[g] as usize..block_ptr[g + 1] as usize];
+        let mut paired = vec![false; nb];
+        let mut g = 0;
+        while g + 1 < nb {
+            if row_k4(g) == row_k4(g + 1) {
+                paired[g] = true;
+                g += 2;
+            } else {
+                g += 1;
+            }
+        }
         Ok(PackedI8 {
             n,
             k,
             layout,
             block_ptr,
+            paired,
             k4,
             w: wv,
             c,

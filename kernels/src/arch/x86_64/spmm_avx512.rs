@@ -756,7 +756,6 @@ unsafe fn i8_16x4_impl(
 ) {
     const P: usize = I8_TILE;
     let k4n = p.k.div_ceil(4);
-    let n = p.n;
     let nb = p.block_ptr.len() - 1;
     // Whole words per row: activations are read in place (`^ xor` in registers); else the tile
     // is copied into whole, zero-padded words first.
@@ -786,75 +785,121 @@ unsafe fn i8_16x4_impl(
         };
         // SAFETY: output rows m0..m0 + pt.
         let o = unsafe { out.add(m0 * out_stride) };
-        for g in 0..nb {
-            let (s, e) = (p.block_ptr[g] as usize, p.block_ptr[g + 1] as usize);
-            let (mv, sv) = channel_params(rq, g * 16, n);
-            // SAFETY: `c` has ceil(N/16)·16 entries.
-            let c = unsafe { _mm512_loadu_si512(p.c.as_ptr().add(g * 16) as *const _) };
-            let q = RqLanes::new(mv, sv, rq.zero_point());
-            let nvalid = (n - g * 16).min(16);
-            let mut px = 0;
-            while px < pt {
-                let mut rows = [base; 8];
-                for (j, r) in rows.iter_mut().enumerate() {
-                    // SAFETY: row min(px + j, pt − 1) < pt of the source (a row repeated past
-                    // the tile is computed and dropped).
-                    *r = unsafe { base.add((px + j).min(pt - 1) * stride) };
+        let mut g = 0;
+        while g < nb {
+            // SAFETY: block rows g (and g + 1 when paired) exist; `rows_at` gives rows < pt.
+            unsafe {
+                if p.paired[g] {
+                    span_16x4::<2>(p, rq, &st, g, base, stride, pt, flip, o, out_stride);
+                    g += 2;
+                } else {
+                    span_16x4::<1>(p, rq, &st, g, base, stride, pt, flip, o, out_stride);
+                    g += 1;
                 }
-                let cnt = (pt - px).min(8);
-                // SAFETY: AVX-512 VNNI; every block's k4 < K4 and a row holds K4 whole words
-                // (direct: K is a multiple of 4); weights hold 16 words per block.
-                let acc = unsafe {
-                    match (cnt, flip != 0) {
-                        (1, true) => dot_16x4::<1, true>(p, s, e, &rows, flip),
-                        (1, false) => dot_16x4::<1, false>(p, s, e, &rows, 0),
-                        (2..=4, true) => dot_16x4::<4, true>(p, s, e, &rows, flip),
-                        (2..=4, false) => dot_16x4::<4, false>(p, s, e, &rows, 0),
-                        (_, true) => dot_16x4::<8, true>(p, s, e, &rows, flip),
-                        (_, false) => dot_16x4::<8, false>(p, s, e, &rows, 0),
-                    }
-                };
-                let mut y = [_mm512_setzero_si512(); 8];
-                for j in 0..cnt {
-                    y[j] = q.apply(_mm512_add_epi32(acc[j], c));
-                }
-                let lo4 = st.narrow4([y[0], y[1], y[2], y[3]]);
-                let hi4 = st.narrow4([y[4], y[5], y[6], y[7]]);
-                // SAFETY: rows px..px + cnt < pt; channels g·16..g·16 + nvalid ≤ N.
-                unsafe {
-                    let at = o.add(px * out_stride + g * 16);
-                    store_lanes(lo4, at, out_stride, cnt.min(4), nvalid);
-                    if cnt > 4 {
-                        store_lanes(hi4, at.add(4 * out_stride), out_stride, cnt - 4, nvalid);
-                    }
-                }
-                px += 8;
             }
         }
         m0 += P;
     }
 }
 
-/// `R` rows (pixels) × one block row of 16 channels: `Σ_blocks dot4(row[k4] ^ flip, w)`.
+/// `G` block rows (16·G channels, the same blocks: paired rows) from block row `g`, all pixels
+/// `0..pt` of the tile at `base` (rows `stride` bytes apart, `^ flip` in registers),
+/// requantized into `o` (rows `out_stride` apart).
 ///
 /// # Safety
-/// AVX-512 VNNI; each `rows[j]` is readable for 4 bytes at `4·k4` of every block `s..e`.
+/// AVX-512 VNNI; block rows `g..g + G` exist and share their blocks' `k4` when `G = 2`; every
+/// row `< pt` at `base` is readable for 4 bytes at every block's `4·k4`; `o` holds `pt` rows of N.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn span_16x4<const G: usize>(
+    p: &PackedI8,
+    rq: &Requant,
+    st: &Store,
+    g: usize,
+    base: *const u8,
+    stride: usize,
+    pt: usize,
+    flip: u32,
+    o: *mut i8,
+    out_stride: usize,
+) {
+    let n = p.n;
+    let (s, e) = (p.block_ptr[g] as usize, p.block_ptr[g + 1] as usize);
+    let mut q = [RqLanes::new(_mm512_setzero_si512(), _mm512_setzero_si512(), 0); G];
+    let mut c = [_mm512_setzero_si512(); G];
+    let mut nvalid = [0usize; G];
+    let mut w0 = [0usize; G];
+    for h in 0..G {
+        let (mv, sv) = channel_params(rq, (g + h) * 16, n);
+        q[h] = RqLanes::new(mv, sv, rq.zero_point());
+        // SAFETY: `c` has ceil(N/16)·16 entries.
+        c[h] = unsafe { _mm512_loadu_si512(p.c.as_ptr().add((g + h) * 16) as *const _) };
+        nvalid[h] = (n - (g + h) * 16).min(16);
+        w0[h] = p.block_ptr[g + h] as usize;
+    }
+    let mut px = 0;
+    while px < pt {
+        let mut rows = [base; 8];
+        for (j, r) in rows.iter_mut().enumerate() {
+            // SAFETY: row min(px + j, pt − 1) < pt of the source (a row repeated past the tile
+            // is computed and dropped).
+            *r = unsafe { base.add((px + j).min(pt - 1) * stride) };
+        }
+        let cnt = (pt - px).min(8);
+        // SAFETY: as the caller guarantees.
+        let acc = unsafe {
+            match (cnt, flip != 0) {
+                (1, true) => dot_span::<G, 1, true>(p, s, e, &w0, &rows, flip),
+                (1, false) => dot_span::<G, 1, false>(p, s, e, &w0, &rows, 0),
+                (2..=4, true) => dot_span::<G, 4, true>(p, s, e, &w0, &rows, flip),
+                (2..=4, false) => dot_span::<G, 4, false>(p, s, e, &w0, &rows, 0),
+                (_, true) => dot_span::<G, 8, true>(p, s, e, &w0, &rows, flip),
+                (_, false) => dot_span::<G, 8, false>(p, s, e, &w0, &rows, 0),
+            }
+        };
+        for h in 0..G {
+            let mut y = [_mm512_setzero_si512(); 8];
+            for j in 0..cnt {
+                y[j] = q[h].apply(_mm512_add_epi32(acc[h][j], c[h]));
+            }
+            let lo4 = st.narrow4([y[0], y[1], y[2], y[3]]);
+            let hi4 = st.narrow4([y[4], y[5], y[6], y[7]]);
+            // SAFETY: rows px..px + cnt < pt; channels (g + h)·16.. + nvalid ≤ N.
+            unsafe {
+                let at = o.add(px * out_stride + (g + h) * 16);
+                store_lanes(lo4, at, out_stride, cnt.min(4), nvalid[h]);
+                if cnt > 4 {
+                    store_lanes(hi4, at.add(4 * out_stride), out_stride, cnt - 4, nvalid[h]);
+                }
+            }
+        }
+        px += 8;
+    }
+}
+
+/// `R` rows (pixels) × `G` block rows of 16 channels sharing blocks `s..e`'s `k4` (block row
+/// `h`'s weights start at block `w0[h]`): `Σ_blocks dot4(row[k4] ^ flip, w)`.
+///
+/// # Safety
+/// AVX-512 VNNI; each `rows[j]` is readable for 4 bytes at `4·k4` of every block `s..e`; block
+/// rows `h` hold `e − s` blocks from `w0[h]`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 #[inline]
-unsafe fn dot_16x4<const R: usize, const FLIP: bool>(
+unsafe fn dot_span<const G: usize, const R: usize, const FLIP: bool>(
     p: &PackedI8,
     s: usize,
     e: usize,
+    w0: &[usize; G],
     rows: &[*const u8; 8],
     flip: u32,
-) -> [__m512i; 8] {
+) -> [[__m512i; 8]; G] {
     let fv = _mm512_set1_epi32(flip as i32);
-    let mut acc = [_mm512_setzero_si512(); 8];
+    let mut acc = [[_mm512_setzero_si512(); 8]; G];
     let r = *rows;
-    let x = |b: usize| {
-        // SAFETY: as the caller guarantees (block b < e).
+    let x = |b: usize, j: usize| {
+        // SAFETY: as the caller guarantees (block b < e, row j).
         unsafe {
-            let at = r[0].add(*p.k4.get_unchecked(b) as usize * 4);
+            let at = r[j].add(*p.k4.get_unchecked(b) as usize * 4);
             if FLIP {
                 bcast_xor(at, fv)
             } else {
@@ -865,34 +910,46 @@ unsafe fn dot_16x4<const R: usize, const FLIP: bool>(
     // SAFETY: the weights hold 16 words per block.
     let w = |b: usize| unsafe { _mm512_loadu_si512(p.w.as_ptr().add(b * 16) as *const _) };
     if R == 1 {
-        // One pixel: four independent chains over the blocks.
+        // One pixel: independent chains over the blocks (4 for one block row, 2 each for two).
+        const U: usize = 4;
         let mut b = s;
-        while b + 4 <= e {
-            for (j, acc) in acc.iter_mut().take(4).enumerate() {
-                *acc = _mm512_dpbusd_epi32(*acc, x(b + j), w(b + j));
+        while b + U <= e {
+            for u in 0..U {
+                let xb = x(b + u, 0);
+                if G == 1 {
+                    acc[0][u] = _mm512_dpbusd_epi32(acc[0][u], xb, w(b + u));
+                } else {
+                    for h in 0..G {
+                        let wb = w(w0[h] + (b + u - s));
+                        acc[h][u % 2] = _mm512_dpbusd_epi32(acc[h][u % 2], xb, wb);
+                    }
+                }
             }
-            b += 4;
+            b += U;
         }
-        for (j, b) in (b..e).enumerate() {
-            acc[j] = _mm512_dpbusd_epi32(acc[j], x(b), w(b));
+        for (u, b) in (b..e).enumerate() {
+            let xb = x(b, 0);
+            for h in 0..G {
+                acc[h][u] = _mm512_dpbusd_epi32(acc[h][u], xb, w(w0[h] + (b - s)));
+            }
         }
-        let s01 = _mm512_add_epi32(acc[0], acc[1]);
-        let s23 = _mm512_add_epi32(acc[2], acc[3]);
-        acc[0] = _mm512_add_epi32(s01, s23);
+        for acc in acc.iter_mut() {
+            let s01 = _mm512_add_epi32(acc[0], acc[1]);
+            let s23 = _mm512_add_epi32(acc[2], acc[3]);
+            acc[0] = _mm512_add_epi32(s01, s23);
+        }
         return acc;
     }
     for b in s..e {
-        // SAFETY: as the caller guarantees.
-        unsafe {
-            let w = _mm512_loadu_si512(p.w.as_ptr().add(b * 16) as *const _);
-            let off = *p.k4.get_unchecked(b) as usize * 4;
-            for j in 0..R {
-                let x = if FLIP {
-                    bcast_xor(r[j].add(off), fv)
-                } else {
-                    _mm512_set1_epi32((r[j].add(off) as *const i32).read_unaligned())
-                };
-                acc[j] = _mm512_dpbusd_epi32(acc[j], x, w);
+        let mut wv = [_mm512_setzero_si512(); G];
+        for h in 0..G {
+            wv[h] = w(w0[h] + (b - s));
+        }
+        #[allow(clippy::needless_range_loop)] // `j` indexes the rows and every block row's `acc`
+        for j in 0..R {
+            let xb = x(b, j);
+            for h in 0..G {
+                acc[h][j] = _mm512_dpbusd_epi32(acc[h][j], xb, wv[h]);
             }
         }
     }
