@@ -665,7 +665,7 @@ unsafe fn i8_channels<const NV: usize>(p: &PackedI8, ap: *const u32, cb: *mut i8
     let st = Store::new(rq);
     let shared = rq.is_per_tensor().then(|| {
         let (mm, ss) = rq.channel(0);
-        RqLanes::splat(mm, ss, rq.zero_point())
+        RqLanes::splat(mm, ss, rq.zero_point(), rq.min())
     });
     for ch in 0..p.n {
         let (s, e) = (p.block_ptr[ch] as usize, p.block_ptr[ch + 1] as usize);
@@ -701,7 +701,7 @@ unsafe fn i8_channels<const NV: usize>(p: &PackedI8, ap: *const u32, cb: *mut i8
             Some(q) => q,
             None => {
                 let (mm, ss) = rq.channel(ch);
-                own = RqLanes::splat(mm, ss, rq.zero_point());
+                own = RqLanes::splat(mm, ss, rq.zero_point(), rq.min());
                 &own
             }
         };
@@ -825,13 +825,13 @@ unsafe fn span_16x4<const G: usize>(
 ) {
     let n = p.n;
     let (s, e) = (p.block_ptr[g] as usize, p.block_ptr[g + 1] as usize);
-    let mut q = [RqLanes::new(_mm512_setzero_si512(), _mm512_setzero_si512(), 0); G];
+    let mut q = [RqLanes::new(_mm512_setzero_si512(), _mm512_setzero_si512(), 0, 0); G];
     let mut c = [_mm512_setzero_si512(); G];
     let mut nvalid = [0usize; G];
     let mut w0 = [0usize; G];
     for h in 0..G {
         let (mv, sv) = channel_params(rq, (g + h) * 16, n);
-        q[h] = RqLanes::new(mv, sv, rq.zero_point());
+        q[h] = RqLanes::new(mv, sv, rq.zero_point(), rq.min());
         // SAFETY: `c` has ceil(N/16)·16 entries.
         c[h] = unsafe { _mm512_loadu_si512(p.c.as_ptr().add((g + h) * 16) as *const _) };
         nvalid[h] = (n - (g + h) * 16).min(16);
@@ -1028,14 +1028,20 @@ struct RqLanes {
     sh: [__m512i; 2],
     /// Some multiplier is `i32::MIN`.
     sat: bool,
+    /// Apply the `[p < −2^30]` correction. It only moves results of negative `SRDHM` (whose
+    /// final value is then ≤ 0, and ≥ −2^30 when `e ≥ 1`, the only lanes corrected), so it is
+    /// not needed when the clamp's lower bound is at least the zero point and the zero point
+    /// above −2^30 (every such result clamps to the lower bound either way: fused ReLU).
+    fix: bool,
     zp: __m512i,
 }
 
 impl RqLanes {
-    /// From per-lane Q31 multipliers and TFLite shifts (`−31..=30`) and the zero point.
+    /// From per-lane Q31 multipliers and TFLite shifts (`−31..=30`), the zero point and the
+    /// clamp's lower bound.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    fn new(mult: __m512i, shift: __m512i, zp: i32) -> RqLanes {
+    fn new(mult: __m512i, shift: __m512i, zp: i32, lo: i32) -> RqLanes {
         let zero = _mm512_setzero_si512();
         let lsh = _mm512_max_epi32(shift, zero);
         let rsh = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
@@ -1065,6 +1071,7 @@ impl RqLanes {
             corr,
             sh,
             sat: _mm512_cmpeq_epi32_mask(mult, _mm512_set1_epi32(i32::MIN)) != 0,
+            fix: needs_fix(zp, lo),
             zp: _mm512_set1_epi32(zp),
         }
     }
@@ -1072,7 +1079,7 @@ impl RqLanes {
     /// The same multiplier and shift in every lane.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    fn splat(mult: i32, shift: i32, zp: i32) -> RqLanes {
+    fn splat(mult: i32, shift: i32, zp: i32, lo: i32) -> RqLanes {
         let lsh = shift.max(0);
         let e = (-shift).max(0) as i64;
         let (nudge, corr) = if e == 0 {
@@ -1090,6 +1097,7 @@ impl RqLanes {
             corr: [_mm512_set1_epi64(corr); 2],
             sh: [_mm512_set1_epi64(31 + e); 2],
             sat: mult == i32::MIN,
+            fix: needs_fix(zp, lo),
             zp: _mm512_set1_epi32(zp),
         }
     }
@@ -1111,7 +1119,11 @@ impl RqLanes {
         let mut t = [_mm512_setzero_si512(); 2];
         for i in 0..2 {
             let s = _mm512_add_epi64(p[i], self.nudge[i]);
-            let s = _mm512_mask_sub_epi64(s, _mm512_cmplt_epi64_mask(p[i], lim), s, self.corr[i]);
+            let s = if self.fix {
+                _mm512_mask_sub_epi64(s, _mm512_cmplt_epi64_mask(p[i], lim), s, self.corr[i])
+            } else {
+                s
+            };
             t[i] = _mm512_srav_epi64(s, self.sh[i]);
             if self.sat {
                 t[i] = _mm512_min_epi64(t[i], _mm512_set1_epi64(i32::MAX as i64));
@@ -1121,6 +1133,11 @@ impl RqLanes {
         let idx = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
         _mm512_add_epi32(_mm512_permutex2var_epi32(t[0], idx, t[1]), self.zp)
     }
+}
+
+/// See [`RqLanes::fix`].
+fn needs_fix(zp: i32, lo: i32) -> bool {
+    !(lo >= zp && zp > -(1 << 30))
 }
 
 /// The clamp and narrowing of requantized int32 to output bytes: saturating packs (which keep
@@ -1227,6 +1244,12 @@ mod tests {
                     (i32::MIN + 3, -128, 127),
                     (255, 0, 255),
                     (0, 3, 200),
+                    (-128, -128, 127),
+                    (-128, -128, -20),
+                    (-5, 0, 127),
+                    (0, 0, 255),
+                    (7, 7, 255),
+                    (-(1 << 30) + 1, -128, 127),
                 ] {
                     let rq = Requant::new(vec![mult], vec![shift], zp, lo, hi).unwrap();
                     let got = run_lanes(&rq, &xs);
@@ -1248,9 +1271,14 @@ mod tests {
         fn go(rq: &Requant, xs: &[i32], out: &mut [u8], per_lane: bool) {
             let (m, s) = rq.channel(0);
             let q = if per_lane {
-                RqLanes::new(_mm512_set1_epi32(m), _mm512_set1_epi32(s), rq.zero_point())
+                RqLanes::new(
+                    _mm512_set1_epi32(m),
+                    _mm512_set1_epi32(s),
+                    rq.zero_point(),
+                    rq.min(),
+                )
             } else {
-                RqLanes::splat(m, s, rq.zero_point())
+                RqLanes::splat(m, s, rq.zero_point(), rq.min())
             };
             let st = Store::new(rq);
             for (x, o) in xs.chunks_exact(64).zip(out.chunks_exact_mut(64)) {
