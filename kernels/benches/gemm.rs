@@ -1,6 +1,7 @@
 //! Dense GEMM benchmarks: int8 vs f32 at MobileNet layer shapes (1×1 convolutions as GEMM, and the
 //! classifier), at 256³ and 1024³, plus register-only loops that measure this CPU's int8
-//! (`vpdpbusd`) and f32 (FMA) peaks. Ids: `gemm/<dtype>/<M>x<K>x<N>` for the dispatched kernel,
+//! (`vpdpbusd`) and f32 (FMA) peaks. Ids: `gemm/<dtype>/<M>x<K>x<N>` for the dispatched kernel
+//! (`gemm/i8_relu6/…`: int8 with a ReLU6 clamp, the lower bound at the zero point),
 //! `gemm/<dtype>/<M>x<K>x<N>/<kernel>` for the other kernels that can run here (`--features` none;
 //! `SPARQ_ISA` caps them), `peak/<what>`. Throughput is in MACs (M·N·K elements).
 //!
@@ -13,6 +14,8 @@ use sparq_kernels::requant::Requant;
 
 /// (M, K, N): pixels, input channels, output channels.
 const SHAPES: &[(usize, usize, usize)] = &[
+    (12544, 16, 96),
+    (3136, 24, 144),
     (3136, 16, 96),
     (784, 144, 32),
     (196, 384, 64),
@@ -61,6 +64,14 @@ fn bench_gemm(c: &mut Criterion) {
                 b.iter(|| gemm_i8(&a, k, &packed, &rq, &mut out, n, 0..m, 0..n))
             });
         }
+
+        // The dispatched kernel with a fused ReLU6's clamp (lower bound at the zero point), as
+        // MobileNets' expansion convolutions run.
+        let packed = PackedI8::new(&w, n, k, Some(&bias), ActQuant::i8(-3)).unwrap();
+        let rq6 = Requant::from_real(&vec![0.0007; n], -5, -5, 90).unwrap();
+        g.bench_function(BenchmarkId::new("i8_relu6", &shape), |b| {
+            b.iter(|| gemm_i8(&a, k, &packed, &rq6, &mut out, n, 0..m, 0..n))
+        });
 
         let af: Vec<f32> = a.iter().map(|&x| x as f32 / 64.0).collect();
         let wf: Vec<f32> = w.iter().map(|&x| x as f32 / 64.0).collect();
