@@ -506,6 +506,9 @@ pub(super) struct Rows {
     /// Weights of rows `4g .. 4g + 4` of column `kx` as 4 bytes per channel (rows past the
     /// window are 0): `[g][kx][cpad][4]`, `cpad` = channels rounded up to 16.
     w4: Vec<i8>,
+    /// Weights beyond i8 (uint8 models): window rows go in pairs of i16 instead
+    /// (`[g][kx][cpad][2]` i16 in the same bytes, `vpdpwssd`).
+    wide: bool,
     /// `bias − (zx + 128)·Σw` (int8 input, read as `x + 128`) and `bias − zx·Σw` (uint8 input),
     /// `[cpad]` each.
     folded: [Vec<i32>; 2],
@@ -543,19 +546,26 @@ impl Rows {
         {
             return None;
         }
-        if core.weights.iter().any(|&v| !(-128..=127).contains(&v)) {
-            return None;
-        }
+        let wide = core.weights.iter().any(|&v| !(-128..=127).contains(&v));
         let c = w.out_c;
         let cpad = c.div_ceil(16) * 16;
-        let groups = kh.div_ceil(4);
+        // Window rows per group: 4 bytes or 2 i16 per channel, 4 bytes either way.
+        let per = if wide { 2 } else { 4 };
+        let groups = kh.div_ceil(per);
         let mut w4 = vec![0i8; groups * kw * cpad * 4];
         let mut sum = vec![0i32; cpad];
         for ky in 0..kh {
             for kx in 0..kw {
                 let tap = &core.weights[(ky * kw + kx) * c..][..c];
                 for (ch, &v) in tap.iter().enumerate() {
-                    w4[((ky / 4 * kw + kx) * cpad + ch) * 4 + ky % 4] = v as i8;
+                    let at = ((ky / per * kw + kx) * cpad + ch) * 4;
+                    if wide {
+                        let [lo, hi] = v.to_le_bytes();
+                        w4[at + ky % 2 * 2] = lo as i8;
+                        w4[at + ky % 2 * 2 + 1] = hi as i8;
+                    } else {
+                        w4[at + ky % 4] = v as i8;
+                    }
                     sum[ch] += v as i32;
                 }
             }
@@ -597,6 +607,7 @@ impl Rows {
             kw,
             stride,
             w4,
+            wide,
             folded: [fold(in_zp + 128), fold(in_zp)],
             mult,
             any_lsh: lsh.iter().any(|&v| v > 0),
@@ -627,22 +638,34 @@ unsafe fn q_row<T: Q8>(
     row: usize,
     x: Range<usize>,
 ) {
-    match (f.kh, f.kw, f.stride) {
-        (3, 3, 1) => row_impl::<T, 3, 3, 1, 1>(p, f, input, output, row, x),
-        (3, 3, 2) => row_impl::<T, 3, 3, 2, 1>(p, f, input, output, row, x),
-        (5, 5, 1) => row_impl::<T, 5, 5, 1, 2>(p, f, input, output, row, x),
-        (5, 5, 2) => row_impl::<T, 5, 5, 2, 2>(p, f, input, output, row, x),
+    match (f.kh, f.kw, f.stride, f.wide) {
+        (3, 3, 1, false) => row_impl::<T, 3, 3, 1, 1, false>(p, f, input, output, row, x),
+        (3, 3, 2, false) => row_impl::<T, 3, 3, 2, 1, false>(p, f, input, output, row, x),
+        (5, 5, 1, false) => row_impl::<T, 5, 5, 1, 2, false>(p, f, input, output, row, x),
+        (5, 5, 2, false) => row_impl::<T, 5, 5, 2, 2, false>(p, f, input, output, row, x),
+        (3, 3, 1, true) => row_impl::<T, 3, 3, 1, 2, true>(p, f, input, output, row, x),
+        (3, 3, 2, true) => row_impl::<T, 3, 3, 2, 2, true>(p, f, input, output, row, x),
+        (5, 5, 1, true) => row_impl::<T, 5, 5, 1, 3, true>(p, f, input, output, row, x),
+        (5, 5, 2, true) => row_impl::<T, 5, 5, 2, 3, true>(p, f, input, output, row, x),
         _ => unreachable!("Rows::new admits only these shapes"),
     }
 }
 
-/// [`q_row`] for a `KH`×`KW` window (`G` = ⌈KH/4⌉ groups of window rows), stride `S`.
+/// [`q_row`] for a `KH`×`KW` window (`G` = ⌈KH/4⌉ groups of window rows, ⌈KH/2⌉ when
+/// `WIDE`), stride `S`.
 /// Window rows in the padding read [`Rows::zp_row`] (the input zero point: a zero term, as the
 /// reference's skipped taps); border pixels read their window from a stack copy with the
 /// zero point in the padded columns.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
-fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: usize>(
+fn row_impl<
+    T: Q8,
+    const KH: usize,
+    const KW: usize,
+    const S: usize,
+    const G: usize,
+    const WIDE: bool,
+>(
     p: &DepthwiseQ,
     f: &Rows,
     input: &[T],
@@ -680,11 +703,16 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
     let folded = &f.folded[T::UNSIGNED as usize];
     assert!(folded.len() >= cpad);
     // The gathered bytes of a padded column (as `gather` offsets int8 by 128).
-    let zpg = _mm512_set1_epi8(if T::UNSIGNED {
-        p.in_zp as i8
+    let zb = if T::UNSIGNED {
+        p.in_zp as u8
     } else {
-        (p.in_zp as i8) ^ i8::MIN
-    });
+        (p.in_zp as u8) ^ 0x80
+    };
+    let zpg = if WIDE {
+        _mm512_set1_epi16(zb as i16)
+    } else {
+        _mm512_set1_epi8(zb as i8)
+    };
     let out = output.as_mut_ptr() as *mut u8;
     let mut c0 = 0;
     while c0 < c {
@@ -716,7 +744,7 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
             // SAFETY: only columns inside 0..in_w of each row are read (lanes of `m`); pixel
             // ox's lanes are inside the output row (asserted).
             unsafe {
-                edge_pixel::<T, KH, KW, G>(
+                edge_pixel::<T, KH, KW, G, WIDE>(
                     &base,
                     ix_first,
                     w.w.input,
@@ -748,7 +776,7 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
                 // SAFETY: the tile's input columns are interior columns (inside every row),
                 // lanes past n are masked, and its outputs within the checked output row.
                 unsafe {
-                    tile_rows::<T, KH, KW, S, G, RP>(
+                    tile_rows::<T, KH, KW, S, G, RP, WIDE>(
                         &rows,
                         col,
                         c,
@@ -764,7 +792,7 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
             } else if ox + RP / 2 <= x.end {
                 // SAFETY: as for the full tile.
                 unsafe {
-                    tile_rows::<T, KH, KW, S, G, { RP / 2 }>(
+                    tile_rows::<T, KH, KW, S, G, { RP / 2 }, WIDE>(
                         &rows,
                         col,
                         c,
@@ -780,7 +808,7 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
             } else {
                 // SAFETY: as for the full tile.
                 unsafe {
-                    tile_rows::<T, KH, KW, S, G, 1>(
+                    tile_rows::<T, KH, KW, S, G, 1, WIDE>(
                         &rows,
                         col,
                         c,
@@ -808,7 +836,7 @@ fn row_impl<T: Q8, const KH: usize, const KW: usize, const S: usize, const G: us
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn edge_pixel<T: Q8, const KH: usize, const KW: usize, const G: usize>(
+unsafe fn edge_pixel<T: Q8, const KH: usize, const KW: usize, const G: usize, const WIDE: bool>(
     rows: &[*const u8; KH],
     ix_first: isize,
     in_w: usize,
@@ -826,11 +854,11 @@ unsafe fn edge_pixel<T: Q8, const KH: usize, const KW: usize, const G: usize>(
         for (g, wg) in wv.iter().enumerate() {
             let v = if (0..in_w as isize).contains(&ix) {
                 // SAFETY: caller contract (ix inside the row).
-                unsafe { gather::<T, KH>(rows, g, ix as usize * c, m) }
+                unsafe { gather::<T, KH, WIDE>(rows, g, ix as usize * c, m) }
             } else {
                 zpg
             };
-            acc = _mm512_dpbusd_epi32(acc, v, wg[kx]);
+            acc = mac::<WIDE>(acc, v, wg[kx]);
         }
     }
     let bytes = rq.finish(rq.round(acc));
@@ -845,18 +873,34 @@ unsafe fn edge_pixel<T: Q8, const KH: usize, const KW: usize, const G: usize>(
 /// Each `rows[ky] + at` is valid for the bytes selected by `m`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
-unsafe fn gather<T: Q8, const KH: usize>(
+unsafe fn gather<T: Q8, const KH: usize, const WIDE: bool>(
     rows: &[*const u8; KH],
     g: usize,
     at: usize,
     m: __mmask16,
 ) -> __m512i {
-    let first = 4 * g;
-    let nr = (KH - first).min(4);
+    let per = if WIDE { 2 } else { 4 };
+    let first = per * g;
+    let nr = (KH - first).min(per);
     macro_rules! ld {
         ($ky:expr) => {
             // SAFETY: caller contract (row pointer + `at` readable for the lanes of `m`).
             unsafe { _mm_maskz_loadu_epi8(m, rows[$ky].add(at) as *const i8) }
+        };
+    }
+    if WIDE {
+        // Two rows as zero-extended 16-bit pairs per channel (a lone row paired with 0).
+        let v = if nr == 1 {
+            _mm512_cvtepu8_epi32(ld!(first))
+        } else {
+            let a = _mm512_castsi128_si512(ld!(first));
+            let b = _mm512_castsi128_si512(ld!(first + 1));
+            _mm512_maskz_permutex2var_epi8(0x5555_5555_5555_5555, a, idx(&IDX2), b)
+        };
+        return if T::UNSIGNED {
+            v
+        } else {
+            _mm512_xor_si512(v, _mm512_set1_epi16(0x80))
         };
     }
     let v = match nr {
@@ -864,7 +908,7 @@ unsafe fn gather<T: Q8, const KH: usize>(
         2 => {
             let a = _mm512_castsi128_si512(ld!(first));
             let b = _mm512_castsi128_si512(ld!(first + 1));
-            _mm512_permutex2var_epi8(a, idx(&IDX2), b)
+            _mm512_permutex2var_epi8(a, idx(&IDX2B), b)
         }
         3 => {
             let a = _mm512_inserti32x4(_mm512_castsi128_si512(ld!(first)), ld!(first + 2), 1);
@@ -884,6 +928,17 @@ unsafe fn gather<T: Q8, const KH: usize>(
     }
 }
 
+/// `vpdpwssd` (16-bit pairs) or `vpdpbusd` (4 bytes).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn mac<const WIDE: bool>(acc: __m512i, v: __m512i, w: __m512i) -> __m512i {
+    if WIDE {
+        _mm512_dpwssd_epi32(acc, v, w)
+    } else {
+        _mm512_dpbusd_epi32(acc, v, w)
+    }
+}
+
 /// The `vpermt2b` index putting byte `base[k] + c` in byte `4c + k` (bytes 64.. are the
 /// second operand's).
 const fn make_idx(base: [u8; 4]) -> [u8; 64] {
@@ -896,8 +951,11 @@ const fn make_idx(base: [u8; 4]) -> [u8; 64] {
     b
 }
 
-/// Two rows (a, b): `[a, b, a, a]` per channel (the last two bytes meet zero weights).
-static IDX2: [u8; 64] = make_idx([0, 64, 0, 0]);
+/// Two rows (a, b): `[a, b, a, a]` per channel (the last two bytes meet zero weights);
+/// zero-masked to bytes 0 and 2, `[a, 0, b, 0]`: two 16-bit values.
+static IDX2: [u8; 64] = make_idx([0, 0, 64, 0]);
+/// Two rows (a, b) for bytes: `[a, b, a, a]`.
+static IDX2B: [u8; 64] = make_idx([0, 64, 0, 0]);
 /// Three rows (`a` = rows 0 | 2, `b` = row 1): `[r0, r1, r2, r0]`.
 static IDX3: [u8; 64] = make_idx([0, 64, 16, 0]);
 /// Four rows (`a` = rows 0 | 1, `b` = rows 2 | 3).
@@ -926,6 +984,7 @@ unsafe fn tile_rows<
     const S: usize,
     const G: usize,
     const P: usize,
+    const WIDE: bool,
 >(
     rows: &[*const u8; KH],
     col: usize,
@@ -941,11 +1000,11 @@ unsafe fn tile_rows<
     for i in 0..(P - 1) * S + KW {
         for (g, wg) in wv.iter().enumerate() {
             // SAFETY: caller contract.
-            let v = unsafe { gather::<T, KH>(rows, g, col + i * cs, m) };
+            let v = unsafe { gather::<T, KH, WIDE>(rows, g, col + i * cs, m) };
             for (kx, &wk) in wg.iter().enumerate() {
                 if i >= kx && (i - kx) % S == 0 && (i - kx) / S < P {
                     let j = (i - kx) / S;
-                    acc[j] = _mm512_dpbusd_epi32(acc[j], v, wk);
+                    acc[j] = mac::<WIDE>(acc[j], v, wk);
                 }
             }
         }

@@ -19,6 +19,16 @@
 //! `#[target_feature]` entry points (with FMA where the tier has it); on aarch64 the baseline
 //! build is the NEON build. A depth multiplier above 1, or a window of more than
 //! [`generic::MAX_TAPS`] taps, takes a plain per-channel loop.
+//!
+//! On AVX-512 CPUs with VBMI and VNNI, 8-bit 3×3 and 5×5 windows (dilation 1, horizontal stride
+//! 1 or 2, weights within i8) take a row kernel (`avx512::dwconv_q8_rows_vbmi`): per 16
+//! channels, each input column's bytes of 4 window rows are interleaved once (`vpermt2b`, int8
+//! offset by 128 to read as unsigned, the offset folded into the initial value) and fed to every
+//! output pixel whose window covers it with one `vpdpbusd`; window rows in the padding read a
+//! row of the zero point and padded columns a zero-point vector (zero terms, as the reference's
+//! skipped taps); the requantization combines TFLite's two roundings in one 64-bit division.
+//! f32 3×3 and 5×5 stride-1 windows load each input column once per window row likewise
+//! (`avx512::dwconv_f32_rows`, same tap order as the pixel tiles).
 
 use crate::gemm::Q8;
 use crate::requant::Requant;

@@ -355,14 +355,17 @@ fn row_kernel_matches_reference_exactly() {
                         );
                     }
                 }
-                // uint8: weights with zero point 128 span −128..127 after subtraction.
+                // uint8: weights with zero point 128 span −128..127 after subtraction (bytes);
+                // with zero point 30 they reach 225 (16-bit pairs).
+                let w_zp = if in_w % 2 == 0 { 128 } else { 30 };
                 let xu = rng.vec_u8(w.input_len());
                 let wu = rng.vec_u8(k * k * c);
                 let (rq, mut q) = requant(&mut rng, c, false, true);
                 q.in_zp = rng.range(0, 255) as i32;
-                let p = DepthwiseQ::new_u8(w, &wu, 128, Some(&bias), q.in_zp, rq).unwrap();
+                let p = DepthwiseQ::new_u8(w, &wu, w_zp, Some(&bias), q.in_zp, rq).unwrap();
+                used += p.has_row_kernel() as usize;
                 let xi: Vec<i32> = xu.iter().map(|&v| v as i32).collect();
-                let wi: Vec<i32> = wu.iter().map(|&v| v as i32 - 128).collect();
+                let wi: Vec<i32> = wu.iter().map(|&v| v as i32 - w_zp).collect();
                 let want = r::depthwise_q(&w, &xi, &wi, Some(&bias), &q);
                 let mut got = vec![0u8; w.output_len()];
                 for rows in row_splits(w.output_rows()) {
@@ -372,6 +375,24 @@ fn row_kernel_matches_reference_exactly() {
                 if let Some((i, g, e)) = first_diff(&got, &want) {
                     panic!(
                         "dwconv u8 (row kernel {}) {w:?}: first difference at {i}: got {g}, want {e}",
+                        p.has_row_kernel()
+                    );
+                }
+                // The same uint8 weights with int8 activations.
+                let xs = rng.vec_i8(w.input_len());
+                let (rq, mut q) = requant(&mut rng, c, false, false);
+                q.in_zp = rng.range(-128, 127) as i32;
+                let p = DepthwiseQ::new_u8(w, &wu, w_zp, Some(&bias), q.in_zp, rq).unwrap();
+                let xi: Vec<i32> = xs.iter().map(|&v| v as i32).collect();
+                let want = r::depthwise_q(&w, &xi, &wi, Some(&bias), &q);
+                let mut got = vec![0i8; w.output_len()];
+                for rows in row_splits(w.output_rows()) {
+                    p.run(&xs, &mut got, rows);
+                }
+                let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
+                if let Some((i, g, e)) = first_diff(&got, &want) {
+                    panic!(
+                        "dwconv i8 x u8-weights (row kernel {}) {w:?}: first difference at {i}: got {g}, want {e}",
                         p.has_row_kernel()
                     );
                 }
