@@ -2,6 +2,8 @@
 
 use sparq_schema::{DType, Quantization};
 
+use sparq_kernels::elementwise::{lut8, QParams};
+use sparq_kernels::quantize::quantize_f32;
 use sparq_kernels::requant::{multiply_by_quantized_multiplier, quantize_multiplier};
 
 use super::{boxed, elements, Ctx, Exec, Inputs, OpEval, Prepared};
@@ -112,7 +114,11 @@ pub(crate) fn prepare_quantize(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     let _ = elements(&shape);
     match ctx.dtype(x) {
         DType::F32 => Ok(Prepared {
-            eval: boxed(QuantizeF32 { scale, zp, lo, hi }),
+            eval: boxed(QuantizeF32 {
+                scale,
+                zp,
+                signed: dtype == DType::I8,
+            }),
             shape,
             dtype,
             scratch: 0,
@@ -147,20 +153,23 @@ pub(crate) fn prepare_quantize(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
 struct QuantizeF32 {
     scale: f32,
     zp: i32,
-    lo: i32,
-    hi: i32,
+    /// int8 output (else uint8).
+    signed: bool,
 }
 
 impl OpEval for QuantizeF32 {
     fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
         let x = ins.f32(0);
+        // TFLite: round half away from zero of val / scale, in f32, plus the zero point,
+        // saturated to the output type (the vectorized kernel of the kernel crate).
+        let q = QParams::new(self.scale, self.zp);
+        let signed = self.signed;
         exec.rows(out, CHUNK, out.len() * ELEM_WORK, &|c0, out| {
-            for (o, &v) in out.iter_mut().zip(&x[c0 * CHUNK..]) {
-                // TFLite: round half away from zero of val / scale, in f32.
-                let q = ((v / self.scale).round() as i32)
-                    .saturating_add(self.zp)
-                    .clamp(self.lo, self.hi);
-                *o = q as u8;
+            let x = &x[c0 * CHUNK..c0 * CHUNK + out.len()];
+            if signed {
+                quantize_f32::<i8>(q, x, bytemuck::cast_slice_mut(out));
+            } else {
+                quantize_f32::<u8>(q, x, out);
             }
         });
     }
@@ -175,9 +184,7 @@ impl OpEval for Requantize {
     fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
         let x = ins.bytes(0);
         exec.rows(out, CHUNK, out.len() * ELEM_WORK, &|c0, out| {
-            for (o, &b) in out.iter_mut().zip(&x[c0 * CHUNK..]) {
-                *o = self.table[b as usize];
-            }
+            lut8(&self.table, &x[c0 * CHUNK..c0 * CHUNK + out.len()], out)
         });
     }
 }
