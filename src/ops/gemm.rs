@@ -558,21 +558,37 @@ fn im2col<T: Copy>(g: &Geometry, x: &[T], p0: usize, dst: &mut [T], pad: T) {
 /// costs more than the copy.
 #[inline(always)]
 fn copy_run<T: Copy>(d: &mut [T], s: &[T]) {
-    if d.len() >= 64 {
+    let n = d.len();
+    if n >= 64 {
         d.copy_from_slice(s);
         return;
     }
-    let s = &s[..d.len()];
-    let mut dc = d.chunks_exact_mut(8);
-    let mut sc = s.chunks_exact(8);
-    for (a, b) in dc.by_ref().zip(sc.by_ref()) {
-        let b: &[T; 8] = b.try_into().expect("chunk of 8");
-        let a: &mut [T; 8] = a.try_into().expect("chunk of 8");
-        *a = *b;
+    let s = &s[..n];
+    if n < 8 {
+        for (a, b) in d.iter_mut().zip(s) {
+            *a = *b;
+        }
+        return;
     }
-    for (a, b) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
+    // Blocks of 8, the last one overlapping the one before it: no remainder loop.
+    let mut i = 0;
+    loop {
+        let at = i.min(n - 8);
+        let b: &[T; 8] = s[at..at + 8].try_into().expect("block of 8");
+        let a: &mut [T; 8] = (&mut d[at..at + 8]).try_into().expect("block of 8");
         *a = *b;
+        if at + 8 == n {
+            break;
+        }
+        i += 8;
     }
+}
+
+/// Output pixels gathered per im2col block: the block of A stays in L1/L2 while the GEMM reads
+/// it, instead of a whole image of windows written out and read back (at least 64 rows, the
+/// GEMM's row pass).
+fn im2col_block_rows(k: usize, elem: usize) -> usize {
+    ((48 * 1024) / (k * elem).max(1)).clamp(64, 1024) / 64 * 64
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -591,13 +607,26 @@ fn run_q<T: Q8>(
     let srow = if op.im2col { k } else { 0 };
     exec.rows_with_scratch(out, oc, scratch, srow, work, &|p0, o, s| {
         let rows = o.len() / oc;
-        let a: &[T] = if op.im2col {
-            im2col(g, x, p0, &mut s[..rows * k], zp);
-            &s[..rows * k]
-        } else {
-            &x[p0 * k..(p0 + rows) * k]
-        };
-        gemm_i8(a, k, packed, rq, o, oc, 0..rows, 0..oc);
+        if !op.im2col {
+            gemm_i8(
+                &x[p0 * k..(p0 + rows) * k],
+                k,
+                packed,
+                rq,
+                o,
+                oc,
+                0..rows,
+                0..oc,
+            );
+            return;
+        }
+        let block = im2col_block_rows(k, 1);
+        for (b, ob) in o.chunks_mut(block * oc).enumerate() {
+            let n = ob.len() / oc;
+            let a = &mut s[..n * k];
+            im2col(g, x, p0 + b * block, a, zp);
+            gemm_i8(a, k, packed, rq, ob, oc, 0..n, 0..oc);
+        }
     });
 }
 
@@ -667,13 +696,18 @@ impl OpEval for GemmOp {
                 let srow = if self.im2col { k } else { 0 };
                 exec.rows_with_scratch(out, oc, scratch, srow, work, &|p0, o, s| {
                     let rows = o.len() / oc;
-                    let a: &[f32] = if self.im2col {
-                        im2col(g, x, p0, &mut s[..rows * k], 0.0);
-                        &s[..rows * k]
+                    if self.im2col {
+                        let block = im2col_block_rows(k, 4);
+                        for (b, ob) in o.chunks_mut(block * oc).enumerate() {
+                            let n = ob.len() / oc;
+                            let a = &mut s[..n * k];
+                            im2col(g, x, p0 + b * block, a, 0.0);
+                            gemm_f32(a, k, packed, *lo, *hi, ob, oc, 0..n, 0..oc);
+                        }
                     } else {
-                        &x[p0 * k..(p0 + rows) * k]
-                    };
-                    gemm_f32(a, k, packed, *lo, *hi, o, oc, 0..rows, 0..oc);
+                        let a = &x[p0 * k..(p0 + rows) * k];
+                        gemm_f32(a, k, packed, *lo, *hi, o, oc, 0..rows, 0..oc);
+                    }
                     if *act == Activation::Tanh {
                         finish_f32(o, *lo, *hi, *act);
                     }
