@@ -81,13 +81,14 @@ struct SparseScratch {
 impl SparseScratch {
     /// `None` on overflow.
     fn new(need: usize, m: usize, threads: usize) -> Option<SparseScratch> {
-        let per = super::rows_per_task(m, threads);
-        let per_row = need.div_ceil(per);
-        let total = m
-            .div_ceil(per)
-            .checked_mul(per)?
-            .checked_mul(per_row)?
-            .max(need);
+        // Sized for the smallest tasks (each gets at least `need`) and, in total, for every
+        // task size the split may choose.
+        let sizes = super::task_sizes(m, threads);
+        let per_row = need.div_ceil(sizes[0]);
+        let mut total = need;
+        for per in sizes {
+            total = total.max(m.div_ceil(per).checked_mul(per)?.checked_mul(per_row)?);
+        }
         total.checked_mul(4)?;
         Some(SparseScratch { per_row, total })
     }

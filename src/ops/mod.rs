@@ -83,13 +83,34 @@ impl<'a> Inputs<'a> {
 /// hand-off costs more than it saves.
 const PAR_MIN_WORK: usize = 1 << 16;
 
-/// Tasks per thread when an operator is split: more than one, so that a thread that starts late
-/// (descheduled, or woken slowly) leaves its share to the others instead of holding everyone up.
+/// Tasks per thread when a big operator is split: more than one, so that a thread that starts
+/// late (descheduled, or woken slowly) leaves its share to the others instead of holding
+/// everyone up.
 const TASKS_PER_THREAD: usize = 4;
 
-/// Rows per task when `rows` rows are split over `threads` threads.
-pub(crate) fn rows_per_task(rows: usize, threads: usize) -> usize {
-    rows.div_ceil(threads * TASKS_PER_THREAD).max(1)
+/// From this much work on an operator is split into [`TASKS_PER_THREAD`] tasks per thread;
+/// below it into one task per thread: each task has a fixed cost (a GEMM task streams the whole
+/// weight matrix, a window task re-reads its border rows), which small operators cannot repay.
+const MANY_TASKS_WORK: usize = 1 << 23;
+
+/// Rows per task when `rows` rows of an operator doing `work` multiply-adds are split over
+/// `threads` threads.
+pub(crate) fn rows_per_task(rows: usize, threads: usize, work: usize) -> usize {
+    let per_thread = if work >= MANY_TASKS_WORK {
+        TASKS_PER_THREAD
+    } else {
+        1
+    };
+    rows.div_ceil(threads * per_thread).max(1)
+}
+
+/// Every row count per task [`rows_per_task`] may return for `rows` rows and `threads` threads
+/// (whatever the work), smallest first.
+pub(crate) fn task_sizes(rows: usize, threads: usize) -> [usize; 2] {
+    [
+        rows_per_task(rows, threads, MANY_TASKS_WORK),
+        rows_per_task(rows, threads, 0),
+    ]
 }
 
 /// How operators run: on the caller alone or split over a thread pool.
@@ -130,7 +151,7 @@ impl Exec {
         let rows = out.len().checked_div(row_len).unwrap_or(0);
         match &self.pool {
             Some(pool) if work >= PAR_MIN_WORK && rows >= 2 => {
-                let per = rows_per_task(rows, pool.threads());
+                let per = rows_per_task(rows, pool.threads(), work);
                 pool.run_chunks_mut(out, per * row_len, &|i, chunk| f(i * per, chunk));
             }
             _ => f(0, out),
@@ -153,7 +174,7 @@ impl Exec {
         let rows = out.len().checked_div(row_len).unwrap_or(0);
         match &self.pool {
             Some(pool) if work >= PAR_MIN_WORK && rows >= 2 => {
-                let per = rows_per_task(rows, pool.threads());
+                let per = rows_per_task(rows, pool.threads(), work);
                 let tasks = rows.div_ceil(per);
                 pool.run_chunks2_mut(
                     tasks,

@@ -14,6 +14,7 @@ pub(crate) type RowFn<'a, K, T> = dyn Fn(&K, &[T], &mut [T], Range<usize>) + Syn
 
 struct Part<K> {
     first_row: usize,
+    rows: usize,
     input_rows: Range<usize>,
     kernel: K,
 }
@@ -55,7 +56,7 @@ fn sub_window(win: &Window2d, r0: usize, r1: usize) -> (Window2d, Range<usize>) 
 
 impl<K: Sync> RowSplit<K> {
     /// Builds the kernel for `win` and, for one image and `threads > 1`, for the row blocks
-    /// [`Exec::rows`] hands out ([`super::rows_per_task`] rows each).
+    /// [`Exec::rows`] may hand out (of each size [`super::task_sizes`] lists).
     pub(crate) fn new(
         win: Window2d,
         threads: usize,
@@ -64,17 +65,23 @@ impl<K: Sync> RowSplit<K> {
         let rows = win.batch * win.h.output;
         let mut parts = Vec::new();
         if win.batch == 1 && threads > 1 && rows >= 2 {
-            let per = super::rows_per_task(rows, threads);
-            let mut r0 = 0;
-            while r0 < rows {
-                let r1 = (r0 + per).min(rows);
-                let (w, input_rows) = sub_window(&win, r0, r1);
-                parts.push(Part {
-                    first_row: r0,
-                    input_rows,
-                    kernel: make(w)?,
-                });
-                r0 = r1;
+            let sizes = super::task_sizes(rows, threads);
+            for (i, &per) in sizes.iter().enumerate() {
+                if sizes[..i].contains(&per) {
+                    continue;
+                }
+                let mut r0 = 0;
+                while r0 < rows {
+                    let r1 = (r0 + per).min(rows);
+                    let (w, input_rows) = sub_window(&win, r0, r1);
+                    parts.push(Part {
+                        first_row: r0,
+                        rows: r1 - r0,
+                        input_rows,
+                        kernel: make(w)?,
+                    });
+                    r0 = r1;
+                }
             }
         }
         Ok(RowSplit {
@@ -101,7 +108,7 @@ impl<K: Sync> RowSplit<K> {
             if o.len() == total {
                 return f(&self.full, x, o, r0..r0 + n);
             }
-            match self.parts.iter().find(|p| p.first_row == r0) {
+            match self.parts.iter().find(|p| p.first_row == r0 && p.rows == n) {
                 Some(p) => {
                     let xs = &x[p.input_rows.start * self.in_row..p.input_rows.end * self.in_row];
                     f(&p.kernel, xs, o, 0..n)
