@@ -93,24 +93,23 @@ const TASKS_PER_THREAD: usize = 4;
 /// weight matrix, a window task re-reads its border rows), which small operators cannot repay.
 const MANY_TASKS_WORK: usize = 1 << 23;
 
+/// The fewest rows a task gets when an operator is split into several tasks per thread:
+/// shorter tasks waste the kernels' row tiles and repeat their per-task cost too often.
+const MANY_TASKS_MIN_ROWS: usize = 8;
+
 /// Rows per task when `rows` rows of an operator doing `work` multiply-adds are split over
 /// `threads` threads.
 pub(crate) fn rows_per_task(rows: usize, threads: usize, work: usize) -> usize {
-    let per_thread = if work >= MANY_TASKS_WORK {
-        TASKS_PER_THREAD
-    } else {
-        1
-    };
+    let many = work >= MANY_TASKS_WORK && rows >= threads * TASKS_PER_THREAD * MANY_TASKS_MIN_ROWS;
+    let per_thread = if many { TASKS_PER_THREAD } else { 1 };
     rows.div_ceil(threads * per_thread).max(1)
 }
 
 /// Every row count per task [`rows_per_task`] may return for `rows` rows and `threads` threads
 /// (whatever the work), smallest first.
 pub(crate) fn task_sizes(rows: usize, threads: usize) -> [usize; 2] {
-    [
-        rows_per_task(rows, threads, MANY_TASKS_WORK),
-        rows_per_task(rows, threads, 0),
-    ]
+    let fewest = rows_per_task(rows, threads, MANY_TASKS_WORK);
+    [fewest, rows_per_task(rows, threads, 0).max(fewest)]
 }
 
 /// How operators run: on the caller alone or split over a thread pool.
