@@ -30,8 +30,8 @@ impl Rng {
 }
 
 const DIMS: &[usize] = &[
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 255,
-    1000,
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 24, 31, 32, 33, 40, 56, 63, 64, 65,
+    100, 255, 1000,
 ];
 
 /// A random shape with M·N·K bounded so the reference stays fast in the test profile.
@@ -296,6 +296,10 @@ fn i8_kernels_conv1x1_shapes() {
             (19, 32, 27),
             (17, 8, 3),
             (11, 48, 8),
+            (67, 24, 144),
+            (70, 56, 96),
+            (9, 88, 5),
+            (15, 40, 33),
         ] {
             for per_channel in [false, true] {
                 let case = Case {
@@ -346,61 +350,102 @@ fn f32_kernels_match_reference() {
         let mut rng = Rng::new(0x5eed_0003);
         for _ in 0..300 {
             let case = random_case(&mut rng, false, false);
-            let Case {
-                m,
-                n,
-                k,
-                a_stride,
-                c_stride,
-                ..
-            } = case;
-            let a: Vec<f32> = (0..(m - 1) * a_stride + k).map(|_| rng.f32()).collect();
-            let w: Vec<f32> = (0..n * k).map(|_| rng.f32()).collect();
-            let bias: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
-            let bias = case.bias.then_some(&bias[..]);
-            let (min, max) = match rng.below(3) {
-                0 => (f32::NEG_INFINITY, f32::INFINITY),
-                1 => (0.0, 6.0),
-                _ => (-0.5, 0.7),
-            };
-            let packed = PackedF32::with_kernel(kernel, &w, n, k, bias).unwrap();
-            let len = (m - 1) * c_stride + n;
-            let mut want = vec![f32::NAN; len];
-            reference::gemm::gemm_f32(
-                m, n, k, &a, a_stride, &w, bias, min, max, &mut want, c_stride,
-            );
-            let mut got = vec![f32::NAN; len];
-            let (rows, cols) = (case.rows.0..case.rows.1, case.cols.0..case.cols.1);
-            gemm_f32(
-                &a,
-                a_stride,
-                &packed,
-                min,
-                max,
-                &mut got,
-                c_stride,
-                rows.clone(),
-                cols.clone(),
-            );
-            let tol = 1e-5 * (k as f32).sqrt() * 4.0 + 1e-6;
-            for r in 0..m {
-                for j in 0..n {
-                    let (g, w) = (got[r * c_stride + j], want[r * c_stride + j]);
-                    let inside = rows.contains(&r) && cols.contains(&j);
-                    let ok = if inside {
-                        (g - w).abs() <= tol * (1.0 + w.abs())
-                    } else {
-                        g.is_nan()
+            check_f32_case(kernel, case, &mut rng);
+        }
+    }
+}
+
+/// Column counts whose last tile is partly used (N mod 32 = 8, 24: quarter and three-quarter
+/// tiles), with every row remainder of the 8-row tiles and column sub-ranges.
+#[test]
+fn f32_kernels_partial_tile_shapes() {
+    for kernel in f32_gemm_candidates() {
+        let mut rng = Rng::new(0x5eed_0008);
+        for n in [8, 24, 40, 56, 88] {
+            for m in [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 23] {
+                for k in [1, 3, 96] {
+                    let case = Case {
+                        m,
+                        n,
+                        k,
+                        a_stride: k,
+                        c_stride: n + 3,
+                        a_zp: 0,
+                        w_zp: 0,
+                        per_channel: false,
+                        small_scales: false,
+                        bias: true,
+                        rows: (0, m),
+                        cols: (0, n),
                     };
-                    assert!(
-                        ok,
-                        "{}: M×N×K = {m}×{n}×{k} ({case:?}): first difference at row {r} col {j}: \
-                         got {g}, want {}",
-                        kernel.name,
-                        if inside { w } else { f32::NAN }
-                    );
+                    check_f32_case(kernel, case, &mut rng);
+                    let sub = Case {
+                        rows: (m / 2, m),
+                        cols: (n / 3, n - 1),
+                        ..case
+                    };
+                    check_f32_case(kernel, sub, &mut rng);
                 }
             }
+        }
+    }
+}
+
+/// Runs one f32 case on `kernel` and on the reference; panics naming the first difference.
+fn check_f32_case(kernel: &'static F32Kernel, case: Case, rng: &mut Rng) {
+    let Case {
+        m,
+        n,
+        k,
+        a_stride,
+        c_stride,
+        ..
+    } = case;
+    let a: Vec<f32> = (0..(m - 1) * a_stride + k).map(|_| rng.f32()).collect();
+    let w: Vec<f32> = (0..n * k).map(|_| rng.f32()).collect();
+    let bias: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+    let bias = case.bias.then_some(&bias[..]);
+    let (min, max) = match rng.below(3) {
+        0 => (f32::NEG_INFINITY, f32::INFINITY),
+        1 => (0.0, 6.0),
+        _ => (-0.5, 0.7),
+    };
+    let packed = PackedF32::with_kernel(kernel, &w, n, k, bias).unwrap();
+    let len = (m - 1) * c_stride + n;
+    let mut want = vec![f32::NAN; len];
+    reference::gemm::gemm_f32(
+        m, n, k, &a, a_stride, &w, bias, min, max, &mut want, c_stride,
+    );
+    let mut got = vec![f32::NAN; len];
+    let (rows, cols) = (case.rows.0..case.rows.1, case.cols.0..case.cols.1);
+    gemm_f32(
+        &a,
+        a_stride,
+        &packed,
+        min,
+        max,
+        &mut got,
+        c_stride,
+        rows.clone(),
+        cols.clone(),
+    );
+    let tol = 1e-5 * (k as f32).sqrt() * 4.0 + 1e-6;
+    for r in 0..m {
+        for j in 0..n {
+            let (g, w) = (got[r * c_stride + j], want[r * c_stride + j]);
+            let inside = rows.contains(&r) && cols.contains(&j);
+            let ok = if inside {
+                (g - w).abs() <= tol * (1.0 + w.abs())
+            } else {
+                g.is_nan()
+            };
+            assert!(
+                ok,
+                "{}: M×N×K = {m}×{n}×{k} ({case:?}): first difference at row {r} col {j}: \
+                         got {g}, want {}",
+                kernel.name,
+                if inside { w } else { f32::NAN }
+            );
         }
     }
 }

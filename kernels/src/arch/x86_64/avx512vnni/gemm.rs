@@ -6,7 +6,8 @@
 //! operand, 16 output channels × 4 input channels per zmm. The `+128` shift is folded into the
 //! packed bias (see `gemm/pack.rs`). The requantization constants are prepared once per call and
 //! shared by its passes; only the 16 columns that are stored are computed when the tile's other
-//! half is padding or outside the requested columns.
+//! half is padding or outside the requested columns, and the second half runs at 256-bit width
+//! (8 columns) when the stored columns end by 24. Both kernels do the same for f32.
 
 use core::arch::x86_64::*;
 
@@ -44,6 +45,9 @@ unsafe fn gemm_qu8s8_64x32c4(args: &I8Args) {
         } else if args.col_hi <= 16 {
             // Only the first 16 columns are stored: skip the other half's multiplies.
             requant_passes::<1>(args);
+        } else if args.col_hi <= 24 {
+            // Columns 24.. are not stored: the second half runs at 256-bit width.
+            requant_passes::<3>(args);
         } else {
             requant_passes::<2>(args);
         }
@@ -70,7 +74,7 @@ unsafe fn requant_passes<const H: usize>(args: &I8Args) {
         Rq16::new(m, s, args.zero_point, args.min, args.max)
     };
     let rq0 = rq(0);
-    let rq1 = if H == 2 { rq(1) } else { rq0 };
+    let rq1 = if H >= 2 { rq(1) } else { rq0 };
     let rq = [rq0, rq1];
     let mode = if !(rq0.is_fast() && rq1.is_fast()) {
         GENERAL
@@ -139,6 +143,18 @@ unsafe fn tail_u32(p: *const u8, rem: usize) -> u32 {
     v
 }
 
+/// `vpdpbusd` on the low 8 lanes only (256-bit width, half the work of the 512-bit form); the
+/// upper 8 lanes of the result are zero. For tiles whose columns 24.. are not stored.
+#[inline]
+#[target_feature(enable = "avx512f,avx512vl,avx512vnni")]
+fn dpbusd_lo8(acc: __m512i, a: __m512i, w: __m512i) -> __m512i {
+    _mm512_zextsi256_si512(_mm256_dpbusd_epi32(
+        _mm512_castsi512_si256(acc),
+        _mm512_castsi512_si256(a),
+        _mm512_castsi512_si256(w),
+    ))
+}
+
 /// Epilogue modes (`MODE`): [`Rq16::unclamped_general`], any constants.
 const GENERAL: u8 = 0;
 /// [`Rq16::unclamped_fast`]: both `Rq16` are fast.
@@ -203,7 +219,7 @@ unsafe fn store_tile<const R: usize, const H: usize, const MODE: u8, const U: bo
     );
     let mask = ((1u64 << args.col_hi) - 1) & !((1u64 << args.col_lo) - 1);
     let row = |r: usize| args.c.wrapping_add((r_first + r) * args.c_stride) as *mut i8;
-    if H == 2 {
+    if H >= 2 {
         // Two rows of 32 columns per 64-byte pack.
         let mask = mask as u32;
         for r0 in (0..R).step_by(2) {
@@ -257,7 +273,8 @@ unsafe fn store_tile<const R: usize, const H: usize, const MODE: u8, const U: bo
 }
 
 /// Rows `r_first..r_first + R` of the tile: `H` halves of 16 columns (2 for the full 32-wide
-/// tile, 1 when only columns `..16` are needed); raw accumulators out when `RAW`, else
+/// tile, 1 when only columns `..16` are needed; 3: columns `..24`, the second half on its low 8
+/// lanes only, its upper lanes zero); raw accumulators out when `RAW`, else
 /// [`store_tile`].
 ///
 /// # Safety
@@ -288,7 +305,7 @@ unsafe fn i8_tile<
     // The accumulators start at the folded bias.
     // (Two flat arrays: LLVM keeps them in registers, where it spills a nested one.)
     let mut acc0 = [ld(&ep.bias, 0); R];
-    let mut acc1 = [ld(&ep.bias, H - 1); R];
+    let mut acc1 = [ld(&ep.bias, (H - 1).min(1)); R];
     let mut a = [args.a; R];
     for (r, p) in a.iter_mut().enumerate() {
         // SAFETY: r_first + r < rows, so the row lies in A (I8Args contract).
@@ -300,7 +317,7 @@ unsafe fn i8_tile<
         let (w0, w1) = unsafe {
             (
                 _mm512_load_si512(w as *const __m512i),
-                _mm512_load_si512(w.add(64 * (H - 1)) as *const __m512i),
+                _mm512_load_si512(w.add(64 * (H - 1).min(1)) as *const __m512i),
             )
         };
         for r in 0..R {
@@ -310,6 +327,8 @@ unsafe fn i8_tile<
             acc0[r] = _mm512_dpbusd_epi32(acc0[r], av, w0);
             if H == 2 {
                 acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, w1);
+            } else if H == 3 {
+                acc1[r] = dpbusd_lo8(acc1[r], av, w1);
             }
         }
         // SAFETY: advances within (or one past) the packed tile.
@@ -320,7 +339,7 @@ unsafe fn i8_tile<
         let (w0, w1) = unsafe {
             (
                 _mm512_load_si512(w as *const __m512i),
-                _mm512_load_si512(w.add(64 * (H - 1)) as *const __m512i),
+                _mm512_load_si512(w.add(64 * (H - 1).min(1)) as *const __m512i),
             )
         };
         for r in 0..R {
@@ -330,6 +349,8 @@ unsafe fn i8_tile<
             acc0[r] = _mm512_dpbusd_epi32(acc0[r], av, w0);
             if H == 2 {
                 acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, w1);
+            } else if H == 3 {
+                acc1[r] = dpbusd_lo8(acc1[r], av, w1);
             }
         }
     }
@@ -361,7 +382,24 @@ unsafe fn i8_tile<
 unsafe fn gemm_f32_8x32(args: &F32Args) {
     // A tile whose columns all lie in its first 16 lanes (N = 16, 24 − 16 … and the last tile of
     // N = 144) runs one FMA per row and k instead of two.
+    // A tile whose columns end by 24 (N = 24, 56, 88 …) runs its second half at 256-bit width.
     let half = args.col_hi <= 16;
+    if !half && args.col_hi <= 24 {
+        // SAFETY: forwarded contract; rows is 1..=8.
+        unsafe {
+            match args.rows {
+                1 => f32_tile::<1, 3>(args),
+                2 => f32_tile::<2, 3>(args),
+                3 => f32_tile::<3, 3>(args),
+                4 => f32_tile::<4, 3>(args),
+                5 => f32_tile::<5, 3>(args),
+                6 => f32_tile::<6, 3>(args),
+                7 => f32_tile::<7, 3>(args),
+                _ => f32_tile::<8, 3>(args),
+            }
+        }
+        return;
+    }
     // SAFETY: forwarded contract; rows is 1..=8.
     unsafe {
         match (args.rows, half) {
@@ -385,6 +423,12 @@ unsafe fn gemm_f32_8x32(args: &F32Args) {
     }
 }
 
+/// `R` rows of the tile: `H` = 2 for 32 columns, 1 for columns `..16`, 3 for columns `..24` (the
+/// second half's FMAs at 256-bit width, with a 256-bit broadcast of their own: reusing the low
+/// half of the 512-bit broadcast measured no faster than the full tile).
+///
+/// # Safety
+/// As [`gemm_f32_8x32`], with `R = rows`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,fma")]
 unsafe fn f32_tile<const R: usize, const H: usize>(args: &F32Args) {
@@ -415,6 +459,16 @@ unsafe fn f32_tile<const R: usize, const H: usize>(args: &F32Args) {
                 acc0[r] = _mm512_fmadd_ps(av, w0, acc0[r]);
                 acc1[r] = _mm512_fmadd_ps(av, w1, acc1[r]);
             }
+        } else if H == 3 {
+            // SAFETY: as above, floats 16..24 of the row (32-byte aligned).
+            let w1 = unsafe { _mm256_load_ps(w.add(16)) };
+            for r in 0..R {
+                // SAFETY: kk < k: element kk of row r.
+                let x = unsafe { *a[r].add(kk) };
+                acc0[r] = _mm512_fmadd_ps(_mm512_set1_ps(x), w0, acc0[r]);
+                let lo8 = _mm256_fmadd_ps(_mm256_set1_ps(x), w1, _mm512_castps512_ps256(acc1[r]));
+                acc1[r] = _mm512_castps256_ps512(lo8);
+            }
         } else {
             for r in 0..R {
                 // SAFETY: kk < k: element kk of row r.
@@ -435,7 +489,7 @@ unsafe fn f32_tile<const R: usize, const H: usize>(args: &F32Args) {
     }
     for r in 0..R {
         let row = args.c.wrapping_add(r * args.c_stride);
-        for (h, acc) in [acc0[r], acc1[r]].into_iter().enumerate().take(H) {
+        for (h, acc) in [acc0[r], acc1[r]].into_iter().enumerate().take(H.min(2)) {
             let y = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
             // SAFETY: masked store of the tile's columns col_lo..col_hi of row r only.
             unsafe { _mm512_mask_storeu_ps(row.wrapping_add(16 * h), mask[h], y) };
