@@ -7,7 +7,8 @@
 //! packed bias (see `gemm/pack.rs`). The requantization constants are prepared once per call and
 //! shared by its passes; only the 16 columns that are stored are computed when the tile's other
 //! half is padding or outside the requested columns, and the second half runs at 256-bit width
-//! (8 columns) when the stored columns end by 24. Both kernels do the same for f32.
+//! (8 columns) when the stored columns end by 24; a tile whose stored columns end by 8 computes 8
+//! columns at 256-bit width only. The f32 kernel does the same.
 
 use core::arch::x86_64::*;
 
@@ -42,6 +43,9 @@ unsafe fn gemm_qu8s8_64x32c4(args: &I8Args) {
     unsafe {
         if !args.acc_out.is_null() {
             passes::<2, true, GENERAL, false>(args, None);
+        } else if args.col_hi <= 8 {
+            // Only the first 8 columns are stored: one 256-bit multiply per row and group.
+            requant_passes::<4>(args);
         } else if args.col_hi <= 16 {
             // Only the first 16 columns are stored: skip the other half's multiplies.
             requant_passes::<1>(args);
@@ -74,7 +78,7 @@ unsafe fn requant_passes<const H: usize>(args: &I8Args) {
         Rq16::new(m, s, args.zero_point, args.min, args.max)
     };
     let rq0 = rq(0);
-    let rq1 = if H >= 2 { rq(1) } else { rq0 };
+    let rq1 = if two_halves(H) { rq(1) } else { rq0 };
     let rq = [rq0, rq1];
     let mode = if !(rq0.is_fast() && rq1.is_fast()) {
         GENERAL
@@ -155,6 +159,11 @@ fn dpbusd_lo8(acc: __m512i, a: __m512i, w: __m512i) -> __m512i {
     ))
 }
 
+/// Whether a tile of shape `H` (see [`i8_tile`]) computes columns 16.. (`H` = 2 or 3).
+const fn two_halves(h: usize) -> bool {
+    h == 2 || h == 3
+}
+
 /// Epilogue modes (`MODE`): [`Rq16::unclamped_general`], any constants.
 const GENERAL: u8 = 0;
 /// [`Rq16::unclamped_fast`]: both `Rq16` are fast.
@@ -219,7 +228,7 @@ unsafe fn store_tile<const R: usize, const H: usize, const MODE: u8, const U: bo
     );
     let mask = ((1u64 << args.col_hi) - 1) & !((1u64 << args.col_lo) - 1);
     let row = |r: usize| args.c.wrapping_add((r_first + r) * args.c_stride) as *mut i8;
-    if H >= 2 {
+    if two_halves(H) {
         // Two rows of 32 columns per 64-byte pack.
         let mask = mask as u32;
         for r0 in (0..R).step_by(2) {
@@ -274,7 +283,7 @@ unsafe fn store_tile<const R: usize, const H: usize, const MODE: u8, const U: bo
 
 /// Rows `r_first..r_first + R` of the tile: `H` halves of 16 columns (2 for the full 32-wide
 /// tile, 1 when only columns `..16` are needed; 3: columns `..24`, the second half on its low 8
-/// lanes only, its upper lanes zero); raw accumulators out when `RAW`, else
+/// lanes only, its upper lanes zero; 4: columns `..8`, the first half on its low 8 lanes only); raw accumulators out when `RAW`, else
 /// [`store_tile`].
 ///
 /// # Safety
@@ -305,7 +314,7 @@ unsafe fn i8_tile<
     // The accumulators start at the folded bias.
     // (Two flat arrays: LLVM keeps them in registers, where it spills a nested one.)
     let mut acc0 = [ld(&ep.bias, 0); R];
-    let mut acc1 = [ld(&ep.bias, (H - 1).min(1)); R];
+    let mut acc1 = [ld(&ep.bias, two_halves(H) as usize); R];
     let mut a = [args.a; R];
     for (r, p) in a.iter_mut().enumerate() {
         // SAFETY: r_first + r < rows, so the row lies in A (I8Args contract).
@@ -317,14 +326,18 @@ unsafe fn i8_tile<
         let (w0, w1) = unsafe {
             (
                 _mm512_load_si512(w as *const __m512i),
-                _mm512_load_si512(w.add(64 * (H - 1).min(1)) as *const __m512i),
+                _mm512_load_si512(w.add(64 * two_halves(H) as usize) as *const __m512i),
             )
         };
         for r in 0..R {
             // SAFETY: 4g + 4 ≤ k: the 4 bytes lie in row r.
             let v = unsafe { (a[r].add(4 * g) as *const u32).read_unaligned() };
             let av = _mm512_xor_si512(_mm512_set1_epi32(v as i32), xor);
-            acc0[r] = _mm512_dpbusd_epi32(acc0[r], av, w0);
+            acc0[r] = if H == 4 {
+                dpbusd_lo8(acc0[r], av, w0)
+            } else {
+                _mm512_dpbusd_epi32(acc0[r], av, w0)
+            };
             if H == 2 {
                 acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, w1);
             } else if H == 3 {
@@ -339,14 +352,18 @@ unsafe fn i8_tile<
         let (w0, w1) = unsafe {
             (
                 _mm512_load_si512(w as *const __m512i),
-                _mm512_load_si512(w.add(64 * (H - 1).min(1)) as *const __m512i),
+                _mm512_load_si512(w.add(64 * two_halves(H) as usize) as *const __m512i),
             )
         };
         for r in 0..R {
             // SAFETY: bytes 4·groups .. k of row r exist.
             let v = unsafe { tail_u32(a[r].add(4 * groups), rem) };
             let av = _mm512_xor_si512(_mm512_set1_epi32(v as i32), xor);
-            acc0[r] = _mm512_dpbusd_epi32(acc0[r], av, w0);
+            acc0[r] = if H == 4 {
+                dpbusd_lo8(acc0[r], av, w0)
+            } else {
+                _mm512_dpbusd_epi32(acc0[r], av, w0)
+            };
             if H == 2 {
                 acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, w1);
             } else if H == 3 {
@@ -384,6 +401,22 @@ unsafe fn gemm_f32_8x32(args: &F32Args) {
     // N = 144) runs one FMA per row and k instead of two.
     // A tile whose columns end by 24 (N = 24, 56, 88 …) runs its second half at 256-bit width.
     let half = args.col_hi <= 16;
+    if args.col_hi <= 8 {
+        // SAFETY: forwarded contract; rows is 1..=8.
+        unsafe {
+            match args.rows {
+                1 => f32_tile::<1, 4>(args),
+                2 => f32_tile::<2, 4>(args),
+                3 => f32_tile::<3, 4>(args),
+                4 => f32_tile::<4, 4>(args),
+                5 => f32_tile::<5, 4>(args),
+                6 => f32_tile::<6, 4>(args),
+                7 => f32_tile::<7, 4>(args),
+                _ => f32_tile::<8, 4>(args),
+            }
+        }
+        return;
+    }
     if !half && args.col_hi <= 24 {
         // SAFETY: forwarded contract; rows is 1..=8.
         unsafe {
@@ -423,7 +456,8 @@ unsafe fn gemm_f32_8x32(args: &F32Args) {
     }
 }
 
-/// `R` rows of the tile: `H` = 2 for 32 columns, 1 for columns `..16`, 3 for columns `..24` (the
+/// `R` rows of the tile: `H` = 2 for 32 columns, 1 for columns `..16`, 4 for columns `..8` (at
+/// 256-bit width), 3 for columns `..24` (the
 /// second half's FMAs at 256-bit width, with a 256-bit broadcast of their own: reusing the low
 /// half of the 512-bit broadcast measured no faster than the full tile).
 ///
@@ -469,6 +503,17 @@ unsafe fn f32_tile<const R: usize, const H: usize>(args: &F32Args) {
                 let lo8 = _mm256_fmadd_ps(_mm256_set1_ps(x), w1, _mm512_castps512_ps256(acc1[r]));
                 acc1[r] = _mm512_castps256_ps512(lo8);
             }
+        } else if H == 4 {
+            for r in 0..R {
+                // SAFETY: kk < k: element kk of row r.
+                let x = unsafe { *a[r].add(kk) };
+                let lo8 = _mm256_fmadd_ps(
+                    _mm256_set1_ps(x),
+                    _mm512_castps512_ps256(w0),
+                    _mm512_castps512_ps256(acc0[r]),
+                );
+                acc0[r] = _mm512_castps256_ps512(lo8);
+            }
         } else {
             for r in 0..R {
                 // SAFETY: kk < k: element kk of row r.
@@ -489,7 +534,11 @@ unsafe fn f32_tile<const R: usize, const H: usize>(args: &F32Args) {
     }
     for r in 0..R {
         let row = args.c.wrapping_add(r * args.c_stride);
-        for (h, acc) in [acc0[r], acc1[r]].into_iter().enumerate().take(H.min(2)) {
+        for (h, acc) in [acc0[r], acc1[r]]
+            .into_iter()
+            .enumerate()
+            .take(1 + two_halves(H) as usize)
+        {
             let y = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
             // SAFETY: masked store of the tile's columns col_lo..col_hi of row r only.
             unsafe { _mm512_mask_storeu_ps(row.wrapping_add(16 * h), mask[h], y) };
