@@ -100,6 +100,9 @@ pub(crate) struct GemmOp {
     im2col: bool,
     k: usize,
     kind: Kind,
+    /// Dense f32 / 8-bit kinds with im2col: the gathered-rows scratch (elements of the input
+    /// type), sized for one block of [`im2col_block_rows`] per task rather than a whole image.
+    gather: SparseScratch,
 }
 
 /// Whether a convolution reads its input rows in place (1×1 window, stride 1, no padding).
@@ -151,7 +154,7 @@ pub(crate) fn prepare(
     };
     ctx.charge(w, packed_bytes(n, k, elem))?;
     if let Some(kind) = prepare_sparse(ctx, &g, act, n, k)? {
-        return Ok(GemmOp { g, im2col, k, kind });
+        return GemmOp::new(ctx, g, im2col, k, kind);
     }
     let kind = match ctx.dtype(x) {
         DType::F32 => {
@@ -223,7 +226,7 @@ pub(crate) fn prepare(
         }
         d => return Err(ctx.unsupported(format!("{d} input"))),
     };
-    Ok(GemmOp { g, im2col, k, kind })
+    GemmOp::new(ctx, g, im2col, k, kind)
 }
 
 /// The validated kernel view of a sparse weight with `values` (the view's, typed).
@@ -433,7 +436,38 @@ fn prepare_hybrid(
         asymmetric,
         per_image,
     };
-    Ok(GemmOp { g, im2col, k, kind })
+    GemmOp::new(ctx, g, im2col, k, kind)
+}
+
+impl GemmOp {
+    fn new(ctx: &Ctx<'_, '_>, g: Geometry, im2col: bool, k: usize, kind: Kind) -> Result<GemmOp> {
+        let elem = match kind {
+            Kind::F32 { .. } => 4,
+            Kind::I8 { .. } | Kind::U8 { .. } => 1,
+            _ => 0,
+        };
+        let mut gather = SparseScratch {
+            per_row: 0,
+            total: 0,
+        };
+        if im2col && elem != 0 {
+            let m = g.n * g.oh * g.ow;
+            let block = im2col_block_rows(k, elem);
+            let smallest = super::task_sizes(m, ctx.threads)[0];
+            gather = block
+                .min(smallest)
+                .checked_mul(k)
+                .and_then(|need| SparseScratch::new(need, m, ctx.threads))
+                .ok_or_else(|| ctx.err("im2col scratch size overflows"))?;
+        }
+        Ok(GemmOp {
+            g,
+            im2col,
+            k,
+            kind,
+            gather,
+        })
+    }
 }
 
 /// Byte offsets of the hybrid scratch parts: quantized input, gathered rows, row scales, row
@@ -495,7 +529,7 @@ impl GemmOp {
         } else {
             1
         };
-        self.g.n * self.g.oh * self.g.ow * self.k * elem
+        self.gather.total * elem
     }
 
     pub(crate) fn into_prepared(self, shape: Vec<usize>, dtype: DType) -> Prepared {
@@ -605,7 +639,7 @@ fn run_q<T: Q8>(
 ) {
     let (g, k, oc) = (&op.g, op.k, op.g.oc);
     let work = out.len() * k;
-    let srow = if op.im2col { k } else { 0 };
+    let srow = op.gather.per_row;
     exec.rows_with_scratch(out, oc, scratch, srow, work, &|p0, o, s| {
         let rows = o.len() / oc;
         if !op.im2col {
@@ -694,7 +728,7 @@ impl OpEval for GemmOp {
                 let out: &mut [f32] = bytemuck::cast_slice_mut(out);
                 let scratch: &mut [f32] = super::cast_mut(scratch);
                 let work = out.len() * k;
-                let srow = if self.im2col { k } else { 0 };
+                let srow = self.gather.per_row;
                 exec.rows_with_scratch(out, oc, scratch, srow, work, &|p0, o, s| {
                     let rows = o.len() / oc;
                     if self.im2col {
