@@ -6,7 +6,8 @@
 use std::ops::Range;
 
 use super::{
-    check_block, row_block, row_blocks, I8Args, PackedI8, TileEpilogue, MR_MAX, NR_MAX, Q8,
+    check_block, row_block, row_blocks, weight_zp_row_offsets, I8Args, PackedI8, TileEpilogue,
+    MR_MAX, NR_MAX, Q8,
 };
 
 /// Computes the accumulators of the block `rows × cols` and calls `f(m, c0, acc)` with the
@@ -52,7 +53,6 @@ pub fn gemm_i8_acc<A: Q8>(
     };
     let tile_bytes = super::pack::tile_len(k, kern.kr) * nr;
     let zw = packed.w_zero_point;
-    let u_xor = if A::UNSIGNED { 0 } else { 0x80 };
     let mut ep = TileEpilogue {
         bias: [0; NR_MAX],
         mult: [0; NR_MAX],
@@ -69,11 +69,7 @@ pub fn gemm_i8_acc<A: Q8>(
             while m0 < blk.end {
                 let tile_rows = mr.min(blk.end - m0);
                 if zw != 0 {
-                    for (r, off) in row_off.iter_mut().enumerate().take(tile_rows) {
-                        let row = &a[(m0 + r) * a_stride..(m0 + r) * a_stride + k];
-                        let s: i32 = row.iter().map(|&x| (x.to_bits() ^ u_xor) as i32).sum();
-                        *off = s.wrapping_mul(zw).wrapping_neg();
-                    }
+                    weight_zp_row_offsets(a, a_stride, k, m0, zw, &mut row_off[..tile_rows]);
                 }
                 let args = I8Args {
                     // SAFETY: m0 < rows.end, and check_block proved rows m0.. lie inside `a`.

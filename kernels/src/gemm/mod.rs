@@ -490,6 +490,25 @@ pub(crate) fn row_block_q8(k: usize, n: usize, mr: usize) -> usize {
     row_block(k, 1, mr).min(by_out)
 }
 
+/// The kernels' per-row offsets for a weight zero point `zw` (legacy uint8 weights):
+/// `−zw · Σ_k a_u[r][k]` for the rows `m0..m0 + out.len()`, where a_u = a (uint8) or a + 128
+/// (int8) is the unsigned domain of the zero-point folding.
+pub(crate) fn weight_zp_row_offsets<A: Q8>(
+    a: &[A],
+    a_stride: usize,
+    k: usize,
+    m0: usize,
+    zw: i32,
+    out: &mut [i32],
+) {
+    let u_xor = if A::UNSIGNED { 0 } else { 0x80 };
+    for (r, off) in out.iter_mut().enumerate() {
+        let row = &a[(m0 + r) * a_stride..(m0 + r) * a_stride + k];
+        let s: i32 = row.iter().map(|&x| (x.to_bits() ^ u_xor) as i32).sum();
+        *off = s.wrapping_mul(zw).wrapping_neg();
+    }
+}
+
 /// `rows` split into consecutive blocks of at most `mc` rows.
 pub(crate) fn row_blocks(rows: &Range<usize>, mc: usize) -> impl Iterator<Item = Range<usize>> {
     let end = rows.end;
@@ -558,8 +577,6 @@ pub fn gemm_i8<A: Q8, O: Q8>(
     };
     let tile_bytes = pack::tile_len(k, kern.kr) * nr;
     let zw = packed.w_zero_point;
-    // Σ_k a_u, where a_u = a (uint8) or a + 128 (int8): the unsigned domain of the folding.
-    let u_xor = if A::UNSIGNED { 0 } else { 0x80 };
 
     let mut ep = TileEpilogue {
         bias: [0; NR_MAX],
@@ -582,11 +599,7 @@ pub fn gemm_i8<A: Q8, O: Q8>(
             while m0 < blk.end {
                 let tile_rows = mr.min(blk.end - m0);
                 if zw != 0 {
-                    for (r, off) in row_off.iter_mut().enumerate().take(tile_rows) {
-                        let row = &a[(m0 + r) * a_stride..(m0 + r) * a_stride + k];
-                        let s: i32 = row.iter().map(|&x| (x.to_bits() ^ u_xor) as i32).sum();
-                        *off = s.wrapping_mul(zw).wrapping_neg();
-                    }
+                    weight_zp_row_offsets(a, a_stride, k, m0, zw, &mut row_off[..tile_rows]);
                 }
                 let args = I8Args {
                     // SAFETY: m0 < rows.end, and check_block proved rows m0.. lie inside `a`.
