@@ -626,6 +626,28 @@ fn im2col_block_rows(k: usize, elem: usize) -> usize {
     ((48 * 1024) / (k * elem).max(1)).clamp(64, 1024) / 64 * 64
 }
 
+/// Output pixels `p0..` (the rows of `out`) in blocks of [`im2col_block_rows`]: each block's
+/// windows gathered into `scratch`, then `gemm(windows, out_block, pixels)`.
+#[allow(clippy::too_many_arguments)]
+fn im2col_blocks<T: Copy, U>(
+    g: &Geometry,
+    k: usize,
+    x: &[T],
+    p0: usize,
+    out: &mut [U],
+    scratch: &mut [T],
+    pad: T,
+    gemm: impl Fn(&[T], &mut [U], usize),
+) {
+    let block = im2col_block_rows(k, std::mem::size_of::<T>());
+    for (b, ob) in out.chunks_mut(block * g.oc).enumerate() {
+        let n = ob.len() / g.oc;
+        let a = &mut scratch[..n * k];
+        im2col(g, x, p0 + b * block, a, pad);
+        gemm(a, ob, n);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_q<T: Q8>(
     op: &GemmOp,
@@ -655,13 +677,9 @@ fn run_q<T: Q8>(
             );
             return;
         }
-        let block = im2col_block_rows(k, 1);
-        for (b, ob) in o.chunks_mut(block * oc).enumerate() {
-            let n = ob.len() / oc;
-            let a = &mut s[..n * k];
-            im2col(g, x, p0 + b * block, a, zp);
-            gemm_i8(a, k, packed, rq, ob, oc, 0..n, 0..oc);
-        }
+        im2col_blocks(g, k, x, p0, o, s, zp, |a, ob, n| {
+            gemm_i8(a, k, packed, rq, ob, oc, 0..n, 0..oc)
+        });
     });
 }
 
@@ -732,13 +750,9 @@ impl OpEval for GemmOp {
                 exec.rows_with_scratch(out, oc, scratch, srow, work, &|p0, o, s| {
                     let rows = o.len() / oc;
                     if self.im2col {
-                        let block = im2col_block_rows(k, 4);
-                        for (b, ob) in o.chunks_mut(block * oc).enumerate() {
-                            let n = ob.len() / oc;
-                            let a = &mut s[..n * k];
-                            im2col(g, x, p0 + b * block, a, 0.0);
-                            gemm_f32(a, k, packed, *lo, *hi, ob, oc, 0..n, 0..oc);
-                        }
+                        im2col_blocks(g, k, x, p0, o, s, 0.0, |a, ob, n| {
+                            gemm_f32(a, k, packed, *lo, *hi, ob, oc, 0..n, 0..oc)
+                        });
                     } else {
                         let a = &x[p0 * k..(p0 + rows) * k];
                         gemm_f32(a, k, packed, *lo, *hi, o, oc, 0..rows, 0..oc);
