@@ -16,13 +16,16 @@ pub const TABLE: RequantTable = RequantTable {
 ///
 /// Two exact evaluations of `MultiplyByQuantizedMultiplier`:
 /// - the fast one, when every lane shifts right by 1..=22 (`−22 ≤ shift ≤ −1`: real models
-///   are there), no multiplier is `i32::MIN` (the only one that can saturate) and
-///   `|zp| ≤ 256`: with `P = x·m` in 64-bit lanes and `e = −shift`,
-///   `RoundingDivideByPOT(SRDHM(x, m), e) + zp =
-///   (P + 2^30 + 2^(30+e) + zp·2^(31+e) − [P < −2^30]·2^31) >> (31+e)` (arithmetic), by
-///   nested floor division: `SRDHM = ⌊(P + 2^30)/2^31⌋`, the rounding division is
-///   `⌊(h + 2^(e−1) − [h < 0])/2^e⌋` where `h < 0 ⇔ P < −2^30`, and adding a multiple of the
-///   divisor adds its quotient exactly. The bounds keep the sum inside i64
+///   are there), no multiplier is negative (TFLite's are in `[2^30, 2^31)`, or 0; this also
+///   excludes `i32::MIN`, the only one that can saturate) and `|zp| ≤ 256`: with `P = x·m` in
+///   64-bit lanes and `e = −shift`, `RoundingDivideByPOT(SRDHM(x, m), e) + zp =
+///   (P + 2^30 + 2^(30+e) + zp·2^(31+e) − [x < 0]·2^31) >> (31+e)` (arithmetic), by
+///   nested floor division: `h = SRDHM = ⌊(P + 2^30)/2^31⌋`, the rounding division is
+///   `⌊(h + 2^(e−1) − [h < 0])/2^e⌋`, and adding a multiple of the divisor adds its quotient
+///   exactly. The correction may be applied wherever `h ≤ 0` as long as it is applied wherever
+///   `h < 0`: at `h = 0` both `⌊(2^(e−1) − 1)/2^e⌋` and `⌊2^(e−1)/2^e⌋` are 0 (`e ≥ 1`). With
+///   `m ≥ 0`, `x < 0` gives `P ≤ 0`, so `h ≤ 0`, and `h < 0` (`P < −2^30`) needs `x < 0`: the
+///   sign bit of `x` serves, without a 64-bit compare. The bounds keep the sum inside i64
 ///   (`|P| < 2^62`, `|zp|·2^(31+e) ≤ 2^61`). Odd lanes shift by `e − 1` only, which leaves their
 ///   result in the high half of the 64-bit lane where the final blend takes it;
 /// - the general one (left shifts, `e = 0`, saturation), step by step as TFLite.
@@ -64,7 +67,7 @@ impl Rq16 {
         let rsh = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
         let rem_mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rsh), one);
         let mult_min = _mm512_cmpeq_epi32_mask(mult, _mm512_set1_epi32(i32::MIN));
-        let fast = mult_min == 0
+        let fast = _mm512_movepi32_mask(mult) == 0
             && _mm512_cmpgt_epi32_mask(one, rsh) == 0
             && _mm512_cmpgt_epi32_mask(rsh, _mm512_set1_epi32(22)) == 0
             && zp.unsigned_abs() <= 256;
@@ -122,16 +125,17 @@ impl Rq16 {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
     pub(crate) fn unclamped_fast(&self, x: __m512i) -> __m512i {
+        // The tie correction `[P < −2^30]·2^31` is taken as `[x < 0]·2^31`: bit 31 of the
+        // 64-bit lane the multiply reads (see `Rq16`). No compares: those compete with
+        // `vpdpbusd` for the same pipes on some cores, the AND and subtraction do not.
+        let x_odd = _mm512_srli_epi64(x, 32);
         let even = _mm512_mul_epi32(x, self.mult);
-        let odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), self.mult_odd);
-        let tie = _mm512_set1_epi64(-(1 << 30));
-        let two31 = _mm512_set1_epi64(1 << 31);
-        let neg_e = _mm512_cmplt_epi64_mask(even, tie);
-        let neg_o = _mm512_cmplt_epi64_mask(odd, tie);
+        let odd = _mm512_mul_epi32(x_odd, self.mult_odd);
+        let sign = _mm512_set1_epi64(1 << 31);
         let even = _mm512_add_epi64(even, self.add_even);
         let odd = _mm512_add_epi64(odd, self.add_odd);
-        let even = _mm512_mask_sub_epi64(even, neg_e, even, two31);
-        let odd = _mm512_mask_sub_epi64(odd, neg_o, odd, two31);
+        let even = _mm512_sub_epi64(even, _mm512_and_si512(x, sign));
+        let odd = _mm512_sub_epi64(odd, _mm512_and_si512(x_odd, sign));
         _mm512_mask_blend_epi32(
             0xAAAA,
             _mm512_srav_epi64(even, self.sh_even),
@@ -264,6 +268,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
+        // The first six are non-negative.
         let mults = [
             1 << 30,
             (1 << 30) + 1,
@@ -282,7 +287,11 @@ mod tests {
                 let mut s = [shift; 16];
                 let mut x = [0i32; 16];
                 for l in 0..16 {
-                    m[l] = if round % 2 == 0 {
+                    m[l] = if round % 4 == 2 {
+                        // Non-negative edge multipliers only: the fast evaluation's domain,
+                        // with products near 0 (h = 0 for negative x) and on ties.
+                        mults[(round / 4 + l) % 6]
+                    } else if round % 2 == 0 {
                         mults[(round / 2 + l) % mults.len()]
                     } else {
                         ((next() as u32 >> 1) | (1 << 30)) as i32
@@ -314,7 +323,7 @@ mod tests {
                     let ld = |p: &[i32; 16]| _mm512_loadu_si512(p.as_ptr() as *const __m512i);
                     let rq = Rq16::new(ld(&m), ld(&s), zp, -128, 127);
                     let fast = s.iter().all(|&v| (-22..=-1).contains(&v))
-                        && !m.contains(&i32::MIN)
+                        && m.iter().all(|&v| v >= 0)
                         && zp.abs() <= 256;
                     assert_eq!(rq.is_fast(), fast, "shift {s:?} mult {m:?}");
                     let mut out = [[0i32; 16]; 4];
