@@ -152,7 +152,7 @@ fn quantize(x: &[f32], scale: f32, zp: i32, unsigned: bool) -> Vec<u8> {
 fn check_quant(name: &str, route: SparseRoute) {
     let model = load(name);
     let label = format!("{name} ({route:?})");
-    for threads in [1, 2] {
+    for threads in [1, 2, 3] {
         let opts = Options {
             threads,
             sparse: route,
@@ -160,6 +160,17 @@ fn check_quant(name: &str, route: SparseRoute) {
         };
         let mut it =
             Interpreter::new(&model, opts).unwrap_or_else(|e| panic!("{label}: prepare: {e}"));
+        let routed: Vec<_> = it.kernels().into_iter().filter(|k| k.2.is_some()).collect();
+        if route == SparseRoute::Sparse && name.contains("mlp") && name.ends_with("int8_sparse") {
+            // Every int8 fully-connected layer with sparse weights runs on a sparse kernel.
+            assert!(
+                !routed.is_empty(),
+                "{label}: no layer on the sparse kernels"
+            );
+        }
+        if threads == 1 && name.ends_with("_sparse") {
+            println!("{label}: {routed:?}");
+        }
         let input = io(name, "input.npy");
         it.set_input_bytes(0, &input.data).unwrap();
         it.invoke().unwrap();
@@ -171,7 +182,7 @@ fn check_quant(name: &str, route: SparseRoute) {
                 got[i], want.data[i]
             );
         }
-        if threads == 2 {
+        if threads != 1 {
             continue;
         }
         let info = it.inputs()[0].clone();

@@ -4,6 +4,8 @@ use std::ops::Range;
 
 use sparq_kernels::gemm::{gemm_i8_acc, ActQuant, PackedI8, Q8};
 use sparq_kernels::requant::{activation_range, Activation as KAct};
+use sparq_kernels::sparse::BlockShape;
+use sparq_kernels::spmm::{self, prefer_sparse, sparse_layout, Dtype as SpDtype, SparseLayout};
 use sparq_schema::{Activation, DType, OpOptions};
 
 use super::conv::Geometry;
@@ -71,8 +73,10 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
 
 /// int8 / uint8 FULLY_CONNECTED. TFLite's reference kernel rescales its accumulators in f64
 /// (`round(acc · in_scale · w_scale[c] / out_scale)`, half away from zero), not with the
-/// fixed-point multiplier its other integer kernels use: the packed int8 GEMM computes the
-/// int32 accumulators and this operator applies that f64 epilogue.
+/// fixed-point multiplier its other integer kernels use: a kernel computes the int32
+/// accumulators — the packed int8 GEMM, or for weights stored sparse the sparse kernels'
+/// raw-accumulator mode, where [`crate::SparseRoute`] and `prefer_sparse` choose it — and this
+/// operator applies that f64 epilogue. Both kernels give the same accumulators.
 fn prepare_int8(
     ctx: &Ctx<'_, '_>,
     rows: usize,
@@ -111,22 +115,40 @@ fn prepare_int8(
     } else {
         ActQuant::i8(in_zp)
     };
-    // Weights with a zero point: symmetric int8 (0) or legacy uint8 (per-tensor).
-    let packed = match ctx.dtype(w) {
-        DType::I8 if wq.zero_points.iter().all(|&z| z == 0) => {
-            PackedI8::new(bytemuck::cast_slice(wbytes), oc, ic, bias.as_deref(), aq)
-        }
-        DType::U8 if wq.zero_points.len() == 1 => PackedI8::new_u8(
-            wbytes,
-            wq.zero_points[0] as i32,
-            oc,
-            ic,
-            bias.as_deref(),
-            aq,
+    let symmetric = wq.zero_points.iter().all(|&z| z == 0);
+    let sparse = if ctx.dtype(w) == DType::I8 && symmetric {
+        prepare_sparse(ctx, w, rows, ic, oc, aq, bias.as_deref())?
+    } else {
+        None
+    };
+    let (weights, scratch) = match sparse {
+        Some((packed, split)) => (
+            Weights::Sparse {
+                packed,
+                per_row: split.per_row,
+            },
+            split.total * 4,
         ),
-        d => return Err(ctx.unsupported(format!("{d} weights with these zero points"))),
-    }
-    .map_err(|e| ctx.err(e.to_string()))?;
+        // Weights with a zero point: symmetric int8 (0) or legacy uint8 (per-tensor).
+        None => {
+            let packed = match ctx.dtype(w) {
+                DType::I8 if symmetric => {
+                    PackedI8::new(bytemuck::cast_slice(wbytes), oc, ic, bias.as_deref(), aq)
+                }
+                DType::U8 if wq.zero_points.len() == 1 => PackedI8::new_u8(
+                    wbytes,
+                    wq.zero_points[0] as i32,
+                    oc,
+                    ic,
+                    bias.as_deref(),
+                    aq,
+                ),
+                d => return Err(ctx.unsupported(format!("{d} weights with these zero points"))),
+            }
+            .map_err(|e| ctx.err(e.to_string()))?;
+            (Weights::Dense(packed), 0)
+        }
+    };
     let scales: Vec<f64> = (0..oc)
         .map(|c| {
             let s = wq.scales[if wq.scales.len() == 1 { 0 } else { c }];
@@ -137,7 +159,7 @@ fn prepare_int8(
         rows,
         ic,
         oc,
-        packed,
+        weights,
         scales,
         out_zp,
         lo,
@@ -148,15 +170,95 @@ fn prepare_int8(
         eval: boxed(eval),
         shape,
         dtype: ctx.dtype(x),
-        scratch: 0,
+        scratch,
     })
+}
+
+/// Symmetric int8 weights `w` stored sparse, packed for the sparse kernels when
+/// [`crate::SparseRoute`] and `prefer_sparse` choose them, with the op scratch they need;
+/// `None`: dense.
+fn prepare_sparse(
+    ctx: &Ctx<'_, '_>,
+    w: usize,
+    rows: usize,
+    ic: usize,
+    oc: usize,
+    aq: ActQuant,
+    bias: Option<&[i32]>,
+) -> Result<Option<(spmm::PackedI8, SparseSplit)>> {
+    if ctx.route == crate::SparseRoute::Dense {
+        return Ok(None);
+    }
+    let Some(view) = ctx.sparse(w) else {
+        return Ok(None);
+    };
+    if view.rows != oc || view.cols != ic {
+        return Ok(None);
+    }
+    let (br, bc) = view.block();
+    let block = BlockShape::new(br, bc);
+    let density = (1.0 - view.sparsity()) as f32;
+    if ctx.route == crate::SparseRoute::Auto
+        && !prefer_sparse(SpDtype::I8, rows, ic, oc, block, density)
+    {
+        return Ok(None);
+    }
+    let SparseLayout::I8(layout) = sparse_layout(SpDtype::I8, block) else {
+        return Ok(None);
+    };
+    let values: &[i8] = bytemuck::cast_slice(view.values);
+    let Some(sw) = super::gemm::sparse_weights(view, values) else {
+        return Ok(None);
+    };
+    let packed = if aq.unsigned {
+        spmm::PackedI8::new_u8(&sw, bias, aq.zero_point, layout)
+    } else {
+        spmm::PackedI8::new(&sw, bias, aq.zero_point, layout)
+    }
+    .map_err(|e| ctx.tensor_err(w, e))?;
+    let split = SparseSplit::new(rows, oc, packed.acc_scratch_len(), ctx.threads)
+        .ok_or_else(|| ctx.err("sparse kernel scratch size overflows"))?;
+    Ok(Some((packed, split)))
+}
+
+/// The op scratch of the sparse path's row split (u32 words): each task gets the int32
+/// accumulators of its rows (`oc` per row) and at least the kernel's scratch (`need`), for every
+/// task size the split may choose; `total` in all.
+struct SparseSplit {
+    per_row: usize,
+    total: usize,
+}
+
+impl SparseSplit {
+    /// `None` on overflow.
+    fn new(rows: usize, oc: usize, need: usize, threads: usize) -> Option<SparseSplit> {
+        let sizes = super::task_sizes(rows, threads);
+        let per_row = oc.checked_add(need.div_ceil(sizes[0]))?;
+        // One task (no split) gets the whole buffer.
+        let mut total = rows.checked_mul(oc)?.checked_add(need)?;
+        for per in sizes {
+            total = total.max(rows.div_ceil(per).checked_mul(per)?.checked_mul(per_row)?);
+        }
+        total.checked_mul(4)?;
+        Some(SparseSplit { per_row, total })
+    }
+}
+
+enum Weights {
+    Dense(PackedI8),
+    /// Stored sparse: the sparse kernels' raw-accumulator mode; `per_row`: the row split's
+    /// scratch words per row ([`SparseSplit`]).
+    Sparse {
+        packed: spmm::PackedI8,
+        per_row: usize,
+    },
 }
 
 struct FcInt8 {
     rows: usize,
     ic: usize,
     oc: usize,
-    packed: PackedI8,
+    weights: Weights,
     /// `in_scale · w_scale[c] / out_scale` per output channel.
     scales: Vec<f64>,
     out_zp: i32,
@@ -174,54 +276,136 @@ fn round_half_away(v: f64) -> i64 {
     t.saturating_add(i64::from(frac >= 0.5) - i64::from(frac <= -0.5))
 }
 
+/// Output channels per step of the sparse column split (a whole number of 16-channel blocks):
+/// the accumulators of one step live on the stack.
+const SPARSE_COLS: usize = 256;
+
 impl FcInt8 {
+    /// The f64 epilogue of accumulators `acc` of channels `c0 ..` into `dst`.
+    #[inline(always)]
+    fn finish(&self, acc: &[i32], c0: usize, dst: &mut [u8]) {
+        let (zp, lo, hi) = (self.out_zp as i64, self.lo as i64, self.hi as i64);
+        let sc = &self.scales[c0..c0 + acc.len()];
+        for ((d, &a), &s) in dst.iter_mut().zip(acc).zip(sc) {
+            let v = round_half_away(a as f64 * s)
+                .saturating_add(zp)
+                .clamp(lo, hi);
+            *d = v as u8;
+        }
+    }
+
     /// Output block `rows × cols`: `out` holds exactly that block, row-major (`cols.len()`
     /// bytes per row).
-    fn block<T: Q8>(&self, x: &[T], out: &mut [u8], rows: Range<usize>, cols: Range<usize>) {
+    fn block<T: Q8>(
+        &self,
+        packed: &PackedI8,
+        x: &[T],
+        out: &mut [u8],
+        rows: Range<usize>,
+        cols: Range<usize>,
+    ) {
         let (stride, c_base, r_base) = (cols.len(), cols.start, rows.start);
-        let (zp, lo, hi) = (self.out_zp as i64, self.lo as i64, self.hi as i64);
-        gemm_i8_acc(x, self.ic, &self.packed, rows, cols, |r, c0, acc| {
+        gemm_i8_acc(x, self.ic, packed, rows, cols, |r, c0, acc| {
             let o = (r - r_base) * stride + (c0 - c_base);
-            let dst = &mut out[o..o + acc.len()];
-            let sc = &self.scales[c0..c0 + acc.len()];
-            for ((d, &a), &s) in dst.iter_mut().zip(acc).zip(sc) {
-                let v = round_half_away(a as f64 * s)
-                    .saturating_add(zp)
-                    .clamp(lo, hi);
-                *d = v as u8;
-            }
+            self.finish(acc, c0, &mut out[o..o + acc.len()]);
         });
     }
 
-    fn run<T: Q8>(&self, x: &[T], out: &mut [u8], exec: &Exec) {
+    fn run<T: Q8>(&self, packed: &PackedI8, x: &[T], out: &mut [u8], exec: &Exec) {
         let (rows, oc) = (self.rows, self.oc);
         let work = rows * oc * self.ic;
         if rows >= 2 * exec.threads() {
             // Many rows: each task a block of whole rows.
             exec.rows(out, oc, work, &|r0, o| {
                 let n = o.len() / oc;
-                self.block(x, o, r0..r0 + n, 0..oc)
+                self.block(packed, x, o, r0..r0 + n, 0..oc)
             });
         } else {
             // A classifier head: one row at a time, split over column blocks of whole tiles.
-            let nr = self.packed.kernel().nr;
+            let nr = packed.kernel().nr;
             for (r, o) in out.chunks_mut(oc).enumerate() {
                 exec.rows(o, nr, work / rows, &|t0, o| {
                     let c0 = t0 * nr;
-                    self.block(x, o, r..r + 1, c0..c0 + o.len())
+                    self.block(packed, x, o, r..r + 1, c0..c0 + o.len())
                 });
+            }
+        }
+    }
+
+    fn run_sparse<T: Q8 + bytemuck::Pod>(
+        &self,
+        packed: &spmm::PackedI8,
+        per_row: usize,
+        x: &[T],
+        out: &mut [u8],
+        scratch: &mut [u8],
+        exec: &Exec,
+    ) {
+        let (rows, oc, ic) = (self.rows, self.oc, self.ic);
+        // Multiply-adds actually done: 4 per stored weight word.
+        let work = rows * packed.blocks() * 4 * packed.layout().rows();
+        let need = packed.acc_scratch_len();
+        if rows < 2 * exec.threads() && need == 0 {
+            // A classifier head: one row at a time, split over blocks of 16 channels, each
+            // task's accumulators on the stack.
+            for (r, o) in out.chunks_mut(oc).enumerate() {
+                exec.rows(o, 16, work / rows, &|t0, o| {
+                    let mut acc = [0i32; SPARSE_COLS];
+                    let c_first = t0 * 16;
+                    for (j, o) in o.chunks_mut(SPARSE_COLS).enumerate() {
+                        let c0 = c_first + j * SPARSE_COLS;
+                        let acc = &mut acc[..o.len()];
+                        let cols = c0..c0 + o.len();
+                        packed.run_acc(x, ic, r..r + 1, cols, acc, o.len(), &mut []);
+                        self.finish(acc, c0, o);
+                    }
+                });
+            }
+            return;
+        }
+        // Each task: its rows' accumulators, then at least the kernel's scratch.
+        let scratch: &mut [u32] = super::cast_mut(scratch);
+        exec.rows_with_scratch(out, oc, scratch, per_row, work, &|r0, o, s| {
+            let n = o.len() / oc;
+            let (acc, ks) = s.split_at_mut(n * oc);
+            let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
+            packed.run_acc(x, ic, r0..r0 + n, 0..oc, acc, oc, ks);
+            for (o, a) in o.chunks_mut(oc).zip(acc.chunks(oc)) {
+                self.finish(a, 0, o);
+            }
+        });
+    }
+
+    fn dispatch<T: Q8 + bytemuck::Pod>(
+        &self,
+        x: &[T],
+        out: &mut [u8],
+        scratch: &mut [u8],
+        exec: &Exec,
+    ) {
+        match &self.weights {
+            Weights::Dense(p) => self.run(p, x, out, exec),
+            Weights::Sparse { packed, per_row } => {
+                self.run_sparse(packed, *per_row, x, out, scratch, exec)
             }
         }
     }
 }
 
 impl OpEval for FcInt8 {
-    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], _scratch: &mut [u8], exec: &Exec) {
+    fn kernel(&self) -> Option<&'static str> {
+        match &self.weights {
+            Weights::Sparse { packed, .. } => Some(packed.acc_kernel().name),
+            Weights::Dense(_) => None,
+        }
+    }
+
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], scratch: &mut [u8], exec: &Exec) {
         if self.unsigned {
-            self.run::<u8>(ins.bytes(0), out, exec);
+            self.dispatch::<u8>(ins.bytes(0), out, scratch, exec);
         } else {
             let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
-            self.run::<i8>(x, out, exec);
+            self.dispatch::<i8>(x, out, scratch, exec);
         }
     }
 }

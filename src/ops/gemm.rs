@@ -230,7 +230,7 @@ pub(crate) fn prepare(
 }
 
 /// The validated kernel view of a sparse weight with `values` (the view's, typed).
-fn sparse_weights<'v, T: Copy>(
+pub(crate) fn sparse_weights<'v, T: Copy>(
     v: &'v crate::SparseView<'_>,
     values: &'v [T],
 ) -> Option<SparseWeights<'v, T>> {

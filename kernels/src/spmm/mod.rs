@@ -24,6 +24,7 @@
 //!
 //! [`prefer_sparse`] says when a layout beats the dense kernel on this CPU.
 
+mod acc;
 mod reference;
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,9 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 #[path = "../arch/x86_64/spmm_avx512.rs"]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+#[path = "../arch/x86_64/spmm_avx512_acc.rs"]
+mod avx512_acc;
 #[cfg(target_arch = "aarch64")]
 #[path = "../arch/aarch64/spmm_dotprod.rs"]
 mod dotprod;
@@ -768,4 +772,5 @@ impl PackedI8 {
 }
 
 mod decide;
+pub use acc::SpmmI8AccKernel;
 pub use decide::{prefer_sparse, sparse_layout, Dtype, SparseLayout};

@@ -19,7 +19,7 @@ use std::arch::x86_64::*;
 /// Pixels per tile of the f32 kernels: 1x1 (one channel per pass) and 4x1.
 const F32_TILE_1X1: usize = 32;
 const F32_TILE: usize = 32;
-const I8_TILE: usize = 64;
+pub(super) const I8_TILE: usize = 64;
 
 /// The AVX-512 slots of the sparse dispatch table.
 pub(super) const TABLE: SpmmTable = SpmmTable {
@@ -425,7 +425,7 @@ unsafe fn f32_groups<const P: usize, const NV: usize>(
 /// # Safety
 /// AVX-512; `a` holds `rows` rows of `k` bytes at `a_stride`; `dst` holds P·K4 words.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn pack_i8(
+pub(super) unsafe fn pack_i8(
     xor: u8,
     a: *const i8,
     a_stride: usize,
@@ -885,7 +885,7 @@ unsafe fn span_16x4<const G: usize>(
 /// rows `h` hold `e − s` blocks from `w0[h]`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 #[inline]
-unsafe fn dot_span<const G: usize, const R: usize, const FLIP: bool>(
+pub(super) unsafe fn dot_span<const G: usize, const R: usize, const FLIP: bool>(
     p: &PackedI8,
     s: usize,
     e: usize,
