@@ -1,5 +1,6 @@
-//! Depthwise convolution on MobileNetV2's 3×3 layers (224×224 input), f32 and int8, through the
-//! dispatched kernel and each enabled tier. Ids: `dwconv/<dtype>/<H>x<W>x<C>s<stride>[/<tier>]`.
+//! Depthwise convolution on MobileNetV2's 3×3 layers (224×224 input), f32 and int8 (`i8_relu`:
+//! with the clamp at the zero point), through the dispatched kernel and each enabled tier. Ids:
+//! `dwconv/<dtype>/<H>x<W>x<C>s<stride>[/<tier>]`.
 //! Throughput counts multiply-adds (`out_h · out_w · C · 9`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -59,6 +60,12 @@ fn bench(c: &mut Criterion) {
         let mut outq = vec![0i8; w.output_len()];
         g.bench_function(BenchmarkId::new("i8", &id), |b| {
             b.iter(|| pq.run(&xq, &mut outq, 0..w.output_rows()))
+        });
+        // A fused ReLU (the clamp's lower bound at the zero point), as MobileNetV2's layers.
+        let rq_relu = Requant::from_real(&vec![0.004; ch], -3, -3, 127).unwrap();
+        let pr = DepthwiseQ::new(w, &wq, None, 5, rq_relu).unwrap();
+        g.bench_function(BenchmarkId::new("i8_relu", &id), |b| {
+            b.iter(|| pr.run(&xq, &mut outq, 0..w.output_rows()))
         });
         let plain = pq.clone().without_row_kernel();
         if pq.has_row_kernel() {

@@ -192,13 +192,18 @@ pub(super) fn f32(p: &super::DepthwiseF32, input: &[f32], output: &mut [f32], ro
     let (y_lo, y_hi) = w.h.interior();
     let fast = w.h.dilation == 1
         && w.w.dilation == 1
-        && matches!((w.h.kernel, w.w.kernel, w.w.stride), (3, 3, 1) | (5, 5, 1));
+        && matches!(
+            (w.h.kernel, w.w.kernel, w.w.stride),
+            (3, 3, 1) | (5, 5, 1) | (3, 3, 2) | (5, 5, 2)
+        );
     for row in rows {
         let mut ox = 0;
         if fast && x_lo < x_hi && (y_lo..y_hi).contains(&(row % w.h.output)) {
-            match w.h.kernel {
-                3 => f32_row::<3, 3, 1>(p, input, output, row, x_lo..x_hi),
-                _ => f32_row::<5, 5, 1>(p, input, output, row, x_lo..x_hi),
+            match (w.h.kernel, w.w.stride) {
+                (3, 1) => f32_row::<3, 3, 1>(p, input, output, row, x_lo..x_hi),
+                (3, _) => f32_row::<3, 3, 2>(p, input, output, row, x_lo..x_hi),
+                (_, 1) => f32_row::<5, 5, 1>(p, input, output, row, x_lo..x_hi),
+                _ => f32_row::<5, 5, 2>(p, input, output, row, x_lo..x_hi),
             }
             for ox in (0..x_lo).chain(x_hi..w.w.output) {
                 let nt = tap_list(w, row, ox, &mut list);
@@ -229,6 +234,11 @@ pub(super) fn f32(p: &super::DepthwiseF32, input: &[f32], output: &mut [f32], ro
 /// row inside the input), 16 channels at a time: each input column is loaded once per window
 /// row and multiplied into every output pixel whose window covers it (the same taps in the same
 /// order as [`tile_f32`], so the same sums).
+///
+/// On wide rows the pixel tiles are the outer loop and the channel blocks the inner one, so a
+/// tile's input columns are read for all channels while they are in L1 (a pass of one block
+/// over a 112-pixel row of 32 channels touches 43 KiB, and the next block would read the same
+/// lines again from L2). Narrow rows (the 14- and 7-pixel layers) run block by block.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
 fn f32_row<const KH: usize, const KW: usize, const S: usize>(
@@ -254,68 +264,91 @@ fn f32_row<const KH: usize, const KW: usize, const S: usize>(
     assert!(out_at + (x.end - x.start) * c <= output.len());
     assert!(p.weights.len() >= KH * KW * c && p.bias.len() >= c);
     let (lo, hi) = (_mm512_set1_ps(p.min), _mm512_set1_ps(p.max));
-    let mut c0 = 0;
-    while c0 < c {
-        let n = (c - c0).min(16);
-        let m: __mmask16 = if n == 16 { 0xFFFF } else { (1u16 << n) - 1 };
-        // SAFETY: lanes c0..c0 + n of the bias exist (asserted ≥ c); masked-off lanes unread.
-        let bias = unsafe { _mm512_maskz_loadu_ps(m, p.bias.as_ptr().add(c0)) };
+    let g = RowGeom {
+        at: row_at(0),
+        rs: w.w.input * c,
+        c,
+        out_at,
+        lo,
+        hi,
+    };
+    // Pixels per tile starting at `ox`.
+    let np = |ox: usize| {
+        if ox + 8 <= x.end {
+            8
+        } else if ox + 4 <= x.end {
+            4
+        } else {
+            1
+        }
+    };
+    if x.end - x.start >= 16 {
         let mut ox = x.start;
         while ox < x.end {
-            let col = (ox - x.start) * S * c + c0;
-            let dst = out_at + (ox - x.start) * c + c0;
-            // SAFETY: the tile's columns are interior columns of rows inside the input (row
-            // span asserted), lanes past n masked; outputs inside the checked output row.
-            unsafe {
-                if ox + 8 <= x.end {
-                    f32_tile::<KH, KW, S, 8>(
-                        p,
-                        input,
-                        row_at(0) + col,
-                        w.w.input * c,
-                        c,
-                        m,
-                        bias,
-                        lo,
-                        hi,
-                        output,
-                        dst,
-                    );
-                    ox += 8;
-                } else if ox + 4 <= x.end {
-                    f32_tile::<KH, KW, S, 4>(
-                        p,
-                        input,
-                        row_at(0) + col,
-                        w.w.input * c,
-                        c,
-                        m,
-                        bias,
-                        lo,
-                        hi,
-                        output,
-                        dst,
-                    );
-                    ox += 4;
-                } else {
-                    f32_tile::<KH, KW, S, 1>(
-                        p,
-                        input,
-                        row_at(0) + col,
-                        w.w.input * c,
-                        c,
-                        m,
-                        bias,
-                        lo,
-                        hi,
-                        output,
-                        dst,
-                    );
-                    ox += 1;
-                }
+            let n = np(ox);
+            for c0 in (0..c).step_by(16) {
+                // SAFETY: the tile's columns are interior columns of rows inside the input
+                // (row span asserted); its outputs lie inside the checked output row.
+                unsafe { f32_tiles::<KH, KW, S>(p, input, output, &g, ox - x.start, n, c0) };
+            }
+            ox += n;
+        }
+    } else {
+        for c0 in (0..c).step_by(16) {
+            let mut ox = x.start;
+            while ox < x.end {
+                let n = np(ox);
+                // SAFETY: as above.
+                unsafe { f32_tiles::<KH, KW, S>(p, input, output, &g, ox - x.start, n, c0) };
+                ox += n;
             }
         }
-        c0 += 16;
+    }
+}
+
+/// Where [`f32_row`]'s tiles read and write: input offset `at` of the first window row's first
+/// column, rows `rs` apart, `c` channels; output offset `out_at` of the first pixel; the clamp.
+struct RowGeom {
+    at: usize,
+    rs: usize,
+    c: usize,
+    out_at: usize,
+    lo: __m512,
+    hi: __m512,
+}
+
+/// Channels `c0..c0 + 16` (masked to `c`) of the `n` (8, 4 or 1) pixels from pixel `px` of
+/// [`f32_row`]'s interior.
+///
+/// # Safety
+/// Pixels `px..px + n` are interior pixels of the row `g` describes (every input column read is
+/// inside its window rows, every output inside the output).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn f32_tiles<const KH: usize, const KW: usize, const S: usize>(
+    p: &super::DepthwiseF32,
+    input: &[f32],
+    output: &mut [f32],
+    g: &RowGeom,
+    px: usize,
+    n: usize,
+    c0: usize,
+) {
+    let c = g.c;
+    let k = (c - c0).min(16);
+    let m: __mmask16 = if k == 16 { 0xFFFF } else { (1u16 << k) - 1 };
+    // SAFETY: lanes c0..c0 + k of the bias exist (bias.len() ≥ c); masked-off lanes unread.
+    let bias = unsafe { _mm512_maskz_loadu_ps(m, p.bias.as_ptr().add(c0)) };
+    let at = g.at + px * S * c + c0;
+    let dst = g.out_at + px * c + c0;
+    let (lo, hi, rs) = (g.lo, g.hi, g.rs);
+    // SAFETY: caller contract.
+    unsafe {
+        match n {
+            8 => f32_tile::<KH, KW, S, 8>(p, input, at, rs, c, m, bias, lo, hi, output, dst),
+            4 => f32_tile::<KH, KW, S, 4>(p, input, at, rs, c, m, bias, lo, hi, output, dst),
+            _ => f32_tile::<KH, KW, S, 1>(p, input, at, rs, c, m, bias, lo, hi, output, dst),
+        }
     }
 }
 
@@ -350,6 +383,22 @@ unsafe fn f32_tile<const KH: usize, const KW: usize, const S: usize, const P: us
             *v = unsafe {
                 _mm512_maskz_loadu_ps(m, p.weights.as_ptr().add((ky * KW + kx) * c + c0))
             };
+        }
+        if S > 1 {
+            // Stride 2: tap by tap over the pixels (independent FMA chains side by side; in
+            // column order each pixel's taps would run back to back). Each pixel still sums
+            // window row by row, column by column.
+            for (kx, &wv) in wk.iter().enumerate() {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    let i = j * S + kx;
+                    // SAFETY: caller contract.
+                    let xv = unsafe {
+                        _mm512_maskz_loadu_ps(m, input.as_ptr().add(at + ky * rs + i * c))
+                    };
+                    *a = _mm512_fmadd_ps(xv, wv, *a);
+                }
+            }
+            continue;
         }
         for i in 0..(P - 1) * S + KW {
             // SAFETY: caller contract.
@@ -1037,11 +1086,18 @@ unsafe fn tile_rows<
 /// `zp·2^(31+e)` inside the sum (the low 32 bits of the quotient are the reference's wrapping
 /// `+ zp`; |x·m| ≤ 2^62 and e ≤ 22 keep the sum inside i64). Then the clamp, with saturating
 /// packs for 4 pixels at a time.
+///
+/// When the clamp's lower bound is at least the zero point (a fused ReLU / ReLU6) the
+/// `[x·m < −2^30]` term is left out: it only matters for `x·m < −2^30`, where the sum without
+/// it is below `2^(30+e)` (quotient ≤ 0) and with it lower still, so both results are at most
+/// the zero point and clamp to the same lower bound.
 struct Rq64 {
     m: __m512i,
     m_odd: __m512i,
     lsh: __m512i,
     any_lsh: bool,
+    /// The lower clamp is at least the zero point (the negative correction cannot matter).
+    relu: bool,
     /// [add, sub, shift] × [even, odd].
     k: [[__m512i; 2]; 3],
     lo: __m512i,
@@ -1078,6 +1134,7 @@ impl Rq64 {
             m_odd: _mm512_srli_epi64(m, 32),
             lsh,
             any_lsh: f.any_lsh,
+            relu: lo >= rq.zero_point(),
             k: [[ld(0), ld(1)], [ld(2), ld(3)], [ld(4), ld(5)]],
             lo: _mm512_set1_epi32(lo),
             hi: _mm512_set1_epi32(hi),
@@ -1097,6 +1154,9 @@ impl Rq64 {
         };
         let thr = _mm512_set1_epi64(-(1 << 30));
         let half = |ab: __m512i, p: usize| {
+            if self.relu {
+                return _mm512_srav_epi64(_mm512_add_epi64(ab, self.k[0][p]), self.k[2][p]);
+            }
             let below = _mm512_cmplt_epi64_mask(ab, thr);
             let v = _mm512_add_epi64(ab, self.k[0][p]);
             let v = _mm512_mask_sub_epi64(v, below, v, self.k[1][p]);

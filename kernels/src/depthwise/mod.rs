@@ -27,7 +27,7 @@
 //! output pixel whose window covers it with one `vpdpbusd`; window rows in the padding read a
 //! row of the zero point and padded columns a zero-point vector (zero terms, as the reference's
 //! skipped taps); the requantization combines TFLite's two roundings in one 64-bit division.
-//! f32 3×3 and 5×5 stride-1 windows load each input column once per window row likewise
+//! f32 3×3 and 5×5 windows (horizontal stride 1 or 2) load each input column once per window row likewise
 //! (`avx512::dwconv_f32_rows`, same tap order as the pixel tiles).
 
 use crate::gemm::Q8;

@@ -406,7 +406,7 @@ fn row_kernel_matches_reference_exactly() {
     let _ = used;
 }
 
-/// The f32 row path (3×3 and 5×5, horizontal stride 1) sums the same taps in the same order as
+/// The f32 row path (3×3 and 5×5, horizontal stride 1 and 2) sums the same taps in the same order as
 /// the pixel tiles, so with FMA it equals the AVX2 tier bit for bit, and the reference closely.
 #[test]
 fn f32_rows_match_fma_tiles_exactly() {
@@ -417,9 +417,9 @@ fn f32_rows_match_fma_tiles_exactly() {
         return;
     };
     let mut rng = Rng::new(31);
-    for k in [3, 5] {
+    for (k, s) in [(3, 1), (3, 2), (5, 1), (5, 2)] {
         for (i, c) in [1, 7, 16, 17, 40, 81].into_iter().enumerate() {
-            for in_w in [k, k + 3, k + 8, k + 13, 2 * k + 21] {
+            for in_w in [k, k + 3, k + 8, k + 13, 2 * k + 21, 4 * k + 29] {
                 let padding = if (i + in_w) % 2 == 0 {
                     crate::window::Padding::Same
                 } else {
@@ -429,7 +429,7 @@ fn f32_rows_match_fma_tiles_exactly() {
                     k_h: k,
                     k_w: k,
                     stride_h: [1, 2, 3][(c + in_w) % 3],
-                    stride_w: 1,
+                    stride_w: s,
                     padding,
                     ..crate::window::WindowSpec::new(1 + in_w % 2, k + 3, in_w, c, c)
                 };
