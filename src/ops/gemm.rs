@@ -7,6 +7,7 @@
 //! nothing). Rows (output pixels) are split across threads; each thread gathers and multiplies
 //! its own rows, so the result does not depend on the thread count.
 
+use sparq_kernels::conv::direct::{DirectF32, DirectI8};
 use sparq_kernels::gemm::{
     gemm_f32, gemm_i8, gemm_i8_hybrid, quantize_rows_asymmetric, quantize_rows_symmetric, ActQuant,
     HybridParams, PackedF32, PackedI8, Q8,
@@ -14,6 +15,7 @@ use sparq_kernels::gemm::{
 use sparq_kernels::requant::{activation_range, Activation as KAct, Requant};
 use sparq_kernels::sparse::{BlockShape, Bsr, Csr, SparseWeights};
 use sparq_kernels::spmm::{self, prefer_sparse, sparse_layout, Dtype as SpDtype, SparseLayout};
+use sparq_kernels::window::{Axis, Window2d};
 use sparq_schema::{Activation, DType, SparseFormat};
 
 use super::conv::{finish_f32, Geometry};
@@ -50,6 +52,15 @@ enum Kind {
         packed: PackedI8,
         rq: Requant,
         zp: u8,
+    },
+    /// A convolution with few input channels (window rows of at most `MAX_RUN` values) on the
+    /// direct kernels: no im2col.
+    DirectI8(DirectI8),
+    DirectF32 {
+        conv: DirectF32,
+        lo: f32,
+        hi: f32,
+        act: Activation,
     },
     /// f32 weights stored sparse, on the sparse × dense kernels (1×1 convolution or
     /// fully-connected layer: the input rows are the GEMM rows).
@@ -171,14 +182,23 @@ pub(crate) fn prepare(
                 }
                 None => None,
             };
-            let packed =
-                PackedF32::new(&wf, n, k, bias.as_deref()).map_err(|e| ctx.err(e.to_string()))?;
             let (lo, hi) = act_range_f32(act);
-            Kind::F32 {
-                packed,
-                lo,
-                hi,
-                act,
+            let direct = match im2col {
+                true => DirectF32::new(window(&g), &wf, bias.as_deref(), lo, hi)
+                    .map_err(|e| ctx.err(e.to_string()))?,
+                false => None,
+            };
+            if let Some(conv) = direct {
+                Kind::DirectF32 { conv, lo, hi, act }
+            } else {
+                let packed = PackedF32::new(&wf, n, k, bias.as_deref())
+                    .map_err(|e| ctx.err(e.to_string()))?;
+                Kind::F32 {
+                    packed,
+                    lo,
+                    hi,
+                    act,
+                }
             }
         }
         DType::I8 | DType::U8 => {
@@ -188,6 +208,15 @@ pub(crate) fn prepare(
                 .quant(w)
                 .ok_or_else(|| ctx.tensor_err(w, "has no quantization"))?;
             let bias = bias_i32(ctx, 2, n)?;
+            let symmetric_i8 = ctx.dtype(w) == DType::I8 && wq.zero_points.iter().all(|&z| z == 0);
+            if im2col && !unsigned && symmetric_i8 {
+                let wt: &[i8] = bytemuck::cast_slice(wbytes);
+                let direct = DirectI8::new(window(&g), wt, bias.as_deref(), in_zp, rq.clone())
+                    .map_err(|e| ctx.err(e.to_string()))?;
+                if let Some(conv) = direct {
+                    return GemmOp::new(ctx, g, im2col, k, Kind::DirectI8(conv));
+                }
+            }
             let aq = if unsigned {
                 ActQuant::u8(in_zp)
             } else {
@@ -227,6 +256,25 @@ pub(crate) fn prepare(
         d => return Err(ctx.unsupported(format!("{d} input"))),
     };
     GemmOp::new(ctx, g, im2col, k, kind)
+}
+
+/// The kernel crate's window of a convolution's geometry.
+fn window(g: &Geometry) -> Window2d {
+    let axis = |input, output, kernel, stride, dilation, pad_before| Axis {
+        input,
+        output,
+        kernel,
+        stride,
+        dilation,
+        pad_before,
+    };
+    Window2d {
+        batch: g.n,
+        h: axis(g.ih, g.oh, g.kh, g.sh, g.dh, g.pad_t),
+        w: axis(g.iw, g.ow, g.kw, g.sw, g.dw, g.pad_l),
+        in_c: g.ic,
+        out_c: g.oc,
+    }
 }
 
 /// The validated kernel view of a sparse weight with `values` (the view's, typed).
@@ -450,7 +498,16 @@ impl GemmOp {
             per_row: 0,
             total: 0,
         };
-        if im2col && elem != 0 {
+        let direct_need = match &kind {
+            Kind::DirectI8(c) => Some(c.scratch_len()),
+            Kind::DirectF32 { conv, .. } => Some(conv.scratch_len()),
+            _ => None,
+        };
+        if let Some(need) = direct_need {
+            let m = g.n * g.oh * g.ow;
+            gather = SparseScratch::new(need, m, ctx.threads)
+                .ok_or_else(|| ctx.err("direct convolution scratch size overflows"))?;
+        } else if im2col && elem != 0 {
             let m = g.n * g.oh * g.ow;
             let block = im2col_block_rows(k, elem);
             let smallest = super::task_sizes(m, ctx.threads)[0];
@@ -524,7 +581,7 @@ impl GemmOp {
         if !self.im2col {
             return 0;
         }
-        let elem = if matches!(self.kind, Kind::F32 { .. }) {
+        let elem = if matches!(self.kind, Kind::F32 { .. } | Kind::DirectF32 { .. }) {
             4
         } else {
             1
@@ -770,6 +827,29 @@ impl OpEval for GemmOp {
             }
             Kind::U8 { packed, rq, zp } => {
                 run_q(self, ins.bytes(0), out, scratch, packed, rq, *zp, exec);
+            }
+            Kind::DirectI8(conv) => {
+                let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
+                let out: &mut [i8] = bytemuck::cast_slice_mut(out);
+                let scratch: &mut [i8] = super::cast_mut(scratch);
+                let work = out.len() * k;
+                let srow = self.gather.per_row;
+                exec.rows_with_scratch(out, oc, scratch, srow, work, &|p0, o, s| {
+                    conv.run(x, p0..p0 + o.len() / oc, o, s);
+                });
+            }
+            Kind::DirectF32 { conv, lo, hi, act } => {
+                let x = ins.f32(0);
+                let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+                let scratch: &mut [f32] = super::cast_mut(scratch);
+                let work = out.len() * k;
+                let srow = self.gather.per_row;
+                exec.rows_with_scratch(out, oc, scratch, srow, work, &|p0, o, s| {
+                    conv.run(x, p0..p0 + o.len() / oc, o, s);
+                    if *act == Activation::Tanh {
+                        finish_f32(o, *lo, *hi, *act);
+                    }
+                });
             }
             Kind::Hybrid {
                 packed,

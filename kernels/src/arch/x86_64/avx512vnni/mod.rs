@@ -1,5 +1,6 @@
 //! AVX-512 F/BW/DQ/VL + VNNI: `vpdpbusd` int8 GEMM, 16-lane f32 FMA GEMM, 16-lane requantization.
 
+pub mod conv_direct;
 pub mod gemm;
 pub mod requant;
 
