@@ -148,6 +148,9 @@ pub struct SpmmF32Kernel {
     pub isa: Isa,
     /// Pixels per tile (0: works in place, needs no scratch).
     pub(crate) tile: usize,
+    /// Most input channels per pass over the tile (0: all): a tile's activations stay in L1,
+    /// the weights are split into chunks of input channels at packing.
+    pub(crate) kc: usize,
     pub(crate) run: F32Fn,
 }
 
@@ -277,6 +280,13 @@ pub struct PackedF32 {
     pub(crate) vals: Vec<f32>,
     /// Bias, padded with zeros to whole groups.
     pub(crate) bias: Vec<f32>,
+    /// Input channels per chunk ([`chunking`]); K when the weights are not split.
+    pub(crate) kc: usize,
+    /// With `nc = K.div_ceil(kc) > 1` chunks: `chunk_end[g·nc + c]` is the end of group `g`'s
+    /// entries of chunk `c` (input channels `c·kc..(c + 1)·kc`; entries are sorted by column
+    /// within a group, chunk `c` starts where chunk `c − 1` ends). Empty when `nc = 1`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) chunk_end: Vec<u32>,
     kernel: &'static SpmmF32Kernel,
 }
 
@@ -361,6 +371,8 @@ impl PackedF32 {
             }
             group_ptr.push(u32::try_from(kidx.len()).map_err(|_| SpmmError::TooLarge)?);
         }
+        let kc = chunking(k, kernel.kc, ngroups, kidx.len());
+        let chunk_end = chunk_ends(&group_ptr, &kidx, kc, k);
         Ok(PackedF32 {
             n,
             k,
@@ -369,8 +381,38 @@ impl PackedF32 {
             kidx,
             vals,
             bias: bias_p,
+            kc,
+            chunk_end,
             kernel,
         })
+    }
+
+    /// Chunks of input channels (at least 1).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn chunks(&self) -> usize {
+        if self.kc == 0 {
+            1
+        } else {
+            self.k.div_ceil(self.kc)
+        }
+    }
+
+    /// Entries `start..end` of group `grp` in chunk `c` (of `nc`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn chunk_range(&self, grp: usize, c: usize, nc: usize) -> (usize, usize) {
+        if nc == 1 {
+            return (
+                self.group_ptr[grp] as usize,
+                self.group_ptr[grp + 1] as usize,
+            );
+        }
+        let s = if c == 0 {
+            self.group_ptr[grp]
+        } else {
+            self.chunk_end[grp * nc + c - 1]
+        };
+        (s as usize, self.chunk_end[grp * nc + c] as usize)
     }
 
     /// Output channels.
@@ -391,7 +433,8 @@ impl PackedF32 {
     }
     /// The scratch `run` needs, in f32 elements.
     pub fn scratch_len(&self) -> usize {
-        self.kernel.tile * (self.k + self.n.div_ceil(4) * 4 + 4)
+        // (+ 16: room to align the tile to a cache line.)
+        self.kernel.tile * (self.kc + self.n.div_ceil(4) * 4 + 4) + 16
     }
 
     /// Computes output rows `rows` (pixels): `out[m·out_stride + n] = clamp(bias[n] +
@@ -440,6 +483,41 @@ impl PackedF32 {
             scratch,
         );
     }
+}
+
+/// The chunk width for `k` input channels and a kernel taking at most `max` per pass (0: no
+/// limit): K split into equal chunks, rounded up to 16 channels. Not split when the chunk table
+/// (`groups` × chunks) would outgrow the stored entries (a huge K with few entries).
+fn chunking(k: usize, max: usize, groups: usize, stored: usize) -> usize {
+    if max == 0 || k <= max {
+        return k;
+    }
+    let nc = k.div_ceil(max);
+    if groups.saturating_mul(nc) > 4 * (stored + groups) + 4096 {
+        return k;
+    }
+    k.div_ceil(nc).next_multiple_of(16).min(k)
+}
+
+/// `chunk_end` of [`PackedF32`] (the same form for int8 with `k4` as the columns): per group,
+/// the end of each chunk's entries; empty for a single chunk.
+fn chunk_ends(ptr: &[u32], cols: &[u32], kc: usize, k: usize) -> Vec<u32> {
+    let nc = k.div_ceil(kc.max(1));
+    if nc <= 1 {
+        return Vec::new();
+    }
+    let mut ends = Vec::with_capacity((ptr.len() - 1) * nc);
+    for g in 0..ptr.len() - 1 {
+        let (mut i, e) = (ptr[g] as usize, ptr[g + 1] as usize);
+        for c in 0..nc {
+            let limit = (c + 1) * kc;
+            while i < e && (cols[i] as usize) < limit {
+                i += 1;
+            }
+            ends.push(i as u32);
+        }
+    }
+    ends
 }
 
 fn check_args(
@@ -666,7 +744,8 @@ impl PackedI8 {
     /// The scratch `run` needs, in u32 elements.
     pub fn scratch_len(&self) -> usize {
         // Packed activations (tile × K/4 words) + a byte tile of the outputs (N × tile).
-        self.kernel.tile * (self.k.div_ceil(4) + self.n.div_ceil(16) * 4 + 1)
+        // (+ 16: room to align the tile to a cache line.)
+        self.kernel.tile * (self.k.div_ceil(4) + self.n.div_ceil(16) * 4 + 1) + 16
     }
 
     /// Computes output rows `rows` (pixels) from int8 activations into int8 outputs:

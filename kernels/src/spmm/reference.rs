@@ -9,12 +9,14 @@ pub(super) static SPMM_F32_1X1: SpmmF32Kernel = SpmmF32Kernel {
     name: "generic::spmm_f32_1x1",
     isa: Isa::Scalar,
     tile: 0,
+    kc: 0,
     run: spmm_f32,
 };
 pub(super) static SPMM_F32_4X1: SpmmF32Kernel = SpmmF32Kernel {
     name: "generic::spmm_f32_1x4",
     isa: Isa::Scalar,
     tile: 0,
+    kc: 0,
     run: spmm_f32,
 };
 pub(super) static SPMM_I8_1X4: SpmmI8Kernel = SpmmI8Kernel {

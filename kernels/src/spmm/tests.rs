@@ -58,8 +58,11 @@ fn random_case(rng: &mut Rng, i: usize) -> Case {
         1 => 1 + rng.below(20),
         _ => 1 + rng.below(150),
     };
+    // K past one chunk of input channels now and then (kernels that split K into passes).
     let k = if i.is_multiple_of(7) {
         1
+    } else if i % 13 == 6 {
+        190 + rng.below(800)
     } else {
         1 + rng.below(90)
     };

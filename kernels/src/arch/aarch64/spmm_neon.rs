@@ -18,12 +18,14 @@ pub(super) const TABLE: SpmmTable = SpmmTable {
         name: "neon::spmm_f32_16x1",
         isa: Isa::Neon,
         tile: TILE,
+        kc: 0,
         run: f32_entry,
     },
     f32_4x1: &SpmmF32Kernel {
         name: "neon::spmm_f32_16x4",
         isa: Isa::Neon,
         tile: TILE,
+        kc: 0,
         run: f32_entry,
     },
     i8_1x4: &SpmmI8Kernel {

@@ -21,12 +21,14 @@ pub(super) const TABLE: SpmmTable = SpmmTable {
         name: "avx2::spmm_f32_16x1",
         isa: Isa::Avx2,
         tile: TILE,
+        kc: 0,
         run: f32_entry,
     },
     f32_4x1: &SpmmF32Kernel {
         name: "avx2::spmm_f32_16x4",
         isa: Isa::Avx2,
         tile: TILE,
+        kc: 0,
         run: f32_entry,
     },
     i8_1x4: &SpmmI8Kernel {

@@ -17,22 +17,27 @@ use crate::requant::Requant;
 use std::arch::x86_64::*;
 
 /// Pixels per tile of the f32 kernels: 1x1 (one channel per pass) and 4x1.
-const F32_TILE_1X1: usize = 32;
+const F32_TILE_1X1: usize = 64;
 const F32_TILE: usize = 32;
+/// Most input channels per pass of the f32 kernels: a [kc][P] tile of 24 KiB stays in L1.
+const F32_KC_1X1: usize = 96;
+const F32_KC: usize = 192;
 pub(super) const I8_TILE: usize = 64;
 
 /// The AVX-512 slots of the sparse dispatch table.
 pub(super) const TABLE: SpmmTable = SpmmTable {
     f32_1x1: &SpmmF32Kernel {
-        name: "avx512::spmm_f32_32x1",
+        name: "avx512::spmm_f32_64x1",
         isa: Isa::Avx512Vnni,
         tile: F32_TILE_1X1,
+        kc: F32_KC_1X1,
         run: spmm_f32::<F32_TILE_1X1>,
     },
     f32_4x1: &SpmmF32Kernel {
         name: "avx512::spmm_f32_32x4",
         isa: Isa::Avx512Vnni,
         tile: F32_TILE,
+        kc: F32_KC,
         run: spmm_f32::<F32_TILE>,
     },
     i8_1x4: &SpmmI8Kernel {
@@ -290,39 +295,51 @@ unsafe fn spmm_f32_impl<const P: usize>(
     hi: f32,
     scratch: *mut f32,
 ) {
-    let k = p.k;
-    let ap = scratch;
-    // SAFETY: scratch_len = P·(K + ceil(N/4)·4 + 4): activations [K][P], then outputs [N'][P].
-    let cb = unsafe { scratch.add(P * k) };
+    let (k, kc, nc) = (p.k, p.kc, p.chunks());
+    // SAFETY: scratch_len = P·(kc + ceil(N/4)·4 + 4) + 16: up to 15 floats to a 64-byte boundary
+    // (vector loads within one cache line), activations [kc][P], then outputs [N'][P].
+    let ap = unsafe { scratch.add(scratch.align_offset(64).min(15)) };
+    // SAFETY: as above.
+    let cb = unsafe { ap.add(P * kc) };
     let mut m0 = 0;
     while m0 < m {
         let pt = (m - m0).min(P);
         // Vectors of 16 pixels actually computed: a short last tile costs what it holds.
         let nv = pt.div_ceil(16);
-        // SAFETY: rows m0..m0 + pt of `a` (K each) are in bounds; `ap` holds K·P floats.
-        unsafe {
-            transpose32::<false>(
-                a.add(m0 * a_stride) as *const u32,
-                a_stride,
-                pt,
-                k,
-                ap as *mut u32,
-                P,
-                0,
-            );
-            if pt < nv * 16 {
-                // Pixels pt..16·nv of the last vector: zeros (one masked store per row).
-                let keep = (1u32 << (pt - 16 * (nv - 1))) - 1;
-                let pad = !(keep as __mmask16);
-                for c in 0..k {
-                    _mm512_mask_storeu_ps(ap.add(c * P + 16 * (nv - 1)), pad, _mm512_setzero_ps());
+        for c in 0..nc {
+            let k0 = c * kc;
+            let kw = kc.min(k - k0);
+            // SAFETY: rows m0..m0 + pt of `a` hold input channels k0..k0 + kw; `ap` holds kc·P
+            // floats; `cb` N' rows of P.
+            unsafe {
+                transpose32::<false>(
+                    a.add(m0 * a_stride + k0) as *const u32,
+                    a_stride,
+                    pt,
+                    kw,
+                    ap as *mut u32,
+                    P,
+                    0,
+                );
+                if pt < nv * 16 {
+                    // Pixels pt..16·nv of the last vector: zeros (one masked store per row).
+                    let keep = (1u32 << (pt - 16 * (nv - 1))) - 1;
+                    let pad = !(keep as __mmask16);
+                    for r in 0..kw {
+                        _mm512_mask_storeu_ps(
+                            ap.add(r * P + 16 * (nv - 1)),
+                            pad,
+                            _mm512_setzero_ps(),
+                        );
+                    }
                 }
-            }
-            match nv.min(P / 16) {
-                1 => f32_groups::<P, 1>(p, ap, cb, lo, hi),
-                2 => f32_groups::<P, 2>(p, ap, cb, lo, hi),
-                3 => f32_groups::<P, 3>(p, ap, cb, lo, hi),
-                _ => f32_groups::<P, 4>(p, ap, cb, lo, hi),
+                let ch = Chunk { c, nc, k0, lo, hi };
+                match nv.min(P / 16) {
+                    1 => f32_groups::<P, 1>(p, ap, cb, &ch),
+                    2 => f32_groups::<P, 2>(p, ap, cb, &ch),
+                    3 => f32_groups::<P, 3>(p, ap, cb, &ch),
+                    _ => f32_groups::<P, 4>(p, ap, cb, &ch),
+                }
             }
         }
         // SAFETY: `cb` holds N rows of P; output rows m0..m0 + pt have N columns.
@@ -341,34 +358,57 @@ unsafe fn spmm_f32_impl<const P: usize>(
     }
 }
 
-/// Every group of channels on `NV` vectors of 16 pixels: `cb[n][..] = clamp(bias + Σ w·ap[k])`.
+/// One chunk of input channels: `c` of `nc`, starting at channel `k0`; the clamp.
+struct Chunk {
+    c: usize,
+    nc: usize,
+    k0: usize,
+    lo: f32,
+    hi: f32,
+}
+
+/// Every group of channels on `NV` vectors of 16 pixels, the entries of chunk `ch`: the first
+/// chunk starts from the bias, later ones from the partial sums in `cb`; the last one clamps:
+/// `cb[n][..] = clamp(bias + Σ w·ap[k − k0])`.
 ///
 /// # Safety
-/// AVX-512F + FMA; `ap` holds K rows of `P` floats, `cb` ceil(N/4)·4 rows; the packed
-/// column indices are below K.
+/// AVX-512F + FMA; `ap` holds the chunk's rows of `P` floats, `cb` ceil(N/4)·4 rows; the packed
+/// column indices are below K, those of chunk `c` within `k0..k0 + kc`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
 #[inline]
 unsafe fn f32_groups<const P: usize, const NV: usize>(
     p: &PackedF32,
     ap: *const f32,
     cb: *mut f32,
-    lo: f32,
-    hi: f32,
+    ch: &Chunk,
 ) {
-    let (lov, hiv) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+    let (lov, hiv) = (_mm512_set1_ps(ch.lo), _mm512_set1_ps(ch.hi));
+    let (first, last) = (ch.c == 0, ch.c + 1 == ch.nc);
     let ngroups = p.group_ptr.len() - 1;
+    let at = |i: usize| {
+        // SAFETY: entry i of this chunk: k0 ≤ kidx < k0 + kc, a row of `ap`.
+        unsafe { ap.add((*p.kidx.get_unchecked(i) as usize - ch.k0) * P) }
+    };
     for grp in 0..ngroups {
-        let (s, e) = (p.group_ptr[grp] as usize, p.group_ptr[grp + 1] as usize);
+        let (s, e) = p.chunk_range(grp, ch.c, ch.nc);
         if p.layout.rows() == 1 {
-            let mut acc = [_mm512_set1_ps(p.bias[grp]); NV];
+            let mut acc = [_mm512_setzero_ps(); NV];
+            for (v, acc) in acc.iter_mut().enumerate() {
+                *acc = if first {
+                    _mm512_set1_ps(p.bias[grp])
+                } else {
+                    // SAFETY: channel grp < N' rows of `cb`.
+                    unsafe { _mm512_loadu_ps(cb.add(grp * P + 16 * v)) }
+                };
+            }
             let mut acc2 = [_mm512_setzero_ps(); NV];
             let mut i = s;
-            // SAFETY: kidx < K (validated source), so every load is within `ap`'s K·P.
+            // SAFETY: rows of `ap` (see `at`); one weight per entry.
             unsafe {
                 while i + 2 <= e {
-                    let x = ap.add(*p.kidx.get_unchecked(i) as usize * P);
+                    let x = at(i);
                     let w = _mm512_set1_ps(*p.vals.get_unchecked(i));
-                    let x2 = ap.add(*p.kidx.get_unchecked(i + 1) as usize * P);
+                    let x2 = at(i + 1);
                     let w2 = _mm512_set1_ps(*p.vals.get_unchecked(i + 1));
                     for v in 0..NV {
                         acc[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x.add(16 * v)), acc[v]);
@@ -377,7 +417,7 @@ unsafe fn f32_groups<const P: usize, const NV: usize>(
                     i += 2;
                 }
                 if i < e {
-                    let x = ap.add(*p.kidx.get_unchecked(i) as usize * P);
+                    let x = at(i);
                     let w = _mm512_set1_ps(*p.vals.get_unchecked(i));
                     for (v, acc) in acc.iter_mut().enumerate() {
                         *acc = _mm512_fmadd_ps(w, _mm512_loadu_ps(x.add(16 * v)), *acc);
@@ -385,19 +425,29 @@ unsafe fn f32_groups<const P: usize, const NV: usize>(
                 }
             }
             for v in 0..NV {
-                let r = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(acc[v], acc2[v]), lov), hiv);
+                let mut r = _mm512_add_ps(acc[v], acc2[v]);
+                if last {
+                    r = _mm512_min_ps(_mm512_max_ps(r, lov), hiv);
+                }
                 // SAFETY: channel grp < N' rows of `cb`.
                 unsafe { _mm512_storeu_ps(cb.add(grp * P + 16 * v), r) };
             }
         } else {
             let mut acc = [[_mm512_setzero_ps(); NV]; 4];
             for (r, acc) in acc.iter_mut().enumerate() {
-                *acc = [_mm512_set1_ps(p.bias[grp * 4 + r]); NV];
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    *acc = if first {
+                        _mm512_set1_ps(p.bias[grp * 4 + r])
+                    } else {
+                        // SAFETY: channel grp·4 + r < ceil(N/4)·4 rows of `cb`.
+                        unsafe { _mm512_loadu_ps(cb.add((grp * 4 + r) * P + 16 * v)) }
+                    };
+                }
             }
-            // SAFETY: kidx < K; vals has 4 per entry.
+            // SAFETY: rows of `ap` (see `at`); vals has 4 per entry.
             unsafe {
                 for i in s..e {
-                    let x = ap.add(*p.kidx.get_unchecked(i) as usize * P);
+                    let x = at(i);
                     let wp = p.vals.as_ptr().add(i * 4);
                     for v in 0..NV {
                         let xv = _mm512_loadu_ps(x.add(16 * v));
@@ -409,7 +459,11 @@ unsafe fn f32_groups<const P: usize, const NV: usize>(
             }
             for (r, acc) in acc.iter().enumerate() {
                 for (v, &av) in acc.iter().enumerate() {
-                    let y = _mm512_min_ps(_mm512_max_ps(av, lov), hiv);
+                    let y = if last {
+                        _mm512_min_ps(_mm512_max_ps(av, lov), hiv)
+                    } else {
+                        av
+                    };
                     // SAFETY: channel grp·4 + r < ceil(N/4)·4 rows of `cb`.
                     unsafe { _mm512_storeu_ps(cb.add((grp * 4 + r) * P + 16 * v), y) };
                 }
@@ -570,9 +624,11 @@ unsafe fn i8_1x4_impl(
 ) {
     const P: usize = I8_TILE;
     let k4n = p.k.div_ceil(4);
-    let ap = scratch;
-    // SAFETY: scratch = P·(K4 + ceil(N/16)·4 + 1) words: activations, then N'·P output bytes.
-    let cb = unsafe { scratch.add(P * k4n) } as *mut i8;
+    // SAFETY: scratch = P·(K4 + ceil(N/16)·4 + 1) + 16 words: up to 15 to a 64-byte boundary,
+    // activations, then N'·P output bytes.
+    let ap = unsafe { scratch.add(scratch.align_offset(64).min(15)) };
+    // SAFETY: as above.
+    let cb = unsafe { ap.add(P * k4n) } as *mut i8;
     let n = p.n;
     let mut m0 = 0;
     while m0 < m {
