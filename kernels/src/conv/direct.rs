@@ -5,17 +5,18 @@
 //! `run = kw · in_c` contiguous values of the input. The kernel reads those runs where they lie
 //! (no gathered copy), for blocks of output pixels that share a row, and keeps all accumulators
 //! of 32 output channels in registers:
-//! - int8: each run is read as `groups = ⌈run/4⌉` 4-byte groups for `vpdpbusd`. The weights of
-//!   the group positions past `run` are zero, so the bytes read there (the neighbouring pixel's,
-//!   or the next input row's) add nothing; the zero-point correction is folded from the real
-//!   weights only. Requantization is [`crate::requant::Requant`] bit for bit.
-//! - f32: each value of a run is broadcast against 32 output channels' weights (FMA).
-//!
-//! Pixels whose window leaves the image (padding), or whose last group would read past the end of
-//! the input, are staged: their runs are copied into the caller's scratch with the padding filled
-//! with the input zero point (0.0 for f32), which adds nothing after the correction — TFLite
-//! skips those taps, so 8-bit results equal `reference_integer_ops::ConvPerChannel`. Window rows
-//! above or below the image read a row of zero points instead of the input.
+//! - int8: the `kh` input rows of an output row are first copied into the caller's scratch,
+//!   shifted to unsigned (XOR 0x80, for `vpdpbusd`'s unsigned operand) and framed by the input
+//!   zero point where the window overhangs the image (a row of zero points stands for rows
+//!   above or below it). Each run is then read as `groups = ⌈run/4⌉` 4-byte groups. The weights
+//!   of the group positions past `run` are zero, so the bytes read there (the neighbouring
+//!   pixel's) add nothing; the zero-point correction is folded from the real weights only, and
+//!   the padding's zero points add nothing after it — TFLite skips those taps, so the results
+//!   equal `reference_integer_ops::ConvPerChannel` (requantization is
+//!   [`crate::requant::Requant`] bit for bit).
+//! - f32: each value of a run is broadcast against 32 output channels' weights (FMA). Pixels
+//!   whose window leaves the image are staged: their runs are copied into the scratch with 0.0
+//!   in the padding; window rows above or below the image read a row of zeros.
 //!
 //! A call computes any range of output pixels (so callers split the work across threads freely)
 //! and allocates nothing (the scratch size is known at prepare: `scratch_len`). The kernels exist
@@ -249,7 +250,15 @@ impl DirectI8 {
 
     /// Scratch elements a call to [`DirectI8::run`] needs.
     pub fn scratch_len(&self) -> usize {
-        scratch_len(&self.win, 4 * self.groups)
+        (self.win.h.kernel + 1) * self.row_len()
+    }
+
+    /// Bytes of one staged input row: the padded width the windows span (at least the zero
+    /// points before the image and the image), plus the last group's overhang.
+    fn row_len(&self) -> usize {
+        let (w, c) = (&self.win.w, self.win.in_c);
+        let span = (w.output - 1) * w.stride + w.kernel;
+        span.max(w.pad_before + w.input) * c + 4
     }
 
     /// Output pixels `pixels` (of `batch · out_h · out_w`) into `out` (`pixels.len() · out_c`
@@ -258,29 +267,60 @@ impl DirectI8 {
     pub fn run(&self, x: &[i8], pixels: Range<usize>, out: &mut [i8], scratch: &mut [i8]) {
         let x: &[u8] = bytemuck::cast_slice(x);
         let scratch: &mut [u8] = bytemuck::cast_slice_mut(scratch);
-        let oc = self.win.out_c;
+        let win = &self.win;
         check_run(
-            &self.win,
+            win,
             x.len(),
             &pixels,
             out.len(),
             scratch.len(),
             self.scratch_len(),
         );
-        drive(
-            &self.win,
-            4 * self.groups,
-            x,
-            pixels,
-            scratch,
-            self.in_zp as u8,
-            |t, i| {
-                let o = &mut out[i * oc..(i + t.npix) * oc];
-                // SAFETY: `drive` upholds the Taps contract; `o` holds npix · out_c values; the
-                // kernel was chosen for this CPU by `new`.
-                unsafe { (self.kernel)(self, t, o.as_mut_ptr()) }
-            },
-        );
+        let (ih, iw, c) = (win.h.input, win.w.input, win.in_c);
+        let (oh, ow, kh, oc) = (win.h.output, win.w.output, win.h.kernel, win.out_c);
+        let row_len = self.row_len();
+        let zp = self.in_zp as u8 ^ 0x80;
+        let (zrow, staged) = scratch[..(kh + 1) * row_len].split_at_mut(row_len);
+        zrow.fill(zp);
+        let at = win.w.pad_before * c;
+        for row in staged.chunks_exact_mut(row_len) {
+            row[..at].fill(zp);
+            row[at + iw * c..].fill(zp);
+        }
+        let plane = oh * ow;
+        let mut p = pixels.start;
+        while p < pixels.end {
+            let (b, oy, ox0) = (p / plane, (p / ow) % oh, p % ow);
+            let ox1 = ow.min(ox0 + (pixels.end - p));
+            let mut rows = [zrow.as_ptr(); MAX_KH];
+            let stage = staged.chunks_exact_mut(row_len);
+            for (ky, (r, dst)) in rows.iter_mut().zip(stage).enumerate() {
+                if let Some(iy) = win.h.input_of(oy, ky) {
+                    let src = &x[(b * ih + iy) * iw * c..][..iw * c];
+                    for (d, s) in dst[at..at + iw * c].iter_mut().zip(src) {
+                        *d = s ^ 0x80;
+                    }
+                    *r = dst.as_ptr();
+                }
+            }
+            // Pixel ox's window row starts at byte ox · sw · c of a staged row, and its last
+            // group ends before (ox · sw + kw) · c + 4 ≤ row_len.
+            let step = win.w.stride * c;
+            for r in rows.iter_mut().take(kh) {
+                *r = r.wrapping_add(ox0 * step);
+            }
+            let taps = Taps {
+                rows,
+                pix_stride: step,
+                npix: ox1 - ox0,
+            };
+            let i = p - pixels.start;
+            let o = &mut out[i * oc..(i + taps.npix) * oc];
+            // SAFETY: the Taps contract holds (above); `o` holds npix · out_c values; the kernel
+            // was chosen for this CPU by `new`.
+            unsafe { (self.kernel)(self, &taps, o.as_mut_ptr()) };
+            p += ox1 - ox0;
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! Direct convolution for few input channels (see [`crate::conv::direct`]): window rows read in
 //! place, blocks of 8 output pixels × 32 output channels with every accumulator in registers.
 //!
-//! int8: each 4-byte group of a window row is broadcast, XORed into the unsigned domain
-//! (int8 + 128, folded into the bias) and fed to `vpdpbusd` against 16 channels × 4 weights per
-//! zmm; requantization by [`Rq16`] (exact), 16 outputs per masked store. f32: each value of a
+//! int8: each 4-byte group of a window row (staged in the unsigned domain, int8 + 128, folded
+//! into the bias) is broadcast and fed to `vpdpbusd` against 16 channels × 4 weights per zmm;
+//! requantization by [`Rq16`] (exact), then saturating packs of four vectors into 64 bytes and
+//! the clamp on bytes. f32: each value of a
 //! window row is broadcast and FMAed into 16 channels per zmm, clamped and stored.
 
 use core::arch::x86_64::*;
@@ -36,9 +37,26 @@ fn masks(cols: usize) -> (u16, u16) {
     (m(cols.min(16)), m(cols.saturating_sub(16)))
 }
 
+/// Dword order after `vpackssdw` + `vpacksswb` of four vectors `t0..t3` (per 128-bit lane `L`:
+/// dwords `t0[L], t1[L], t2[L], t3[L]`): back to `t0` (lanes 0..16), `t1`, `t2`, `t3`.
+static PACK_ORDER: [i32; 16] = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
+
+/// Four vectors of requantized (unclamped) values to 64 bytes in order `t0, t1, t2, t3`,
+/// clamped to `[lo, hi]`: saturating packs to 16 and 8 bits, then the clamp on bytes. Exact,
+/// because the clamp range lies inside int8, to which the packs saturate.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+fn pack4(t: [__m512i; 4], order: __m512i, lo: __m512i, hi: __m512i) -> __m512i {
+    let w0 = _mm512_packs_epi32(t[0], t[1]);
+    let w1 = _mm512_packs_epi32(t[2], t[3]);
+    let b = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(w0, w1));
+    _mm512_min_epi8(_mm512_max_epi8(b, lo), hi)
+}
+
 /// # Safety
-/// `t` upholds the [`Taps`] contract for `c`'s geometry (`4 · groups` bytes per read); `out` is
-/// valid for `t.npix · out_c` writes; the CPU has AVX-512 F/BW/DQ/VL + VNNI.
+/// `t` upholds the [`Taps`] contract for `c`'s geometry (`4 · groups` bytes per read), the bytes
+/// in the unsigned domain (int8 XOR 0x80); `out` is valid for `t.npix · out_c` writes; the CPU
+/// has AVX-512 F/BW/DQ/VL + VNNI.
 pub(crate) unsafe fn conv_i8(c: &DirectI8, t: &Taps<u8>, out: *mut i8) {
     // SAFETY: forwarded contract.
     unsafe { conv_i8_avx512(c, t, out) }
@@ -138,7 +156,6 @@ unsafe fn block_i8<const P: usize, const T: usize, const MODE: u8>(
     blk: &Blk<'_, i32, i8>,
 ) {
     let (kh, groups, oc, ps) = (c.win.h.kernel, c.groups, c.win.out_c, t.pix_stride);
-    let xor = _mm512_set1_epi8(-128);
     // SAFETY: the block's bias holds 32 values (padded).
     let (b0, b1) = unsafe {
         (
@@ -163,7 +180,7 @@ unsafe fn block_i8<const P: usize, const T: usize, const MODE: u8>(
                 // SAFETY: bytes 4g..4g + 4 ≤ 4 · groups of pixel p0 + p's window row ky
                 // (Taps contract).
                 let v = unsafe { (base.add(p * ps + 4 * g) as *const u32).read_unaligned() };
-                let av = _mm512_xor_si512(_mm512_set1_epi32(v as i32), xor);
+                let av = _mm512_set1_epi32(v as i32);
                 acc0[p] = _mm512_dpbusd_epi32(acc0[p], av, w0);
                 if T == 2 {
                     acc1[p] = _mm512_dpbusd_epi32(acc1[p], av, w1);
@@ -176,24 +193,62 @@ unsafe fn block_i8<const P: usize, const T: usize, const MODE: u8>(
     let Some((rq, lo, hi)) = blk.rq else {
         return;
     };
-    let (lo, hi) = (_mm512_set1_epi32(lo), _mm512_set1_epi32(hi));
-    let q = |h: usize, x: __m512i| {
-        let y = match MODE {
-            FAST_FLOOR => rq[h].unclamped_fast_floor(x),
-            FAST => rq[h].unclamped_fast(x),
-            _ => rq[h].unclamped_general(x),
-        };
-        _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(y, lo), hi))
+    let q = |h: usize, x: __m512i| match MODE {
+        FAST_FLOOR => rq[h].unclamped_fast_floor(x),
+        FAST => rq[h].unclamped_fast(x),
+        _ => rq[h].unclamped_general(x),
     };
+    // SAFETY: 16 i32 values.
+    let order = unsafe { _mm512_loadu_si512(PACK_ORDER.as_ptr() as *const __m512i) };
+    let (lo, hi) = (_mm512_set1_epi8(lo as i8), _mm512_set1_epi8(hi as i8));
     let (m0, m1) = masks(blk.cols);
-    for p in 0..P {
-        let o = blk.out.wrapping_add((p0 + p) * oc);
-        // SAFETY: the block's `cols` channels of pixel p0 + p < npix lie in the output
-        // (masked-off bytes are not written).
-        unsafe {
-            _mm_mask_storeu_epi8(o, m0, q(0, acc0[p]));
-            if T == 2 {
-                _mm_mask_storeu_epi8(o.add(16), m1, q(1, acc1[p]));
+    let row = |p: usize| blk.out.wrapping_add((p0 + p) * oc);
+    if T == 2 {
+        // Two pixels of 32 channels per pack.
+        let mask = m0 as u32 | (m1 as u32) << 16;
+        let whole = oc == NB;
+        for p in (0..P).step_by(2) {
+            let p1 = (p + 1).min(P - 1);
+            let t = [q(0, acc0[p]), q(1, acc1[p]), q(0, acc0[p1]), q(1, acc1[p1])];
+            let b = pack4(t, order, lo, hi);
+            // SAFETY: the block's `cols` channels of pixels p0 + p, p0 + p1 < npix lie in the
+            // output (masked-off bytes are not written); with exactly 32 channels the two
+            // pixels are 64 contiguous bytes.
+            unsafe {
+                if whole && p + 1 < P {
+                    _mm512_storeu_si512(row(p) as *mut __m512i, b);
+                } else {
+                    _mm256_mask_storeu_epi8(row(p), mask, _mm512_castsi512_si256(b));
+                    if p + 1 < P {
+                        let v = _mm512_extracti64x4_epi64::<1>(b);
+                        _mm256_mask_storeu_epi8(row(p1), mask, v);
+                    }
+                }
+            }
+        }
+    } else {
+        // Four pixels of 16 channels per pack.
+        for p in (0..P).step_by(4) {
+            let r = |i: usize| (p + i).min(P - 1);
+            let t = [
+                q(0, acc0[r(0)]),
+                q(0, acc0[r(1)]),
+                q(0, acc0[r(2)]),
+                q(0, acc0[r(3)]),
+            ];
+            let b = pack4(t, order, lo, hi);
+            // SAFETY: as above, the block's `cols ≤ 16` channels of pixels p0 + r(i) < npix.
+            unsafe {
+                _mm_mask_storeu_epi8(row(p), m0, _mm512_castsi512_si128(b));
+                if p + 1 < P {
+                    _mm_mask_storeu_epi8(row(p + 1), m0, _mm512_extracti32x4_epi32::<1>(b));
+                }
+                if p + 2 < P {
+                    _mm_mask_storeu_epi8(row(p + 2), m0, _mm512_extracti32x4_epi32::<2>(b));
+                }
+                if p + 3 < P {
+                    _mm_mask_storeu_epi8(row(p + 3), m0, _mm512_extracti32x4_epi32::<3>(b));
+                }
             }
         }
     }
