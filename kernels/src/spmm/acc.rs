@@ -30,9 +30,12 @@ pub(crate) type I8AccFn =
 pub struct SpmmI8AccKernel {
     /// Full name, e.g. `avx512vnni::spmm_qu8s8_4x16c4_acc`.
     pub name: &'static str,
-    /// Pixels per tile: the entry needs `tile · ⌈K/4⌉` words of scratch (see
+    /// Scratch words the entry needs per group of 4 input channels (see
     /// [`PackedI8::acc_scratch_len`]).
-    pub(crate) tile: usize,
+    pub(crate) words_per_k4: usize,
+    /// The entry needs its scratch only when K is not a multiple of 4 (it reads whole
+    /// activation words in place).
+    pub(crate) only_partial: bool,
     pub(crate) run: I8AccFn,
 }
 
@@ -47,36 +50,43 @@ const TILE: usize = 16;
 
 static GENERIC_1X4: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "generic::spmm_qs8_16x1c4_acc",
-    tile: TILE,
+    words_per_k4: TILE,
+    only_partial: false,
     run: generic_1x4,
 };
 static GENERIC_16X4: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "generic::spmm_qs8_1x16c4_acc",
-    tile: 0,
+    words_per_k4: 0,
+    only_partial: false,
     run: generic_16x4,
 };
 #[cfg(target_arch = "x86_64")]
 static AVX2_1X4: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "avx2::spmm_qs8_16x1c4_acc",
-    tile: TILE,
+    words_per_k4: TILE,
+    only_partial: false,
     run: avx2_1x4,
 };
 #[cfg(target_arch = "x86_64")]
 static AVX2_16X4: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "avx2::spmm_qs8_1x16c4_acc",
-    tile: 0,
+    // One row's activations widened to 4 × i16 per group.
+    words_per_k4: 2,
+    only_partial: false,
     run: avx2_16x4,
 };
 #[cfg(target_arch = "aarch64")]
 static NEON_1X4: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "neon::spmm_qs8_16x1c4_acc",
-    tile: TILE,
+    words_per_k4: TILE,
+    only_partial: false,
     run: generic_1x4,
 };
 #[cfg(target_arch = "aarch64")]
 static NEON_16X4: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "neon::spmm_qs8_1x16c4_acc",
-    tile: 0,
+    words_per_k4: 0,
+    only_partial: false,
     run: generic_16x4,
 };
 
@@ -93,7 +103,8 @@ impl PackedI8 {
                     I8Layout::B16x4 => &super::avx512_acc::SPMM_I8_16X4_ACC,
                 };
             }
-            if isa == Isa::Avx2 {
+            // The AVX2 16x4 entry widens activations in the packing's signed domain.
+            if isa == Isa::Avx2 && !self.kernel.unsigned {
                 return match layout {
                     I8Layout::B1x4 => &AVX2_1X4,
                     I8Layout::B16x4 => &AVX2_16X4,
@@ -114,13 +125,14 @@ impl PackedI8 {
         }
     }
 
-    /// The scratch [`PackedI8::run_acc`] needs, in u32 elements: none for the `16x4` layout
-    /// when K is a multiple of 4 (its entries read whole activation words in place).
+    /// The scratch [`PackedI8::run_acc`] needs, in u32 elements (none for the AVX-512 `16x4`
+    /// entry when K is a multiple of 4, nor for the portable `16x4` loop).
     pub fn acc_scratch_len(&self) -> usize {
-        if self.layout == I8Layout::B16x4 && self.k.is_multiple_of(4) {
+        let kern = self.acc_kernel();
+        if kern.only_partial && self.k.is_multiple_of(4) {
             return 0;
         }
-        self.acc_kernel().tile * self.k.div_ceil(4)
+        kern.words_per_k4 * self.k.div_ceil(4)
     }
 
     /// The layout the weights were packed into.
@@ -282,7 +294,8 @@ fn avx2_1x4(
         acc_stride: usize,
         scratch: &mut [u32],
     ) {
-        generic_1x4(p, a, a_stride, m, cols, acc, acc_stride, scratch)
+        // Inlined here, so compiled for AVX2; AVX2 packings are in the signed domain.
+        tiled_1x4::<TILE, false>(p, a, a_stride, m, cols, acc, acc_stride, scratch)
     }
     // SAFETY: chosen only for packings of an AVX2-tier kernel, which packing refuses unless
     // the tier is enabled (the CPU has AVX2 + FMA).
@@ -301,24 +314,81 @@ fn avx2_16x4(
     acc_stride: usize,
     scratch: &mut [u32],
 ) {
-    /// # Safety
-    /// AVX2 + FMA available.
-    #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn go(
-        p: &PackedI8,
-        a: &[i8],
-        a_stride: usize,
-        m: usize,
-        cols: Range<usize>,
-        acc: &mut [i32],
-        acc_stride: usize,
-        scratch: &mut [u32],
-    ) {
-        generic_16x4(p, a, a_stride, m, cols, acc, acc_stride, scratch)
+    // SAFETY: as `avx2_1x4`; `run_acc` checked the scratch (2 words per group of 4 channels).
+    unsafe { avx2_16x4_impl(p, a, a_stride, m, cols, acc, acc_stride, scratch) }
+}
+
+/// The AVX2 16×4 loop of `spmm_avx2.rs` (activations widened to i16 once per row, weights per
+/// block, `vpmaddwd`: exact), ending in int32 stores of `c + Σ`.
+///
+/// # Safety
+/// AVX2; `scratch` holds at least 2·⌈K/4⌉ words; the rest as [`PackedI8::run_acc`] checked.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx2_16x4_impl(
+    p: &PackedI8,
+    a: &[i8],
+    a_stride: usize,
+    m: usize,
+    cols: Range<usize>,
+    acc: &mut [i32],
+    acc_stride: usize,
+    scratch: &mut [u32],
+) {
+    use std::arch::x86_64::*;
+    let k = p.k;
+    let k4n = k.div_ceil(4);
+    // Group q: 4 × i16 as words 2q (channels 0, 1) and 2q + 1 (channels 2, 3).
+    let row16 = &mut scratch[..2 * k4n];
+    let (g0, g1) = (cols.start / 16, cols.end.div_ceil(16));
+    for r in 0..m {
+        let row = &a[r * a_stride..][..k];
+        for q in 0..k4n {
+            let mut v = [0u16; 4];
+            for (j, v) in v.iter_mut().enumerate() {
+                *v = row.get(4 * q + j).map_or(0, |&x| (x as u8 ^ p.xor) as i8) as i16 as u16;
+            }
+            row16[2 * q] = v[0] as u32 | (v[1] as u32) << 16;
+            row16[2 * q + 1] = v[2] as u32 | (v[3] as u32) << 16;
+        }
+        let y = &mut acc[r * acc_stride..][..cols.len()];
+        for g in g0..g1 {
+            let (s, e) = (p.block_ptr[g] as usize, p.block_ptr[g + 1] as usize);
+            // sums[j]: channels 4j..4j + 4, two partial sums each.
+            let mut sums = [_mm256_setzero_si256(); 4];
+            for b in s..e {
+                let q = p.k4[b] as usize;
+                let xw = row16[2 * q] as u64 | (row16[2 * q + 1] as u64) << 32;
+                let x = _mm256_set1_epi64x(xw as i64);
+                let w: &[i32; 16] = p.w[b * 16..][..16].try_into().unwrap();
+                for (j, sum) in sums.iter_mut().enumerate() {
+                    // SAFETY: 16 bytes = words 4j..4j + 4 of the block.
+                    let wb = unsafe { _mm_loadu_si128(w.as_ptr().add(4 * j) as *const _) };
+                    let prod = _mm256_madd_epi16(_mm256_cvtepi8_epi16(wb), x);
+                    *sum = _mm256_add_epi32(*sum, prod);
+                }
+            }
+            for half in 0..2 {
+                let c0 = g * 16 + 8 * half;
+                if c0 >= cols.end {
+                    break;
+                }
+                // Pair sums of channels c0..c0 + 8, back in channel order.
+                let v = _mm256_hadd_epi32(sums[2 * half], sums[2 * half + 1]);
+                let v = _mm256_permute4x64_epi64::<0b11_01_10_00>(v);
+                // SAFETY: `c` has ⌈N/16⌉·16 entries.
+                let cv = unsafe { _mm256_loadu_si256(p.c.as_ptr().add(c0) as *const _) };
+                let mut lanes = [0i32; 8];
+                // SAFETY: 8 words.
+                unsafe {
+                    _mm256_storeu_si256(lanes.as_mut_ptr() as *mut _, _mm256_add_epi32(v, cv))
+                };
+                let cnt = (cols.end - c0).min(8);
+                y[c0 - cols.start..][..cnt].copy_from_slice(&lanes[..cnt]);
+            }
+        }
     }
-    // SAFETY: as `avx2_1x4`.
-    unsafe { go(p, a, a_stride, m, cols, acc, acc_stride, scratch) }
 }
 
 /// 1×4 layout (one channel per block row), lanes over `P` pixels: a tile's activations packed
@@ -350,7 +420,7 @@ fn tiled_1x4<const P: usize, const U: bool>(
                 let mut b = [0u8; 4];
                 for (j, b) in b.iter_mut().enumerate() {
                     // Past K the weights are zero: any byte will do.
-                    *b = row.get(4 * q + j).map_or(0, |&v| v as u8);
+                    *b = row.get(4 * q + j).map_or(0, |&v| v as u8 ^ xor);
                 }
                 ap[q * P + r] = b;
             }
@@ -360,10 +430,13 @@ fn tiled_1x4<const P: usize, const U: bool>(
             let mut sum = [0i32; P];
             for i in s..e {
                 let x: &[[u8; 4]; P] = ap[p.k4[i] as usize * P..][..P].try_into().unwrap();
-                let w = p.w[i];
+                let w = p.w[i].to_le_bytes().map(|b| b as i8 as i32);
                 for j in 0..P {
-                    let xv = x[j].map(|b| domain::<U>(b, xor));
-                    sum[j] = sum[j].wrapping_add(dot4(w, xv));
+                    let d = domain::<U>(x[j][0], 0) * w[0]
+                        + domain::<U>(x[j][1], 0) * w[1]
+                        + domain::<U>(x[j][2], 0) * w[2]
+                        + domain::<U>(x[j][3], 0) * w[3];
+                    sum[j] = sum[j].wrapping_add(d);
                 }
             }
             let c = p.c[ch];

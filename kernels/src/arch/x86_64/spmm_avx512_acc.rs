@@ -16,13 +16,15 @@ use super::PackedI8;
 
 pub(super) static SPMM_I8_1X4_ACC: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "avx512vnni::spmm_qu8s8_64x1c4_acc",
-    tile: I8_TILE,
+    words_per_k4: I8_TILE,
+    only_partial: false,
     run: spmm_i8_1x4_acc,
 };
 
 pub(super) static SPMM_I8_16X4_ACC: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "avx512vnni::spmm_qu8s8_4x16c4_acc",
-    tile: I8_TILE,
+    words_per_k4: I8_TILE,
+    only_partial: true,
     run: spmm_i8_16x4_acc,
 };
 
