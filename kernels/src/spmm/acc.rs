@@ -36,6 +36,8 @@ pub struct SpmmI8AccKernel {
     /// The entry needs its scratch only when K is not a multiple of 4 (it reads whole
     /// activation words in place).
     pub(crate) only_partial: bool,
+    /// Extra words: room to align the entry's tile to a cache line.
+    pub(crate) slack: usize,
     pub(crate) run: I8AccFn,
 }
 
@@ -52,12 +54,14 @@ static GENERIC_1X4: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "generic::spmm_qs8_16x1c4_acc",
     words_per_k4: TILE,
     only_partial: false,
+    slack: 0,
     run: generic_1x4,
 };
 static GENERIC_16X4: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "generic::spmm_qs8_1x16c4_acc",
     words_per_k4: 0,
     only_partial: false,
+    slack: 0,
     run: generic_16x4,
 };
 #[cfg(target_arch = "x86_64")]
@@ -65,6 +69,7 @@ static AVX2_1X4: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "avx2::spmm_qs8_16x1c4_acc",
     words_per_k4: TILE,
     only_partial: false,
+    slack: 0,
     run: avx2_1x4,
 };
 #[cfg(target_arch = "x86_64")]
@@ -73,6 +78,7 @@ static AVX2_16X4: SpmmI8AccKernel = SpmmI8AccKernel {
     // One row's activations widened to 4 × i16 per group.
     words_per_k4: 2,
     only_partial: false,
+    slack: 0,
     run: avx2_16x4,
 };
 #[cfg(target_arch = "aarch64")]
@@ -80,6 +86,7 @@ static NEON_1X4: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "neon::spmm_qs8_16x1c4_acc",
     words_per_k4: TILE,
     only_partial: false,
+    slack: 0,
     run: generic_1x4,
 };
 #[cfg(target_arch = "aarch64")]
@@ -87,6 +94,7 @@ static NEON_16X4: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "neon::spmm_qs8_1x16c4_acc",
     words_per_k4: 0,
     only_partial: false,
+    slack: 0,
     run: generic_16x4,
 };
 
@@ -132,7 +140,7 @@ impl PackedI8 {
         if kern.only_partial && self.k.is_multiple_of(4) {
             return 0;
         }
-        kern.words_per_k4 * self.k.div_ceil(4)
+        kern.words_per_k4 * self.k.div_ceil(4) + kern.slack
     }
 
     /// The layout the weights were packed into.

@@ -18,6 +18,7 @@ pub(super) static SPMM_I8_1X4_ACC: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "avx512vnni::spmm_qu8s8_64x1c4_acc",
     words_per_k4: I8_TILE,
     only_partial: false,
+    slack: 16,
     run: spmm_i8_1x4_acc,
 };
 
@@ -25,6 +26,7 @@ pub(super) static SPMM_I8_16X4_ACC: SpmmI8AccKernel = SpmmI8AccKernel {
     name: "avx512vnni::spmm_qu8s8_4x16c4_acc",
     words_per_k4: I8_TILE,
     only_partial: true,
+    slack: 0,
     run: spmm_i8_16x4_acc,
 };
 
@@ -56,7 +58,7 @@ fn spmm_i8_1x4_acc(
 
 /// # Safety
 /// AVX-512 VNNI; `a` holds `m` rows of K at `a_stride`, `acc` `m` rows of `cols.len()` at
-/// `acc_stride`; `scratch` holds `I8_TILE · ⌈K/4⌉` words; `cols` within N.
+/// `acc_stride`; `scratch` holds `I8_TILE · ⌈K/4⌉ + 16` words; `cols` within N.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn i8_1x4_acc_impl(
@@ -70,30 +72,23 @@ unsafe fn i8_1x4_acc_impl(
     scratch: *mut u32,
 ) {
     const P: usize = I8_TILE;
+    // SAFETY: scratch = P·K4 + 16 words: up to 15 to a 64-byte boundary (each vector load of
+    // the tile within one cache line), then the tile.
+    let ap = unsafe { scratch.add(scratch.align_offset(64).min(15)) };
     let mut m0 = 0;
     while m0 < m {
         let pt = (m - m0).min(P);
-        // SAFETY: rows m0..m0 + pt in bounds; `scratch` holds K4·P words.
-        unsafe {
-            pack_i8(
-                p.xor,
-                a.add(m0 * a_stride),
-                a_stride,
-                pt,
-                p.k,
-                scratch,
-                true,
-            )
-        };
+        // SAFETY: rows m0..m0 + pt in bounds; `ap` holds K4·P words.
+        unsafe { pack_i8(p.xor, a.add(m0 * a_stride), a_stride, pt, p.k, ap, true) };
         // SAFETY: accumulator rows m0..m0 + pt exist.
         let o = unsafe { acc.add(m0 * acc_stride) };
         // SAFETY: AVX-512 VNNI; the packed tile as sized above; packed k4 < K4; `o` as above.
         unsafe {
             match pt.div_ceil(16) {
-                1 => channels_acc::<1>(p, scratch, &cols, pt, o, acc_stride),
-                2 => channels_acc::<2>(p, scratch, &cols, pt, o, acc_stride),
-                3 => channels_acc::<3>(p, scratch, &cols, pt, o, acc_stride),
-                _ => channels_acc::<4>(p, scratch, &cols, pt, o, acc_stride),
+                1 => channels_acc::<1>(p, ap, &cols, pt, o, acc_stride),
+                2 => channels_acc::<2>(p, ap, &cols, pt, o, acc_stride),
+                3 => channels_acc::<3>(p, ap, &cols, pt, o, acc_stride),
+                _ => channels_acc::<4>(p, ap, &cols, pt, o, acc_stride),
             }
         }
         m0 += P;
