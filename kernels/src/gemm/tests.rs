@@ -335,6 +335,44 @@ fn i8_kernels_conv1x1_shapes() {
     }
 }
 
+/// K ≥ 64 over several passes of rows (kernels that requantize one pass while the next one
+/// computes), every column-tile shape (N = 8, 16, 24, 32, 40, 56), row and column sub-ranges
+/// that start and end inside a pass, and each clamp kind (rounds draw them at random).
+#[test]
+fn i8_kernels_deep_k_multi_pass() {
+    for kernel in i8_gemm_candidates() {
+        let mut rng = Rng::new(0x5eed_0009);
+        for (m, n, k) in [
+            (45, 8, 64),
+            (33, 16, 68),
+            (64, 24, 144),
+            (29, 40, 100),
+            (100, 32, 67),
+            (17, 56, 96),
+            (130, 16, 256),
+        ] {
+            for round in 0..6 {
+                let case = Case {
+                    m,
+                    n,
+                    k,
+                    a_stride: k + round % 3,
+                    c_stride: n + round % 2,
+                    a_zp: rng.range(-128, 127),
+                    w_zp: 0,
+                    per_channel: round % 2 == 0,
+                    small_scales: true,
+                    bias: true,
+                    rows: if round % 3 == 2 { (3, m - 5) } else { (0, m) },
+                    cols: if round % 3 == 2 { (1, n - 1) } else { (0, n) },
+                };
+                check_i8_case::<i8, i8, i8>(kernel, case, &mut rng);
+                check_i8_case::<i8, i8, u8>(kernel, case, &mut rng);
+            }
+        }
+    }
+}
+
 /// `case` with the zero points of int8 activations and weights.
 fn case_i8(case: Case) -> Case {
     Case {

@@ -89,13 +89,17 @@ unsafe fn requant_passes<const H: usize>(args: &I8Args) {
     };
     // SAFETY: forwarded contract; the mode's conditions hold.
     unsafe {
-        match (mode, args.max > 127) {
-            (FAST_FLOOR, false) => passes::<H, false, FAST_FLOOR, false>(args, Some(&rq)),
-            (FAST_FLOOR, true) => passes::<H, false, FAST_FLOOR, true>(args, Some(&rq)),
-            (FAST, false) => passes::<H, false, FAST, false>(args, Some(&rq)),
-            (FAST, true) => passes::<H, false, FAST, true>(args, Some(&rq)),
-            (_, false) => passes::<H, false, GENERAL, false>(args, Some(&rq)),
-            (_, true) => passes::<H, false, GENERAL, true>(args, Some(&rq)),
+        match (mode, args.max > 127, args.k >= PIPELINE_MIN_K) {
+            (FAST_FLOOR, false, true) => pipelined::<H, FAST_FLOOR, false>(args, &rq),
+            (FAST_FLOOR, true, true) => pipelined::<H, FAST_FLOOR, true>(args, &rq),
+            (FAST, false, true) => pipelined::<H, FAST, false>(args, &rq),
+            (FAST, true, true) => pipelined::<H, FAST, true>(args, &rq),
+            (FAST_FLOOR, false, _) => passes::<H, false, FAST_FLOOR, false>(args, Some(&rq)),
+            (FAST_FLOOR, true, _) => passes::<H, false, FAST_FLOOR, true>(args, Some(&rq)),
+            (FAST, false, _) => passes::<H, false, FAST, false>(args, Some(&rq)),
+            (FAST, true, _) => passes::<H, false, FAST, true>(args, Some(&rq)),
+            (_, false, _) => passes::<H, false, GENERAL, false>(args, Some(&rq)),
+            (_, true, _) => passes::<H, false, GENERAL, true>(args, Some(&rq)),
         }
     }
 }
@@ -116,6 +120,20 @@ unsafe fn passes<const H: usize, const RAW: bool, const MODE: u8, const U: bool>
         unsafe { i8_tile::<8, H, RAW, MODE, U>(args, r0, rq) };
         r0 += 8;
     }
+    // SAFETY: forwarded contract, r0 ≤ rows.
+    unsafe { last_rows::<H, RAW, MODE, U>(args, r0, rq) };
+}
+
+/// Rows `r0..rows` (fewer than 8) as one tile.
+///
+/// # Safety
+/// As [`passes`] (the CPU has AVX-512 VNNI), and `rows − r0 < 8`.
+#[inline(always)]
+unsafe fn last_rows<const H: usize, const RAW: bool, const MODE: u8, const U: bool>(
+    args: &I8Args,
+    r0: usize,
+    rq: Option<&[Rq16; 2]>,
+) {
     // SAFETY: the remaining rows r0..rows.
     unsafe {
         match args.rows - r0 {
@@ -128,6 +146,51 @@ unsafe fn passes<const H: usize, const RAW: bool, const MODE: u8, const U: bool>
             7 => i8_tile::<7, H, RAW, MODE, U>(args, r0, rq),
             _ => {}
         }
+    }
+}
+
+/// [`passes`] with the requantization software-pipelined: the accumulators of each pass of 8
+/// rows are requantized and stored while the next pass computes its dot products, one
+/// [`store_step`] before each of `store_steps` chunks of its groups of input channels. The
+/// epilogue's vector work then fills the issue slots `vpdpbusd` leaves free instead of running
+/// between passes.
+///
+/// # Safety
+/// As [`passes`] with `RAW` false.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
+unsafe fn pipelined<const H: usize, const MODE: u8, const U: bool>(args: &I8Args, rq: &[Rq16; 2]) {
+    const R: usize = 8;
+    let steps = store_steps(R, H);
+    let groups = args.k / 4;
+    let mut r0 = 0;
+    // The previous pass: first row and accumulators (None before the first).
+    let mut prev: Option<(usize, [__m512i; R], [__m512i; R])> = None;
+    while args.rows - r0 >= R {
+        // SAFETY: rows r0..r0 + 8 ≤ rows (forwarded contract); the chunks cover groups
+        // 0..k/4 in order; the previous pass's rows are below rows.
+        unsafe {
+            let mut d = dots_start::<R, H>(args, r0);
+            let mut g = 0;
+            for step in 0..steps {
+                if let Some((p0, acc0, acc1)) = &prev {
+                    store_step::<R, H, MODE, U>(args, *p0, rq, acc0, acc1, step);
+                }
+                let end = groups * (step + 1) / steps;
+                dots_groups::<R, H>(args, &mut d, g, end);
+                g = end;
+            }
+            dots_finish::<R, H>(args, r0, &mut d);
+            prev = Some((r0, d.acc0, d.acc1));
+        }
+        r0 += R;
+    }
+    // SAFETY: as above; then the remaining rows r0..rows.
+    unsafe {
+        if let Some((p0, acc0, acc1)) = &prev {
+            store_tile::<R, H, MODE, U>(args, *p0, rq, acc0, acc1);
+        }
+        last_rows::<H, false, MODE, U>(args, r0, Some(rq));
     }
 }
 
@@ -164,6 +227,10 @@ const fn two_halves(h: usize) -> bool {
     h == 2 || h == 3
 }
 
+/// Smallest K for [`pipelined`]: below it the passes' dot products are too short to hide the
+/// epilogue, and the plain order measured faster.
+const PIPELINE_MIN_K: usize = 64;
+
 /// Epilogue modes (`MODE`): [`Rq16::unclamped_general`], any constants.
 const GENERAL: u8 = 0;
 /// [`Rq16::unclamped_fast`]: both `Rq16` are fast.
@@ -199,21 +266,64 @@ fn pack4<const U: bool>(t: [__m512i; 4], order: __m512i, lo: __m512i, hi: __m512
     }
 }
 
-/// Requantizes and stores the `R` rows from `r_first` on (`H` halves of 16 columns, `acc1` unused when
-/// `H = 1`): per `MODE`, then [`pack4`] (unsigned packs when `U`).
+/// Number of [`store_step`]s of an `R`-row tile of shape `H`: pairs of rows when the tile
+/// computes two halves, else groups of four rows.
+const fn store_steps(r: usize, h: usize) -> usize {
+    if two_halves(h) {
+        r.div_ceil(2)
+    } else {
+        r.div_ceil(4)
+    }
+}
+
+/// Requantizes and stores the `R` rows from `r_first` on (`H` halves of 16 columns, `acc1`
+/// unused when `H = 1`): per `MODE`, then [`pack4`] (unsigned packs when `U`).
+///
+/// (Forced inline: the accumulators stay in registers only when it is.)
 ///
 /// # Safety
 /// The [`I8Args`] contract for the output (`c`, `c_stride`, `col_lo..col_hi`), with
-/// `r_first + R ≤ rows`;
-/// The conditions of `MODE` hold.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+/// `r_first + R ≤ rows`; the conditions of `MODE` hold; the CPU has AVX-512 F/BW/DQ/VL.
+#[inline(always)]
 unsafe fn store_tile<const R: usize, const H: usize, const MODE: u8, const U: bool>(
     args: &I8Args,
     r_first: usize,
     rq: &[Rq16; 2],
     acc0: &[__m512i; R],
     acc1: &[__m512i; R],
+) {
+    // Written out (at most 4 steps for R ≤ 8), so that every accumulator index is a constant
+    // and the accumulators stay in registers.
+    let steps = store_steps(R, H);
+    // SAFETY: forwarded contract; each step < store_steps(R, H).
+    unsafe {
+        store_step::<R, H, MODE, U>(args, r_first, rq, acc0, acc1, 0);
+        if steps > 1 {
+            store_step::<R, H, MODE, U>(args, r_first, rq, acc0, acc1, 1);
+        }
+        if steps > 2 {
+            store_step::<R, H, MODE, U>(args, r_first, rq, acc0, acc1, 2);
+        }
+        if steps > 3 {
+            store_step::<R, H, MODE, U>(args, r_first, rq, acc0, acc1, 3);
+        }
+    }
+}
+
+/// One 64-byte pack of [`store_tile`]: rows `2·step` and `2·step + 1` (two halves), or rows
+/// `4·step .. 4·step + 4` (one half), those below `R`.
+///
+/// # Safety
+/// As [`store_tile`], and `step < store_steps(R, H)`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+unsafe fn store_step<const R: usize, const H: usize, const MODE: u8, const U: bool>(
+    args: &I8Args,
+    r_first: usize,
+    rq: &[Rq16; 2],
+    acc0: &[__m512i; R],
+    acc1: &[__m512i; R],
+    step: usize,
 ) {
     let q = |h: usize, x: __m512i| match MODE {
         FAST_FLOOR => rq[h].unclamped_fast_floor(x),
@@ -231,51 +341,182 @@ unsafe fn store_tile<const R: usize, const H: usize, const MODE: u8, const U: bo
     if two_halves(H) {
         // Two rows of 32 columns per 64-byte pack.
         let mask = mask as u32;
-        for r0 in (0..R).step_by(2) {
-            let r1 = (r0 + 1).min(R - 1);
-            let t = [
-                q(0, acc0[r0]),
-                q(1, acc1[r0]),
-                q(0, acc0[r1]),
-                q(1, acc1[r1]),
-            ];
-            let b = pack4::<U>(t, order, lo, hi);
-            // SAFETY: only the tile's columns col_lo..col_hi of rows r0 and r1 (< rows) are
-            // written (masked stores: masked-off bytes are neither read nor written).
-            unsafe {
-                _mm256_mask_storeu_epi8(row(r0), mask, _mm512_castsi512_si256(b));
-                if r0 + 1 < R {
-                    _mm256_mask_storeu_epi8(row(r1), mask, _mm512_extracti64x4_epi64::<1>(b));
-                }
+        let r0 = 2 * step;
+        let r1 = (r0 + 1).min(R - 1);
+        let t = [
+            q(0, acc0[r0]),
+            q(1, acc1[r0]),
+            q(0, acc0[r1]),
+            q(1, acc1[r1]),
+        ];
+        let b = pack4::<U>(t, order, lo, hi);
+        // SAFETY: only the tile's columns col_lo..col_hi of rows r0 and r1 (< rows) are
+        // written (masked stores: masked-off bytes are neither read nor written).
+        unsafe {
+            _mm256_mask_storeu_epi8(row(r0), mask, _mm512_castsi512_si256(b));
+            if r0 + 1 < R {
+                _mm256_mask_storeu_epi8(row(r1), mask, _mm512_extracti64x4_epi64::<1>(b));
             }
         }
     } else {
         // Four rows of 16 columns per 64-byte pack.
         let mask = mask as u16;
-        for r0 in (0..R).step_by(4) {
-            let r = |i: usize| (r0 + i).min(R - 1);
-            let t = [
-                q(0, acc0[r(0)]),
-                q(0, acc0[r(1)]),
-                q(0, acc0[r(2)]),
-                q(0, acc0[r(3)]),
-            ];
-            let b = pack4::<U>(t, order, lo, hi);
-            // SAFETY: as above, columns col_lo..col_hi ≤ 16 of the rows r0 + i < rows.
-            unsafe {
-                _mm_mask_storeu_epi8(row(r0), mask, _mm512_castsi512_si128(b));
-                if r0 + 1 < R {
-                    let v = _mm512_extracti32x4_epi32::<1>(b);
-                    _mm_mask_storeu_epi8(row(r0 + 1), mask, v);
-                }
-                if r0 + 2 < R {
-                    let v = _mm512_extracti32x4_epi32::<2>(b);
-                    _mm_mask_storeu_epi8(row(r0 + 2), mask, v);
-                }
-                if r0 + 3 < R {
-                    let v = _mm512_extracti32x4_epi32::<3>(b);
-                    _mm_mask_storeu_epi8(row(r0 + 3), mask, v);
-                }
+        let r0 = 4 * step;
+        let r = |i: usize| (r0 + i).min(R - 1);
+        let t = [
+            q(0, acc0[r(0)]),
+            q(0, acc0[r(1)]),
+            q(0, acc0[r(2)]),
+            q(0, acc0[r(3)]),
+        ];
+        let b = pack4::<U>(t, order, lo, hi);
+        // SAFETY: as above, columns col_lo..col_hi ≤ 16 of the rows r0 + i < rows.
+        unsafe {
+            _mm_mask_storeu_epi8(row(r0), mask, _mm512_castsi512_si128(b));
+            if r0 + 1 < R {
+                let v = _mm512_extracti32x4_epi32::<1>(b);
+                _mm_mask_storeu_epi8(row(r0 + 1), mask, v);
+            }
+            if r0 + 2 < R {
+                let v = _mm512_extracti32x4_epi32::<2>(b);
+                _mm_mask_storeu_epi8(row(r0 + 2), mask, v);
+            }
+            if r0 + 3 < R {
+                let v = _mm512_extracti32x4_epi32::<3>(b);
+                _mm_mask_storeu_epi8(row(r0 + 3), mask, v);
+            }
+        }
+    }
+}
+
+/// The accumulators of `R` rows (`H` halves, see [`i8_tile`]) and their activation rows.
+struct Dots<const R: usize> {
+    acc0: [__m512i; R],
+    acc1: [__m512i; R],
+    a: [*const u8; R],
+}
+
+/// Rows `r_first..r_first + R`: the accumulators at the folded bias.
+///
+/// # Safety
+/// As [`i8_tile`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
+unsafe fn dots_start<const R: usize, const H: usize>(args: &I8Args, r_first: usize) -> Dots<R> {
+    // SAFETY: `ep` per the I8Args contract; its arrays hold NR_MAX ≥ 32 values.
+    let ep = unsafe { &*args.ep };
+    let ld = |p: &[i32; crate::gemm::NR_MAX], h: usize| {
+        // SAFETY: 16h + 16 ≤ 32 ≤ NR_MAX.
+        unsafe { _mm512_loadu_si512(p.as_ptr().add(16 * h) as *const __m512i) }
+    };
+    // (Two flat arrays: LLVM keeps them in registers, where it spills a nested one.)
+    let mut a = [args.a; R];
+    for (r, p) in a.iter_mut().enumerate() {
+        // SAFETY: r_first + r < rows, so the row lies in A (I8Args contract).
+        *p = unsafe { args.a.add((r_first + r) * args.a_stride) };
+    }
+    Dots {
+        acc0: [ld(&ep.bias, 0); R],
+        acc1: [ld(&ep.bias, two_halves(H) as usize); R],
+        a,
+    }
+}
+
+/// Groups `g0..g1` of 4 input channels (each `4g + 4 ≤ k`) into the accumulators.
+///
+/// # Safety
+/// As [`i8_tile`]; `g1 ≤ k / 4`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
+unsafe fn dots_groups<const R: usize, const H: usize>(
+    args: &I8Args,
+    d: &mut Dots<R>,
+    g0: usize,
+    g1: usize,
+) {
+    let xor = _mm512_set1_epi8(args.a_xor as i8);
+    // SAFETY: group g0 ≤ ceil(k/4) of the packed tile (or one past it).
+    let mut w = unsafe { args.w.add(128 * g0) };
+    for g in g0..g1 {
+        // SAFETY: the packed tile holds ceil(k/4) groups of 128 bytes, 64-byte aligned.
+        let (w0, w1) = unsafe {
+            (
+                _mm512_load_si512(w as *const __m512i),
+                _mm512_load_si512(w.add(64 * two_halves(H) as usize) as *const __m512i),
+            )
+        };
+        for r in 0..R {
+            // SAFETY: 4g + 4 ≤ k: the 4 bytes lie in row r.
+            let v = unsafe { (d.a[r].add(4 * g) as *const u32).read_unaligned() };
+            let av = _mm512_xor_si512(_mm512_set1_epi32(v as i32), xor);
+            // SAFETY: this kernel runs on AVX-512 VNNI CPUs only.
+            unsafe { dot::<H>(&mut d.acc0[r], &mut d.acc1[r], av, w0, w1) };
+        }
+        // SAFETY: advances within (or one past) the packed tile.
+        w = unsafe { w.add(128) };
+    }
+}
+
+/// One group of 4 input channels of one row into the row's `H` halves.
+///
+/// # Safety
+/// The CPU has AVX-512 F/VL/VNNI.
+#[inline(always)]
+unsafe fn dot<const H: usize>(
+    acc0: &mut __m512i,
+    acc1: &mut __m512i,
+    av: __m512i,
+    w0: __m512i,
+    w1: __m512i,
+) {
+    // SAFETY: the CPU has AVX-512 F/VL/VNNI (caller contract).
+    unsafe {
+        *acc0 = if H == 4 {
+            dpbusd_lo8(*acc0, av, w0)
+        } else {
+            _mm512_dpbusd_epi32(*acc0, av, w0)
+        };
+        if H == 2 {
+            *acc1 = _mm512_dpbusd_epi32(*acc1, av, w1);
+        } else if H == 3 {
+            *acc1 = dpbusd_lo8(*acc1, av, w1);
+        }
+    }
+}
+
+/// The last, partial group of 4 input channels (when `k % 4 ≠ 0`) and the per-row terms.
+/// (Forced inline: LLVM keeps the accumulators in registers only when it is.)
+///
+/// # Safety
+/// As [`i8_tile`] (the CPU has AVX-512 F/BW/DQ/VL/VNNI).
+#[inline(always)]
+unsafe fn dots_finish<const R: usize, const H: usize>(
+    args: &I8Args,
+    r_first: usize,
+    d: &mut Dots<R>,
+) {
+    let groups = args.k / 4;
+    let rem = args.k % 4;
+    // SAFETY: the CPU has the features of the intrinsics (caller contract); the partial group
+    // is the tile's last packed group, bytes 4·groups .. k of each row r < R exist, and
+    // row_off holds `rows` ≥ r_first + R values (I8Args contract).
+    unsafe {
+        if rem != 0 {
+            let xor = _mm512_set1_epi8(args.a_xor as i8);
+            let w = args.w.add(128 * groups);
+            let w0 = _mm512_load_si512(w as *const __m512i);
+            let w1 = _mm512_load_si512(w.add(64 * two_halves(H) as usize) as *const __m512i);
+            for r in 0..R {
+                let v = tail_u32(d.a[r].add(4 * groups), rem);
+                let av = _mm512_xor_si512(_mm512_set1_epi32(v as i32), xor);
+                dot::<H>(&mut d.acc0[r], &mut d.acc1[r], av, w0, w1);
+            }
+        }
+        for r in 0..R {
+            let off = *args.row_off.add(r_first + r);
+            if off != 0 {
+                d.acc0[r] = _mm512_add_epi32(d.acc0[r], _mm512_set1_epi32(off));
+                d.acc1[r] = _mm512_add_epi32(d.acc1[r], _mm512_set1_epi32(off));
             }
         }
     }
@@ -283,13 +524,14 @@ unsafe fn store_tile<const R: usize, const H: usize, const MODE: u8, const U: bo
 
 /// Rows `r_first..r_first + R` of the tile: `H` halves of 16 columns (2 for the full 32-wide
 /// tile, 1 when only columns `..16` are needed; 3: columns `..24`, the second half on its low 8
-/// lanes only, its upper lanes zero; 4: columns `..8`, the first half on its low 8 lanes only); raw accumulators out when `RAW`, else
-/// [`store_tile`].
+/// lanes only, its upper lanes zero; 4: columns `..8`, the first half on its low 8 lanes only);
+/// raw accumulators out when `RAW`, else [`store_tile`].
+///
+/// (Forced inline, as [`store_tile`].)
 ///
 /// # Safety
-/// As [`passes`], and `r_first + R ≤ rows`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")]
+/// As [`passes`] (the CPU has AVX-512 VNNI), and `r_first + R ≤ rows`.
+#[inline(always)]
 unsafe fn i8_tile<
     const R: usize,
     const H: usize,
@@ -301,96 +543,25 @@ unsafe fn i8_tile<
     r_first: usize,
     rq: Option<&[Rq16; 2]>,
 ) {
-    let k = args.k;
-    let groups = k / 4;
-    let rem = k % 4;
-    let xor = _mm512_set1_epi8(args.a_xor as i8);
-    // SAFETY: `ep` per the I8Args contract; its arrays hold NR_MAX ≥ 32 values.
-    let ep = unsafe { &*args.ep };
-    let ld = |p: &[i32; crate::gemm::NR_MAX], h: usize| {
-        // SAFETY: 16h + 16 ≤ 32 ≤ NR_MAX.
-        unsafe { _mm512_loadu_si512(p.as_ptr().add(16 * h) as *const __m512i) }
-    };
-    // The accumulators start at the folded bias.
-    // (Two flat arrays: LLVM keeps them in registers, where it spills a nested one.)
-    let mut acc0 = [ld(&ep.bias, 0); R];
-    let mut acc1 = [ld(&ep.bias, two_halves(H) as usize); R];
-    let mut a = [args.a; R];
-    for (r, p) in a.iter_mut().enumerate() {
-        // SAFETY: r_first + r < rows, so the row lies in A (I8Args contract).
-        *p = unsafe { args.a.add((r_first + r) * args.a_stride) };
-    }
-    let mut w = args.w;
-    for g in 0..groups {
-        // SAFETY: the packed tile holds ceil(k/4) groups of 128 bytes, 64-byte aligned.
-        let (w0, w1) = unsafe {
-            (
-                _mm512_load_si512(w as *const __m512i),
-                _mm512_load_si512(w.add(64 * two_halves(H) as usize) as *const __m512i),
-            )
-        };
-        for r in 0..R {
-            // SAFETY: 4g + 4 ≤ k: the 4 bytes lie in row r.
-            let v = unsafe { (a[r].add(4 * g) as *const u32).read_unaligned() };
-            let av = _mm512_xor_si512(_mm512_set1_epi32(v as i32), xor);
-            acc0[r] = if H == 4 {
-                dpbusd_lo8(acc0[r], av, w0)
-            } else {
-                _mm512_dpbusd_epi32(acc0[r], av, w0)
-            };
-            if H == 2 {
-                acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, w1);
-            } else if H == 3 {
-                acc1[r] = dpbusd_lo8(acc1[r], av, w1);
-            }
-        }
-        // SAFETY: advances within (or one past) the packed tile.
-        w = unsafe { w.add(128) };
-    }
-    if rem != 0 {
-        // SAFETY: the last (partial) group of the tile.
-        let (w0, w1) = unsafe {
-            (
-                _mm512_load_si512(w as *const __m512i),
-                _mm512_load_si512(w.add(64 * two_halves(H) as usize) as *const __m512i),
-            )
-        };
-        for r in 0..R {
-            // SAFETY: bytes 4·groups .. k of row r exist.
-            let v = unsafe { tail_u32(a[r].add(4 * groups), rem) };
-            let av = _mm512_xor_si512(_mm512_set1_epi32(v as i32), xor);
-            acc0[r] = if H == 4 {
-                dpbusd_lo8(acc0[r], av, w0)
-            } else {
-                _mm512_dpbusd_epi32(acc0[r], av, w0)
-            };
-            if H == 2 {
-                acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, w1);
-            } else if H == 3 {
-                acc1[r] = dpbusd_lo8(acc1[r], av, w1);
-            }
-        }
-    }
-    for r in 0..R {
-        // SAFETY: r_first + r < rows (row_off holds `rows` values).
-        let off = unsafe { *args.row_off.add(r_first + r) };
-        if off != 0 {
-            acc0[r] = _mm512_add_epi32(acc0[r], _mm512_set1_epi32(off));
-            acc1[r] = _mm512_add_epi32(acc1[r], _mm512_set1_epi32(off));
-        }
+    // SAFETY: forwarded contract.
+    let mut d = unsafe { dots_start::<R, H>(args, r_first) };
+    // SAFETY: forwarded contract; groups = k / 4.
+    unsafe {
+        dots_groups::<R, H>(args, &mut d, 0, args.k / 4);
+        dots_finish::<R, H>(args, r_first, &mut d);
     }
     if RAW {
         for r in 0..R {
             // SAFETY: acc_out holds rows × 32 values (I8Args contract); H = 2 here.
             unsafe {
                 let p = args.acc_out.add(32 * (r_first + r));
-                _mm512_storeu_si512(p as *mut __m512i, acc0[r]);
-                _mm512_storeu_si512(p.add(16) as *mut __m512i, acc1[r]);
+                _mm512_storeu_si512(p as *mut __m512i, d.acc0[r]);
+                _mm512_storeu_si512(p.add(16) as *mut __m512i, d.acc1[r]);
             }
         }
     } else if let Some(rq) = rq {
         // SAFETY: forwarded output contract.
-        unsafe { store_tile::<R, H, MODE, U>(args, r_first, rq, &acc0, &acc1) };
+        unsafe { store_tile::<R, H, MODE, U>(args, r_first, rq, &d.acc0, &d.acc1) };
     }
 }
 
