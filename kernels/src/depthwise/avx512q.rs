@@ -344,10 +344,57 @@ unsafe fn f32_tiles<const KH: usize, const KW: usize, const S: usize>(
     let (lo, hi, rs) = (g.lo, g.hi, g.rs);
     // SAFETY: caller contract.
     unsafe {
-        match n {
-            8 => f32_tile::<KH, KW, S, 8>(p, input, at, rs, c, m, bias, lo, hi, output, dst),
-            4 => f32_tile::<KH, KW, S, 4>(p, input, at, rs, c, m, bias, lo, hi, output, dst),
-            _ => f32_tile::<KH, KW, S, 1>(p, input, at, rs, c, m, bias, lo, hi, output, dst),
+        match (n, k == 16) {
+            (8, true) => {
+                f32_tile::<KH, KW, S, 8, true>(p, input, at, rs, c, m, bias, lo, hi, output, dst)
+            }
+            (4, true) => {
+                f32_tile::<KH, KW, S, 4, true>(p, input, at, rs, c, m, bias, lo, hi, output, dst)
+            }
+            (_, true) => {
+                f32_tile::<KH, KW, S, 1, true>(p, input, at, rs, c, m, bias, lo, hi, output, dst)
+            }
+            (8, false) => {
+                f32_tile::<KH, KW, S, 8, false>(p, input, at, rs, c, m, bias, lo, hi, output, dst)
+            }
+            (4, false) => {
+                f32_tile::<KH, KW, S, 4, false>(p, input, at, rs, c, m, bias, lo, hi, output, dst)
+            }
+            _ => f32_tile::<KH, KW, S, 1, false>(p, input, at, rs, c, m, bias, lo, hi, output, dst),
+        }
+    }
+}
+
+/// A 16-lane load: plain when `FULL` (all 16 lanes in bounds), else masked by `m`.
+///
+/// # Safety
+/// The lanes of `m` (all 16 when `FULL`) are readable at `ptr`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn ld_ps<const FULL: bool>(m: __mmask16, ptr: *const f32) -> __m512 {
+    // SAFETY: caller contract.
+    unsafe {
+        if FULL {
+            _mm512_loadu_ps(ptr)
+        } else {
+            _mm512_maskz_loadu_ps(m, ptr)
+        }
+    }
+}
+
+/// A 16-lane store: plain when `FULL`, else masked by `m`.
+///
+/// # Safety
+/// The lanes of `m` (all 16 when `FULL`) are writable at `ptr`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn st_ps<const FULL: bool>(ptr: *mut f32, m: __mmask16, v: __m512) {
+    // SAFETY: caller contract.
+    unsafe {
+        if FULL {
+            _mm512_storeu_ps(ptr, v)
+        } else {
+            _mm512_mask_storeu_ps(ptr, m, v)
         }
     }
 }
@@ -361,7 +408,13 @@ unsafe fn f32_tiles<const KH: usize, const KW: usize, const S: usize>(
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn f32_tile<const KH: usize, const KW: usize, const S: usize, const P: usize>(
+unsafe fn f32_tile<
+    const KH: usize,
+    const KW: usize,
+    const S: usize,
+    const P: usize,
+    const FULL: bool,
+>(
     p: &super::DepthwiseF32,
     input: &[f32],
     at: usize,
@@ -380,9 +433,7 @@ unsafe fn f32_tile<const KH: usize, const KW: usize, const S: usize, const P: us
         let mut wk = [_mm512_setzero_ps(); KW];
         for (kx, v) in wk.iter_mut().enumerate() {
             // SAFETY: tap (ky, kx) < KH·KW, channels c0..c0 + n inside (caller asserted).
-            *v = unsafe {
-                _mm512_maskz_loadu_ps(m, p.weights.as_ptr().add((ky * KW + kx) * c + c0))
-            };
+            *v = unsafe { ld_ps::<FULL>(m, p.weights.as_ptr().add((ky * KW + kx) * c + c0)) };
         }
         if S > 1 {
             // Stride 2: tap by tap over the pixels (independent FMA chains side by side; in
@@ -392,9 +443,7 @@ unsafe fn f32_tile<const KH: usize, const KW: usize, const S: usize, const P: us
                 for (j, a) in acc.iter_mut().enumerate() {
                     let i = j * S + kx;
                     // SAFETY: caller contract.
-                    let xv = unsafe {
-                        _mm512_maskz_loadu_ps(m, input.as_ptr().add(at + ky * rs + i * c))
-                    };
+                    let xv = unsafe { ld_ps::<FULL>(m, input.as_ptr().add(at + ky * rs + i * c)) };
                     *a = _mm512_fmadd_ps(xv, wv, *a);
                 }
             }
@@ -402,7 +451,7 @@ unsafe fn f32_tile<const KH: usize, const KW: usize, const S: usize, const P: us
         }
         for i in 0..(P - 1) * S + KW {
             // SAFETY: caller contract.
-            let xv = unsafe { _mm512_maskz_loadu_ps(m, input.as_ptr().add(at + ky * rs + i * c)) };
+            let xv = unsafe { ld_ps::<FULL>(m, input.as_ptr().add(at + ky * rs + i * c)) };
             for (kx, &wv) in wk.iter().enumerate() {
                 if i >= kx && (i - kx) % S == 0 && (i - kx) / S < P {
                     let j = (i - kx) / S;
@@ -414,7 +463,7 @@ unsafe fn f32_tile<const KH: usize, const KW: usize, const S: usize, const P: us
     for (j, &a) in acc.iter().enumerate() {
         let v = _mm512_min_ps(_mm512_max_ps(a, lo), hi);
         // SAFETY: caller contract.
-        unsafe { _mm512_mask_storeu_ps(output.as_mut_ptr().add(dst + j * c), m, v) };
+        unsafe { st_ps::<FULL>(output.as_mut_ptr().add(dst + j * c), m, v) };
     }
 }
 
@@ -695,15 +744,36 @@ unsafe fn q_row<T: Q8>(
     row: usize,
     x: Range<usize>,
 ) {
+    // The common case (fused ReLU, every channel shifting right) with the requantization's
+    // choices made at compile time: no flag tests between the tiles' instructions.
+    let fast = f.all_right && !f.any_lsh && p.rq.min() >= p.rq.zero_point();
+    if fast {
+        q_row_rq::<T, true>(p, f, input, output, row, x)
+    } else {
+        q_row_rq::<T, false>(p, f, input, output, row, x)
+    }
+}
+
+/// [`q_row`] with [`Rq64::round`]'s `FAST` mode.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
+fn q_row_rq<T: Q8, const FAST: bool>(
+    p: &DepthwiseQ,
+    f: &Rows,
+    input: &[T],
+    output: &mut [T],
+    row: usize,
+    x: Range<usize>,
+) {
     match (f.kh, f.kw, f.stride, f.wide) {
-        (3, 3, 1, false) => row_impl::<T, 3, 3, 1, 1, false>(p, f, input, output, row, x),
-        (3, 3, 2, false) => row_impl::<T, 3, 3, 2, 1, false>(p, f, input, output, row, x),
-        (5, 5, 1, false) => row_impl::<T, 5, 5, 1, 2, false>(p, f, input, output, row, x),
-        (5, 5, 2, false) => row_impl::<T, 5, 5, 2, 2, false>(p, f, input, output, row, x),
-        (3, 3, 1, true) => row_impl::<T, 3, 3, 1, 2, true>(p, f, input, output, row, x),
-        (3, 3, 2, true) => row_impl::<T, 3, 3, 2, 2, true>(p, f, input, output, row, x),
-        (5, 5, 1, true) => row_impl::<T, 5, 5, 1, 3, true>(p, f, input, output, row, x),
-        (5, 5, 2, true) => row_impl::<T, 5, 5, 2, 3, true>(p, f, input, output, row, x),
+        (3, 3, 1, false) => row_impl::<T, 3, 3, 1, 1, false, FAST>(p, f, input, output, row, x),
+        (3, 3, 2, false) => row_impl::<T, 3, 3, 2, 1, false, FAST>(p, f, input, output, row, x),
+        (5, 5, 1, false) => row_impl::<T, 5, 5, 1, 2, false, FAST>(p, f, input, output, row, x),
+        (5, 5, 2, false) => row_impl::<T, 5, 5, 2, 2, false, FAST>(p, f, input, output, row, x),
+        (3, 3, 1, true) => row_impl::<T, 3, 3, 1, 2, true, FAST>(p, f, input, output, row, x),
+        (3, 3, 2, true) => row_impl::<T, 3, 3, 2, 2, true, FAST>(p, f, input, output, row, x),
+        (5, 5, 1, true) => row_impl::<T, 5, 5, 1, 3, true, FAST>(p, f, input, output, row, x),
+        (5, 5, 2, true) => row_impl::<T, 5, 5, 2, 3, true, FAST>(p, f, input, output, row, x),
         _ => unreachable!("Rows::new admits only these shapes"),
     }
 }
@@ -722,6 +792,7 @@ fn row_impl<
     const S: usize,
     const G: usize,
     const WIDE: bool,
+    const FAST: bool,
 >(
     p: &DepthwiseQ,
     f: &Rows,
@@ -801,7 +872,7 @@ fn row_impl<
             // SAFETY: only columns inside 0..in_w of each row are read (lanes of `m`); pixel
             // ox's lanes are inside the output row (asserted).
             unsafe {
-                edge_pixel::<T, KH, KW, G, WIDE>(
+                edge_pixel::<T, KH, KW, G, WIDE, FAST>(
                     &base,
                     ix_first,
                     w.w.input,
@@ -833,7 +904,7 @@ fn row_impl<
                 // SAFETY: the tile's input columns are interior columns (inside every row),
                 // lanes past n are masked, and its outputs within the checked output row.
                 unsafe {
-                    tile_rows::<T, KH, KW, S, G, RP, WIDE>(
+                    tile_rows::<T, KH, KW, S, G, RP, WIDE, FAST>(
                         &rows,
                         col,
                         c,
@@ -849,7 +920,7 @@ fn row_impl<
             } else if ox + RP / 2 <= x.end {
                 // SAFETY: as for the full tile.
                 unsafe {
-                    tile_rows::<T, KH, KW, S, G, { RP / 2 }, WIDE>(
+                    tile_rows::<T, KH, KW, S, G, { RP / 2 }, WIDE, FAST>(
                         &rows,
                         col,
                         c,
@@ -865,7 +936,7 @@ fn row_impl<
             } else {
                 // SAFETY: as for the full tile.
                 unsafe {
-                    tile_rows::<T, KH, KW, S, G, 1, WIDE>(
+                    tile_rows::<T, KH, KW, S, G, 1, WIDE, FAST>(
                         &rows,
                         col,
                         c,
@@ -893,7 +964,14 @@ fn row_impl<
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn edge_pixel<T: Q8, const KH: usize, const KW: usize, const G: usize, const WIDE: bool>(
+unsafe fn edge_pixel<
+    T: Q8,
+    const KH: usize,
+    const KW: usize,
+    const G: usize,
+    const WIDE: bool,
+    const FAST: bool,
+>(
     rows: &[*const u8; KH],
     ix_first: isize,
     in_w: usize,
@@ -918,7 +996,7 @@ unsafe fn edge_pixel<T: Q8, const KH: usize, const KW: usize, const G: usize, co
             acc = mac::<WIDE>(acc, v, wg[kx]);
         }
     }
-    let bytes = rq.finish(rq.round(acc));
+    let bytes = rq.finish(rq.round::<FAST>(acc));
     // SAFETY: caller contract.
     unsafe { _mm_mask_storeu_epi8(out as *mut i8, m, bytes) };
 }
@@ -1042,6 +1120,7 @@ unsafe fn tile_rows<
     const G: usize,
     const P: usize,
     const WIDE: bool,
+    const FAST: bool,
 >(
     rows: &[*const u8; KH],
     col: usize,
@@ -1091,17 +1170,17 @@ unsafe fn tile_rows<
     let mut j = 0;
     while j + 4 <= P {
         let r = [
-            rq.round(acc[j]),
-            rq.round(acc[j + 1]),
-            rq.round(acc[j + 2]),
-            rq.round(acc[j + 3]),
+            rq.round::<FAST>(acc[j]),
+            rq.round::<FAST>(acc[j + 1]),
+            rq.round::<FAST>(acc[j + 2]),
+            rq.round::<FAST>(acc[j + 3]),
         ];
         // SAFETY: caller contract (pixels j..j + 4 < P).
         unsafe { rq.store4::<T>(r, out.add(j * c), c, m) };
         j += 4;
     }
     while j < P {
-        let bytes = rq.finish(rq.round(acc[j]));
+        let bytes = rq.finish(rq.round::<FAST>(acc[j]));
         // SAFETY: caller contract.
         unsafe { _mm_mask_storeu_epi8(out.add(j * c) as *mut i8, m, bytes) };
         j += 1;
@@ -1181,10 +1260,18 @@ impl Rq64 {
         }
     }
 
-    /// The rounded product plus the zero point.
+    /// The rounded product plus the zero point. `FAST`: the caller knows that `relu` and
+    /// `blend` hold and no channel shifts left (the flags are then not read).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    fn round(&self, x: __m512i) -> __m512i {
+    fn round<const FAST: bool>(&self, x: __m512i) -> __m512i {
+        if FAST {
+            let even = _mm512_mul_epi32(x, self.m);
+            let odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), self.m_odd);
+            let even = _mm512_srav_epi64(_mm512_add_epi64(even, self.k[0][0]), self.k[2][0]);
+            let odd = _mm512_srav_epi64(_mm512_add_epi64(odd, self.k[0][1]), self.k[2][1]);
+            return _mm512_mask_blend_epi32(0xAAAA, even, odd);
+        }
         let x = if self.any_lsh {
             _mm512_sllv_epi32(x, self.lsh)
         } else {
