@@ -22,6 +22,9 @@ fn cases(seed: u64, random: usize) -> Vec<Window2d> {
         (1, 1, 1, 3, 8, 3, 3, 1, 1, 1, Padding::Same),
         (3, 4, 4, 1, 48, 4, 4, 1, 1, 1, Padding::Valid),
         (1, 10, 3, 3, 40, 3, 3, 3, 3, 1, Padding::Same),
+        (1, 9, 10, 8, 32, 3, 4, 1, 1, 1, Padding::Same),
+        (2, 7, 6, 32, 20, 2, 1, 2, 2, 1, Padding::Valid),
+        (1, 8, 7, 11, 33, 3, 2, 1, 2, 1, Padding::Same),
     ];
     let mut out = Vec::new();
     for (b, h, w, c, oc, kh, kw, sh, sw, dh, p) in fixed {
@@ -37,7 +40,11 @@ fn cases(seed: u64, random: usize) -> Vec<Window2d> {
         out.push(Window2d::new(spec).unwrap());
     }
     while out.len() < fixed.len() + random {
-        let c = rng.usize(1, 5);
+        let c = if rng.range(0, 3) == 0 {
+            rng.usize(5, 16)
+        } else {
+            rng.usize(1, 4)
+        };
         let kw = rng.usize(1, (MAX_RUN / c).min(5));
         let spec = WindowSpec {
             k_h: rng.usize(1, 5),
@@ -231,9 +238,10 @@ fn refuses_what_it_does_not_take() {
         .unwrap()
     };
     assert!(supports(&spec(3, 3, 1)));
-    assert!(supports(&spec(16, 1, 1)));
-    assert!(!supports(&spec(17, 1, 1)), "run above MAX_RUN");
-    assert!(!supports(&spec(6, 3, 1)), "run 18");
+    assert!(supports(&spec(32, 1, 1)));
+    assert!(supports(&spec(8, 4, 1)));
+    assert!(!supports(&spec(33, 1, 1)), "run above MAX_RUN");
+    assert!(!supports(&spec(11, 3, 1)), "run 33");
     assert!(!supports(&spec(3, 3, 2)), "width dilation");
     if i8_kernel().is_none() {
         println!("skipped: no direct int8 kernel on this CPU");
