@@ -295,9 +295,9 @@ unsafe fn spmm_f32_impl<const P: usize>(
     hi: f32,
     scratch: *mut f32,
 ) {
-    let (k, kc, nc) = (p.k, p.kc, p.chunks());
+    let kc = p.kc;
     // SAFETY: scratch_len = P·(kc + ceil(N/4)·4 + 4) + 16: up to 15 floats to a 64-byte boundary
-    // (vector loads within one cache line), activations [kc][P], then outputs [N'][P].
+    // (vector loads within one cache line), activations (kc·P floats), then outputs [N'][P].
     let ap = unsafe { scratch.add(scratch.align_offset(64).min(15)) };
     // SAFETY: as above.
     let cb = unsafe { ap.add(P * kc) };
@@ -305,41 +305,14 @@ unsafe fn spmm_f32_impl<const P: usize>(
     while m0 < m {
         let pt = (m - m0).min(P);
         // Vectors of 16 pixels actually computed: a short last tile costs what it holds.
-        let nv = pt.div_ceil(16);
-        for c in 0..nc {
-            let k0 = c * kc;
-            let kw = kc.min(k - k0);
-            // SAFETY: rows m0..m0 + pt of `a` hold input channels k0..k0 + kw; `ap` holds kc·P
-            // floats; `cb` N' rows of P.
-            unsafe {
-                transpose32::<false>(
-                    a.add(m0 * a_stride + k0) as *const u32,
-                    a_stride,
-                    pt,
-                    kw,
-                    ap as *mut u32,
-                    P,
-                    0,
-                );
-                if pt < nv * 16 {
-                    // Pixels pt..16·nv of the last vector: zeros (one masked store per row).
-                    let keep = (1u32 << (pt - 16 * (nv - 1))) - 1;
-                    let pad = !(keep as __mmask16);
-                    for r in 0..kw {
-                        _mm512_mask_storeu_ps(
-                            ap.add(r * P + 16 * (nv - 1)),
-                            pad,
-                            _mm512_setzero_ps(),
-                        );
-                    }
-                }
-                let ch = Chunk { c, nc, k0, lo, hi };
-                match nv.min(P / 16) {
-                    1 => f32_groups::<P, 1>(p, ap, cb, &ch),
-                    2 => f32_groups::<P, 2>(p, ap, cb, &ch),
-                    3 => f32_groups::<P, 3>(p, ap, cb, &ch),
-                    _ => f32_groups::<P, 4>(p, ap, cb, &ch),
-                }
+        // SAFETY: rows m0..m0 + pt of `a`; `ap` and `cb` as above.
+        unsafe {
+            let a = a.add(m0 * a_stride);
+            match pt.div_ceil(16).min(P / 16) {
+                1 => f32_tile::<P, 1>(p, a, a_stride, pt, ap, cb, lo, hi),
+                2 => f32_tile::<P, 2>(p, a, a_stride, pt, ap, cb, lo, hi),
+                3 => f32_tile::<P, 3>(p, a, a_stride, pt, ap, cb, lo, hi),
+                _ => f32_tile::<P, 4>(p, a, a_stride, pt, ap, cb, lo, hi),
             }
         }
         // SAFETY: `cb` holds N rows of P; output rows m0..m0 + pt have N columns.
@@ -358,22 +331,84 @@ unsafe fn spmm_f32_impl<const P: usize>(
     }
 }
 
-/// One chunk of input channels: `c` of `nc`, starting at channel `k0`; the clamp.
+/// One tile of `pt ≤ 16·NV` pixels into `cb` (rows of `P`): activations transposed to rows of
+/// `16·NV` floats, as many chunks of input channels per pass as fit the `kc·P` floats of `ap`
+/// (a short tile takes a wider slice of K).
+///
+/// # Safety
+/// AVX-512F + FMA; `a` holds `pt` rows of K at `a_stride`; `ap` holds kc·P floats, `cb`
+/// ceil(N/4)·4 rows of `P`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn f32_tile<const P: usize, const NV: usize>(
+    p: &PackedF32,
+    a: *const f32,
+    a_stride: usize,
+    pt: usize,
+    ap: *mut f32,
+    cb: *mut f32,
+    lo: f32,
+    hi: f32,
+) {
+    let (k, kc, nc) = (p.k, p.kc, p.chunks());
+    let s = 16 * NV;
+    let per = (P / s).max(1);
+    let mut c0 = 0;
+    while c0 < nc {
+        let c1 = (c0 + per).min(nc);
+        let k0 = c0 * kc;
+        let kw = (c1 * kc).min(k) - k0;
+        // SAFETY: rows 0..pt of `a` hold input channels k0..k0 + kw; kw·s ≤ per·kc·16·NV ≤ kc·P
+        // floats of `ap`.
+        unsafe {
+            transpose32::<false>(
+                a.add(k0) as *const u32,
+                a_stride,
+                pt,
+                kw,
+                ap as *mut u32,
+                s,
+                0,
+            );
+            if pt < s {
+                // Pixels pt..16·NV of the last vector: zeros (one masked store per row).
+                let keep = (1u32 << (pt - 16 * (NV - 1))) - 1;
+                let pad = !(keep as __mmask16);
+                for r in 0..kw {
+                    _mm512_mask_storeu_ps(ap.add(r * s + 16 * (NV - 1)), pad, _mm512_setzero_ps());
+                }
+            }
+            let ch = Chunk {
+                c0,
+                c1,
+                nc,
+                k0,
+                lo,
+                hi,
+            };
+            f32_groups::<P, NV>(p, ap, cb, &ch);
+        }
+        c0 = c1;
+    }
+}
+
+/// Chunks `c0..c1` of `nc` of input channels, starting at channel `k0`; the clamp.
 struct Chunk {
-    c: usize,
+    c0: usize,
+    c1: usize,
     nc: usize,
     k0: usize,
     lo: f32,
     hi: f32,
 }
 
-/// Every group of channels on `NV` vectors of 16 pixels, the entries of chunk `ch`: the first
-/// chunk starts from the bias, later ones from the partial sums in `cb`; the last one clamps:
-/// `cb[n][..] = clamp(bias + Σ w·ap[k − k0])`.
+/// Every group of channels on `NV` vectors of 16 pixels, the entries of chunks `ch.c0..ch.c1`:
+/// the first chunk starts from the bias, later ones from the partial sums in `cb`; the last one
+/// clamps: `cb[n][..] = clamp(bias + Σ w·ap[k − k0])`.
 ///
 /// # Safety
-/// AVX-512F + FMA; `ap` holds the chunk's rows of `P` floats, `cb` ceil(N/4)·4 rows; the packed
-/// column indices are below K, those of chunk `c` within `k0..k0 + kc`.
+/// AVX-512F + FMA; `ap` holds the chunks' rows of `16·NV` floats, `cb` ceil(N/4)·4 rows of `P`;
+/// the packed column indices are below K, those of the chunks within the rows of `ap`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,fma")]
 #[inline]
 unsafe fn f32_groups<const P: usize, const NV: usize>(
@@ -383,14 +418,15 @@ unsafe fn f32_groups<const P: usize, const NV: usize>(
     ch: &Chunk,
 ) {
     let (lov, hiv) = (_mm512_set1_ps(ch.lo), _mm512_set1_ps(ch.hi));
-    let (first, last) = (ch.c == 0, ch.c + 1 == ch.nc);
+    let (first, last) = (ch.c0 == 0, ch.c1 == ch.nc);
     let ngroups = p.group_ptr.len() - 1;
     let at = |i: usize| {
-        // SAFETY: entry i of this chunk: k0 ≤ kidx < k0 + kc, a row of `ap`.
-        unsafe { ap.add((*p.kidx.get_unchecked(i) as usize - ch.k0) * P) }
+        // SAFETY: entry i of these chunks: kidx − k0 is a row of `ap`.
+        unsafe { ap.add((*p.kidx.get_unchecked(i) as usize - ch.k0) * 16 * NV) }
     };
     for grp in 0..ngroups {
-        let (s, e) = p.chunk_range(grp, ch.c, ch.nc);
+        let s = p.chunk_range(grp, ch.c0, ch.nc).0;
+        let e = p.chunk_range(grp, ch.c1 - 1, ch.nc).1;
         if p.layout.rows() == 1 {
             let mut acc = [_mm512_setzero_ps(); NV];
             for (v, acc) in acc.iter_mut().enumerate() {
@@ -637,11 +673,23 @@ unsafe fn i8_1x4_impl(
         unsafe { pack_i8(p.xor, a.add(m0 * a_stride), a_stride, pt, p.k, ap, true) };
         // SAFETY: AVX-512 VNNI; `ap` and `cb` as sized above; packed k4 < K4.
         unsafe {
-            match pt.div_ceil(16) {
-                1 => i8_channels::<1>(p, ap, cb, rq),
-                2 => i8_channels::<2>(p, ap, cb, rq),
-                3 => i8_channels::<3>(p, ap, cb, rq),
-                _ => i8_channels::<4>(p, ap, cb, rq),
+            match (
+                pt.div_ceil(16),
+                RqSplat::fits(rq),
+                needs_fix(rq.zero_point(), rq.min()),
+            ) {
+                (1, true, true) => i8_channels_splat::<1, true>(p, ap, cb, rq),
+                (2, true, true) => i8_channels_splat::<2, true>(p, ap, cb, rq),
+                (3, true, true) => i8_channels_splat::<3, true>(p, ap, cb, rq),
+                (_, true, true) => i8_channels_splat::<4, true>(p, ap, cb, rq),
+                (1, true, false) => i8_channels_splat::<1, false>(p, ap, cb, rq),
+                (2, true, false) => i8_channels_splat::<2, false>(p, ap, cb, rq),
+                (3, true, false) => i8_channels_splat::<3, false>(p, ap, cb, rq),
+                (_, true, false) => i8_channels_splat::<4, false>(p, ap, cb, rq),
+                (1, false, _) => i8_channels::<1>(p, ap, cb, rq),
+                (2, false, _) => i8_channels::<2>(p, ap, cb, rq),
+                (3, false, _) => i8_channels::<3>(p, ap, cb, rq),
+                (_, false, _) => i8_channels::<4>(p, ap, cb, rq),
             }
         }
         // Transpose bytes [N][P] → out rows m0..m0 + pt.
@@ -764,6 +812,71 @@ unsafe fn i8_channels<const NV: usize>(p: &PackedI8, ap: *const u32, cb: *mut i8
         let mut y = [_mm512_setzero_si512(); 4];
         for v in 0..NV {
             y[v] = q.apply(_mm512_add_epi32(_mm512_add_epi32(acc[v], acc2[v]), c));
+        }
+        // SAFETY: byte row `ch` of `cb` holds P = 64 bytes.
+        unsafe { _mm512_storeu_si512(cb.add(ch * P) as *mut _, st.narrow4(y)) };
+    }
+}
+
+/// As [`i8_channels`] for requantizations [`RqSplat`] serves (right shifts 1..=22, small
+/// zero point: the common case), `FIX` = [`needs_fix`]: the bias starts the sums, and each
+/// channel's requantization is a handful of splat constants.
+///
+/// # Safety
+/// As [`i8_channels`]; `RqSplat::fits(rq)`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+unsafe fn i8_channels_splat<const NV: usize, const FIX: bool>(
+    p: &PackedI8,
+    ap: *const u32,
+    cb: *mut i8,
+    rq: &Requant,
+) {
+    const P: usize = I8_TILE;
+    let st = Store::new(rq);
+    let zp = rq.zero_point();
+    let shared = rq.is_per_tensor().then(|| {
+        let (mm, ss) = rq.channel(0);
+        RqSplat::new(mm, ss, zp)
+    });
+    for ch in 0..p.n {
+        let (s, e) = (p.block_ptr[ch] as usize, p.block_ptr[ch + 1] as usize);
+        let q = match shared {
+            Some(q) => q,
+            None => {
+                let (mm, ss) = rq.channel(ch);
+                RqSplat::new(mm, ss, zp)
+            }
+        };
+        let mut acc = [_mm512_set1_epi32(p.c[ch]); NV];
+        let mut acc2 = [_mm512_setzero_si512(); NV];
+        let mut i = s;
+        // SAFETY: k4 < K4, loads within `ap`.
+        unsafe {
+            while i + 2 <= e {
+                let x = ap.add(*p.k4.get_unchecked(i) as usize * P) as *const __m512i;
+                let w = _mm512_set1_epi32(*p.w.get_unchecked(i));
+                let x2 = ap.add(*p.k4.get_unchecked(i + 1) as usize * P) as *const __m512i;
+                let w2 = _mm512_set1_epi32(*p.w.get_unchecked(i + 1));
+                for v in 0..NV {
+                    acc[v] =
+                        _mm512_dpbusd_epi32(acc[v], _mm512_loadu_si512(x.add(v) as *const _), w);
+                    acc2[v] =
+                        _mm512_dpbusd_epi32(acc2[v], _mm512_loadu_si512(x2.add(v) as *const _), w2);
+                }
+                i += 2;
+            }
+            if i < e {
+                let x = ap.add(*p.k4.get_unchecked(i) as usize * P) as *const __m512i;
+                let w = _mm512_set1_epi32(*p.w.get_unchecked(i));
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm512_dpbusd_epi32(*acc, _mm512_loadu_si512(x.add(v) as *const _), w);
+                }
+            }
+        }
+        let mut y = [_mm512_setzero_si512(); 4];
+        for v in 0..NV {
+            y[v] = q.apply::<FIX>(_mm512_add_epi32(acc[v], acc2[v]));
         }
         // SAFETY: byte row `ch` of `cb` holds P = 64 bytes.
         unsafe { _mm512_storeu_si512(cb.add(ch * P) as *mut _, st.narrow4(y)) };
@@ -1191,6 +1304,79 @@ impl RqLanes {
     }
 }
 
+/// Requantization of 16 lanes with one multiplier, right shift `e` in 1..=22 (TFLite shift
+/// −22..=−1) and zero point within ±256, bit for bit [`RqLanes::apply`] (same combined
+/// rounding) in fewer operations: the zero point rides in the 64-bit addend (`zp·2^(31+e)`, no
+/// overflow for these shifts), and since `31 + e ≥ 32` the 64-bit shift is the high words'
+/// 32-bit shift by `e − 1` (nested floor divisions), so the even and odd products merge with
+/// one masked shuffle instead of a permute and an add.
+#[derive(Clone, Copy)]
+struct RqSplat {
+    mult: __m512i,
+    nudge: __m512i,
+    corr: __m512i,
+    cnt: __m128i,
+}
+
+impl RqSplat {
+    /// Every channel of `rq` has a right shift in 1..=22, and the zero point is within ±256.
+    fn fits(rq: &Requant) -> bool {
+        let (_, shifts) = rq.parts();
+        rq.zero_point().abs() <= 256 && shifts.iter().all(|&s| (-22..=-1).contains(&s))
+    }
+
+    /// For a multiplier and TFLite shift (−22..=−1) and zero point of [`RqSplat::fits`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn new(mult: i32, shift: i32, zp: i32) -> RqSplat {
+        let e = -shift as i64;
+        let nudge = (1i64 << 30) + (1i64 << (30 + e)) + (zp as i64) * (1i64 << (31 + e));
+        RqSplat {
+            mult: _mm512_set1_epi32(mult),
+            nudge: _mm512_set1_epi64(nudge),
+            corr: _mm512_set1_epi64(1 << 31),
+            cnt: _mm_cvtsi32_si128(-shift - 1),
+        }
+    }
+
+    /// `MultiplyByQuantizedMultiplier(x) + zp`, not yet clamped; `FIX`: see [`RqLanes::fix`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn apply<const FIX: bool>(&self, x: __m512i) -> __m512i {
+        let pe = pmuldq(x, self.mult);
+        let po = pmuldq(_mm512_srli_epi64(x, 32), self.mult);
+        let mut se = _mm512_add_epi64(pe, self.nudge);
+        let mut so = _mm512_add_epi64(po, self.nudge);
+        if FIX {
+            let lim = _mm512_set1_epi64(-(1 << 30));
+            se = _mm512_mask_sub_epi64(se, _mm512_cmplt_epi64_mask(pe, lim), se, self.corr);
+            so = _mm512_mask_sub_epi64(so, _mm512_cmplt_epi64_mask(po, lim), so, self.corr);
+        }
+        // Even words from `se`'s high words, odd words are `so`'s high words already.
+        let hi = _mm512_mask_shuffle_epi32::<0xB1>(so, 0x5555, se);
+        _mm512_sra_epi32(hi, self.cnt)
+    }
+}
+
+/// `vpmuldq` (`_mm512_mul_epi32`) as written: on a splat multiplier the compiler otherwise
+/// rewrites it into sign extensions and the slower `vpmullq`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn pmuldq(a: __m512i, b: __m512i) -> __m512i {
+    let r: __m512i;
+    // SAFETY: a register-only AVX-512F instruction; the feature is enabled.
+    unsafe {
+        std::arch::asm!(
+            "vpmuldq {r}, {a}, {b}",
+            r = lateout(zmm_reg) r,
+            a = in(zmm_reg) a,
+            b = in(zmm_reg) b,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    r
+}
+
 /// See [`RqLanes::fix`].
 fn needs_fix(zp: i32, lo: i32) -> bool {
     !(lo >= zp && zp > -(1 << 30))
@@ -1337,11 +1523,39 @@ mod tests {
                 RqLanes::splat(m, s, rq.zero_point(), rq.min())
             };
             let st = Store::new(rq);
+            let fix = needs_fix(rq.zero_point(), rq.min());
+            let splat = RqSplat::fits(rq).then(|| RqSplat::new(m, s, rq.zero_point()));
             for (x, o) in xs.chunks_exact(64).zip(out.chunks_exact_mut(64)) {
                 let mut y = [_mm512_setzero_si512(); 4];
                 for (j, y) in y.iter_mut().enumerate() {
                     // SAFETY: 16 values at 16·j of the 64.
-                    *y = q.apply(unsafe { _mm512_loadu_si512(x[16 * j..].as_ptr() as *const _) });
+                    let v = unsafe { _mm512_loadu_si512(x[16 * j..].as_ptr() as *const _) };
+                    *y = q.apply(v);
+                    if let Some(sq) = &splat {
+                        // The splat form (with and without the correction when allowed) agrees.
+                        for z in [sq.apply::<true>(v), sq.apply::<false>(v)]
+                            .into_iter()
+                            .take(if fix { 1 } else { 2 })
+                        {
+                            let mut a = [0i32; 16];
+                            let mut b = [0i32; 16];
+                            // SAFETY: 16 words each.
+                            unsafe {
+                                _mm512_storeu_si512(a.as_mut_ptr() as *mut _, *y);
+                                _mm512_storeu_si512(b.as_mut_ptr() as *mut _, z);
+                            }
+                            for i in 0..16 {
+                                let (lo, hi) = (rq.min(), rq.max());
+                                assert_eq!(
+                                    a[i].clamp(lo, hi),
+                                    b[i].clamp(lo, hi),
+                                    "splat form: x {} mult {m} shift {s} zp {}",
+                                    x[16 * j + i],
+                                    rq.zero_point()
+                                );
+                            }
+                        }
+                    }
                 }
                 // SAFETY: 64 bytes.
                 unsafe { _mm512_storeu_si512(o.as_mut_ptr() as *mut _, st.narrow4(y)) };
