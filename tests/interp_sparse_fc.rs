@@ -295,3 +295,97 @@ fn pruned_classifier_head_takes_the_sparse_kernel() {
         println!("{}: {name}", layer.what());
     }
 }
+
+/// Dynamic-range FULLY_CONNECTED (f32 in and out, int8 weights stored sparse, activations
+/// quantized per row at run time, symmetric or asymmetric): the sparse kernels' accumulators
+/// and the dense hybrid GEMM's give identical outputs.
+#[test]
+fn hybrid_sparse_fully_connected_equals_dense() {
+    let mut rng = Rng(7);
+    let mut i = 0;
+    for (m, k, n) in [(1, 64, 48), (1, 130, 300), (3, 36, 40), (37, 96, 64)] {
+        for format in FORMATS {
+            let (br, bc) = format.block();
+            if br > n || bc > k {
+                continue;
+            }
+            i += 1;
+            let keep = [10, 30, 60, 100, 0][i % 5];
+            let asymmetric = i % 2 == 0;
+            let act = [Activation::None, Activation::Relu, Activation::Relu6][i % 3];
+            let what = format!(
+                "hybrid FC {m}x{k}x{n} {format:?} keep {keep}% asymmetric {asymmetric} {act:?}"
+            );
+            let nbc = k.div_ceil(bc);
+            let kept: Vec<bool> = (0..n.div_ceil(br) * nbc)
+                .map(|_| rng.below(100) < keep)
+                .collect();
+            let mut dense = vec![0u8; n * k];
+            for r in 0..n {
+                for c in 0..k {
+                    if kept[(r / br) * nbc + c / bc] {
+                        dense[r * k + c] = (rng.below(255) as i32 - 127) as i8 as u8;
+                    }
+                }
+            }
+            let nscales = if i % 3 == 0 { 1 } else { n };
+            let mut w = tensor("w", &[n, k], DType::I8);
+            w.quant = Some(Quantization {
+                scales: (0..nscales)
+                    .map(|_| 0.002 + rng.below(100) as f32 * 1e-4)
+                    .collect(),
+                zero_points: vec![0; nscales],
+                axis: (nscales > 1).then_some(0),
+            });
+            w.sparse = Some(SparseDef::encode(&dense, n, k, 1, format));
+            let unit = |r: &mut Rng| r.below(2001) as f32 / 1000.0 - 0.7;
+            let mut b = tensor("b", &[n], DType::F32);
+            b.data = Some((0..n).flat_map(|_| unit(&mut rng).to_le_bytes()).collect());
+            let def = ModelDef {
+                tensors: vec![
+                    tensor("x", &[m, k], DType::F32),
+                    w,
+                    b,
+                    tensor("y", &[m, n], DType::F32),
+                ],
+                operators: vec![OpDef {
+                    kind: OpKind::FullyConnected,
+                    options: OpOptions::FullyConnected {
+                        activation: act,
+                        keep_num_dims: false,
+                        asymmetric_quantize_inputs: asymmetric,
+                    },
+                    inputs: vec![0, 1, 2],
+                    outputs: vec![3],
+                }],
+                inputs: vec![0],
+                outputs: vec![3],
+                metadata: Default::default(),
+            };
+            let input: Vec<u8> = (0..m * k)
+                .flat_map(|_| unit(&mut rng).to_le_bytes())
+                .collect();
+            let (want, kernel) = run(&def, &input, SparseRoute::Dense, 1);
+            assert_eq!(kernel, None, "{what}: the dense route chose {kernel:?}");
+            for threads in [1, 2, 3] {
+                let (got, kernel) = run(&def, &input, SparseRoute::Sparse, threads);
+                assert!(
+                    kernel.is_some_and(|k| k.ends_with("_acc")),
+                    "{what}: kernel {kernel:?}"
+                );
+                let (g, w): (&[f32], &[f32]) =
+                    (bytemuck::cast_slice(&got), bytemuck::cast_slice(&want));
+                if let Some(j) = (0..w.len()).find(|&j| g[j].to_bits() != w[j].to_bits()) {
+                    panic!(
+                        "{what} ({threads} threads, {kernel:?}): row {} channel {}: sparse {}, \
+                         dense {}",
+                        j / n,
+                        j % n,
+                        g[j],
+                        w[j]
+                    );
+                }
+            }
+        }
+    }
+}

@@ -39,7 +39,8 @@ pub struct Options {
 /// How a FULLY_CONNECTED or 1×1 stride-1 CONV_2D whose weight is stored sparse runs. Eligible:
 /// f32 weights with f32 activations; symmetric int8 weights with int8 or uint8 activations (the
 /// int8 fully-connected layer on the sparse kernels' raw accumulators, with its own TFLite-exact
-/// rescale). Other layers always run dense (their weights densified at prepare).
+/// rescale), and with f32 activations on a dynamic-range fully-connected layer. Other layers
+/// always run dense (their weights densified at prepare).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SparseRoute {
     /// The sparse kernels where the kernel crate's `prefer_sparse` expects them to be faster

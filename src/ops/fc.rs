@@ -2,7 +2,9 @@
 
 use std::ops::Range;
 
-use sparq_kernels::gemm::{gemm_i8_acc, ActQuant, PackedI8, Q8};
+use sparq_kernels::gemm::{
+    gemm_i8_acc, quantize_rows_asymmetric, quantize_rows_symmetric, ActQuant, PackedI8, Q8,
+};
 use sparq_kernels::requant::{activation_range, Activation as KAct};
 use sparq_kernels::sparse::BlockShape;
 use sparq_kernels::spmm::{self, prefer_sparse, sparse_layout, Dtype as SpDtype, SparseLayout};
@@ -10,7 +12,7 @@ use sparq_schema::{Activation, DType, OpOptions};
 
 use super::conv::Geometry;
 use super::quant::per_tensor;
-use super::{boxed, elements, Ctx, Exec, Inputs, OpEval, Prepared};
+use super::{act_range_f32, boxed, elements, Ctx, Exec, Inputs, OpEval, Prepared};
 use crate::Result;
 
 pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
@@ -66,6 +68,18 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     };
     if matches!(ctx.dtype(x), DType::I8 | DType::U8) {
         return prepare_int8(ctx, rows, ic, oc, activation, shape);
+    }
+    if ctx.dtype(x) == DType::F32 && ctx.dtype(w) == DType::I8 && activation != Activation::Tanh {
+        let asymmetric = asymmetric_quantize_inputs;
+        if let Some(eval) = prepare_hybrid_sparse(ctx, w, rows, ic, oc, activation, asymmetric)? {
+            let scratch = eval.scratch_bytes();
+            return Ok(Prepared {
+                eval: boxed(eval),
+                shape,
+                dtype: DType::F32,
+                scratch,
+            });
+        }
     }
     let op = super::gemm::prepare(ctx, g, activation, asymmetric_quantize_inputs)?;
     Ok(op.into_prepared(shape, ctx.dtype(x)))
@@ -206,6 +220,14 @@ fn prepare_sparse(
     let SparseLayout::I8(layout) = sparse_layout(SpDtype::I8, block) else {
         return Ok(None);
     };
+    // Packed: at worst one 16-word block (and its index) per stored weight, plus per-channel
+    // terms.
+    let bound = view
+        .values
+        .len()
+        .checked_mul(68)
+        .and_then(|b| b.checked_add(oc.checked_mul(8)?.checked_add(128)?));
+    ctx.charge(w, bound)?;
     let values: &[i8] = bytemuck::cast_slice(view.values);
     let Some(sw) = super::gemm::sparse_weights(view, values) else {
         return Ok(None);
@@ -407,5 +429,152 @@ impl OpEval for FcInt8 {
             let x: &[i8] = bytemuck::cast_slice(ins.bytes(0));
             self.dispatch::<i8>(x, out, scratch, exec);
         }
+    }
+}
+
+/// Dynamic-range FULLY_CONNECTED (f32 activations quantized to int8 per row at run time, int8
+/// weights) whose weight is stored sparse, on the sparse kernels' raw-accumulator mode where
+/// [`crate::SparseRoute`] and `prefer_sparse` choose it; `None`: the dense hybrid GEMM. The
+/// float epilogue is the dense one's ([`sparq_kernels::gemm::gemm_i8_hybrid`]): `bias + (acc −
+/// za·Σ_k w) · (sa · w_scale)`, so both give the same outputs.
+#[allow(clippy::too_many_arguments)]
+fn prepare_hybrid_sparse(
+    ctx: &Ctx<'_, '_>,
+    w: usize,
+    rows: usize,
+    ic: usize,
+    oc: usize,
+    act: Activation,
+    asymmetric: bool,
+) -> Result<Option<FcHybridSparse>> {
+    if ctx.route == crate::SparseRoute::Dense || ctx.sparse(w).is_none() {
+        return Ok(None);
+    }
+    let Some(wq) = ctx.quant(w) else {
+        return Ok(None);
+    };
+    if (wq.scales.len() != 1 && wq.scales.len() != oc) || wq.zero_points.iter().any(|&z| z != 0) {
+        // The dense path names the problem.
+        return Ok(None);
+    }
+    let bias = match ctx.opt_input(2) {
+        Some(b) => {
+            if elements(ctx.shape(b)) != oc {
+                return Err(ctx.tensor_err(b, format!("bias is not [{oc}]")));
+            }
+            Some(ctx.const_f32(b)?)
+        }
+        None => None,
+    };
+    let Some((packed, split)) = prepare_sparse(ctx, w, rows, ic, oc, ActQuant::i8(0), None)? else {
+        return Ok(None);
+    };
+    // Σ_k w[n][k] per output channel, for the per-row zero points.
+    let Some(view) = ctx.sparse(w) else {
+        return Ok(None);
+    };
+    let values: &[i8] = bytemuck::cast_slice(view.values);
+    let Some(sw) = super::gemm::sparse_weights(view, values) else {
+        return Ok(None);
+    };
+    let colsums: Vec<i32> = (0..oc)
+        .map(|n| {
+            let mut s = 0i32;
+            sw.for_each_in_row(n, |_, v| s = s.wrapping_add(v as i32));
+            s
+        })
+        .collect();
+    let (lo, hi) = act_range_f32(act);
+    let a = |v: usize| v.next_multiple_of(64);
+    let scales_at = a(rows * ic);
+    let zps_at = scales_at + a(rows * 4);
+    let acc_at = zps_at + a(rows * 4);
+    Ok(Some(FcHybridSparse {
+        rows,
+        ic,
+        oc,
+        packed,
+        per_row: split.per_row,
+        acc_words: split.total,
+        colsums,
+        w_scales: wq.scales.clone(),
+        bias,
+        lo,
+        hi,
+        asymmetric,
+        scales_at,
+        zps_at,
+        acc_at,
+    }))
+}
+
+struct FcHybridSparse {
+    rows: usize,
+    ic: usize,
+    oc: usize,
+    /// Packed for int8 activations with zero point 0, no bias: the plain integer sums.
+    packed: spmm::PackedI8,
+    /// The row split's scratch ([`SparseSplit`]): words per row, and in all.
+    per_row: usize,
+    acc_words: usize,
+    colsums: Vec<i32>,
+    w_scales: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    lo: f32,
+    hi: f32,
+    asymmetric: bool,
+    /// Scratch byte offsets: quantized rows at 0, then row scales, row zero points, and the
+    /// row split's accumulators and kernel scratch.
+    scales_at: usize,
+    zps_at: usize,
+    acc_at: usize,
+}
+
+impl FcHybridSparse {
+    fn scratch_bytes(&self) -> usize {
+        self.acc_at + self.acc_words * 4
+    }
+}
+
+impl OpEval for FcHybridSparse {
+    fn kernel(&self) -> Option<&'static str> {
+        Some(self.packed.acc_kernel().name)
+    }
+
+    fn eval(&self, ins: &Inputs<'_>, out: &mut [u8], scratch: &mut [u8], exec: &Exec) {
+        let (rows, ic, oc) = (self.rows, self.ic, self.oc);
+        let x = ins.f32(0);
+        let out: &mut [f32] = bytemuck::cast_slice_mut(out);
+        let (qb, rest) = scratch.split_at_mut(self.scales_at);
+        let (sb, rest) = rest.split_at_mut(self.zps_at - self.scales_at);
+        let (zb, accb) = rest.split_at_mut(self.acc_at - self.zps_at);
+        let q: &mut [i8] = bytemuck::cast_slice_mut(&mut qb[..rows * ic]);
+        let scales: &mut [f32] = bytemuck::cast_slice_mut(&mut sb[..rows * 4]);
+        let zps: &mut [i32] = bytemuck::cast_slice_mut(&mut zb[..rows * 4]);
+        if self.asymmetric {
+            quantize_rows_asymmetric(x, ic, rows, ic, q, ic, scales, zps);
+        } else {
+            quantize_rows_symmetric(x, ic, rows, ic, q, ic, scales);
+            zps.fill(0);
+        }
+        let (q, scales, zps): (&[i8], &[f32], &[i32]) = (q, scales, zps);
+        let accs: &mut [u32] = super::cast_mut(accb);
+        let work = rows * self.packed.blocks() * 4 * self.packed.layout().rows();
+        let ws = |c: usize| self.w_scales[if self.w_scales.len() == 1 { 0 } else { c }];
+        exec.rows_with_scratch(out, oc, accs, self.per_row, work, &|r0, o, s| {
+            let n = o.len() / oc;
+            let (acc, ks) = s.split_at_mut(n * oc);
+            let acc: &mut [i32] = bytemuck::cast_slice_mut(acc);
+            self.packed.run_acc(q, ic, r0..r0 + n, 0..oc, acc, oc, ks);
+            for (r, (o, a)) in o.chunks_mut(oc).zip(acc.chunks(oc)).enumerate() {
+                let (sa, za) = (scales[r0 + r], zps[r0 + r]);
+                for (c, (o, &a)) in o.iter_mut().zip(a).enumerate() {
+                    let s = a.wrapping_sub(za.wrapping_mul(self.colsums[c]));
+                    let b = self.bias.as_ref().map_or(0.0, |b| b[c]);
+                    let v = b + s as f32 * (sa * ws(c));
+                    *o = v.max(self.lo).min(self.hi);
+                }
+            }
+        });
     }
 }
