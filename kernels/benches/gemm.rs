@@ -15,7 +15,9 @@ use sparq_kernels::requant::Requant;
 /// (M, K, N): pixels, input channels, output channels.
 const SHAPES: &[(usize, usize, usize)] = &[
     (12544, 16, 96),
+    (12544, 32, 16),
     (3136, 24, 144),
+    (3136, 144, 24),
     (3136, 16, 96),
     (784, 144, 32),
     (196, 384, 64),

@@ -15,6 +15,11 @@ use sparq_kernels::requant::Requant;
 const SHAPES: &[(usize, usize, usize)] = &[
     (3136, 16, 96),
     (784, 144, 32),
+    // MobileNetV2 1×1 convolutions bound by the requantization (small K).
+    (12544, 16, 96),
+    (12544, 32, 16),
+    (3136, 24, 144),
+    (3136, 144, 24),
     (196, 384, 64),
     (49, 960, 320),
     (1, 1280, 1000),
