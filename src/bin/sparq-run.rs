@@ -632,14 +632,21 @@ fn run(args: &Args) -> Result<(), String> {
             "per-operator time (mean over {runs} run(s)), total {:.3} ms:",
             total.as_secs_f64() * 1e3
         );
+        // The kernel an operator chose at prepare, where its kind does not imply one (sparse).
+        let kernels = it.kernels();
         for (i, k, d) in rows {
             let share = if total.is_zero() {
                 0.0
             } else {
                 d.as_secs_f64() / total.as_secs_f64() * 100.0
             };
+            let kernel = kernels
+                .iter()
+                .find(|s| s.0 == i)
+                .and_then(|s| s.2)
+                .map_or(String::new(), |name| format!("  {name}"));
             println!(
-                "  {i:>4} {k:<20} {:>9.3} ms {share:>5.1}%",
+                "  {i:>4} {k:<20} {:>9.3} ms {share:>5.1}%{kernel}",
                 d.as_secs_f64() * 1e3
             );
         }
