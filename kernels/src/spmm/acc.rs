@@ -8,8 +8,10 @@
 //! bias, the input zero point and the kernel-domain offset are already folded into `c`.
 //!
 //! Entries by tier: AVX-512 VNNI has its own (`vpdpbusd`, the packed kernel's loops, int32
-//! stores instead of requantized bytes); AVX2 runs the portable loops below compiled for AVX2;
-//! the other tiers run them as plain code (NEON is the aarch64 baseline).
+//! stores instead of requantized bytes); AVX2 runs the AVX2 coarse kernel's `vpmaddwd` loop for
+//! `16x4` and the portable 1×4 loop below compiled for AVX2; the other tiers run the portable
+//! loops as plain code (NEON is the aarch64 baseline). Used by FULLY_CONNECTED (int8, uint8 and
+//! dynamic-range) when its weights are stored sparse.
 
 use std::fmt;
 use std::ops::Range;
