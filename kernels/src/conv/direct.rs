@@ -2,9 +2,9 @@
 //! an RGB image), int8 and f32, without im2col.
 //!
 //! With NHWC input and dilation 1 along the width, one kernel row of one output pixel's window is
-//! `run = kw · in_c` contiguous values of the input. The kernel reads those runs where they lie
-//! (no gathered copy), for blocks of output pixels that share a row, and keeps all accumulators
-//! of 32 output channels in registers:
+//! `run = kw · in_c` contiguous values of the input. The kernels read those runs from whole input
+//! rows (no per-pixel gathered copy), for blocks of output pixels that share a row, and keep all
+//! accumulators of 32 output channels in registers:
 //! - int8: the `kh` input rows of an output row are first copied into the caller's scratch,
 //!   shifted to unsigned (XOR 0x80, for `vpdpbusd`'s unsigned operand) and framed by the input
 //!   zero point where the window overhangs the image (a row of zero points stands for rows
@@ -392,7 +392,7 @@ impl DirectF32 {
 
     /// The kernel's name.
     pub fn kernel_name(&self) -> &'static str {
-        "avx512::conv_direct_f32_8x32"
+        "avx512::conv_direct_f32_12x32"
     }
 
     /// Scratch elements a call to [`DirectF32::run`] needs.

@@ -1,5 +1,6 @@
-//! Direct convolution for few input channels (see [`crate::conv::direct`]): window rows read in
-//! place, blocks of 8 output pixels × 32 output channels with every accumulator in registers.
+//! Direct convolution for few input channels (see [`crate::conv::direct`]): window rows read from
+//! whole input rows, blocks of 8 (int8) or 12 (f32) output pixels × 32 output channels with every
+//! accumulator in registers.
 //!
 //! int8: each 4-byte group of a window row (staged in the unsigned domain, int8 + 128, folded
 //! into the bias) is broadcast and fed to `vpdpbusd` against 16 channels × 4 weights per zmm;
@@ -295,6 +296,10 @@ unsafe fn seg_f32<const T: usize>(c: &DirectF32, t: &Taps<f32>, blk: &Blk<'_, f3
         // SAFETY: pixels p..p + step ≤ npix.
         p += unsafe {
             match t.npix - p {
+                12.. => {
+                    block_f32::<12, T>(c, t, p, blk);
+                    12
+                }
                 PMAX.. => {
                     block_f32::<8, T>(c, t, p, blk);
                     8
