@@ -41,18 +41,76 @@ fn spmm_i8_1x4_acc(
     acc_stride: usize,
     scratch: &mut [u32],
 ) {
-    // SAFETY: chosen only when AVX-512 VNNI is enabled; `run_acc` checked lengths and scratch.
-    unsafe {
-        i8_1x4_acc_impl(
-            p,
-            a.as_ptr(),
-            a_stride,
-            m,
-            cols,
-            acc.as_mut_ptr(),
-            acc_stride,
-            scratch.as_mut_ptr(),
-        )
+    let (a, acc, scratch) = (a.as_ptr(), acc.as_mut_ptr(), scratch.as_mut_ptr());
+    // Gather indices are i32 word offsets.
+    if m <= ROWS_GATHER && p.k.div_ceil(4) <= i32::MAX as usize {
+        // SAFETY: chosen only when AVX-512 VNNI is enabled; `run_acc` checked lengths and
+        // scratch (≥ K4 words); K4 fits the gather indices.
+        unsafe { i8_1x4_rows_impl(p, a, a_stride, m, cols, acc, acc_stride, scratch) }
+    } else {
+        // SAFETY: chosen only when AVX-512 VNNI is enabled; `run_acc` checked lengths and
+        // scratch.
+        unsafe { i8_1x4_acc_impl(p, a, a_stride, m, cols, acc, acc_stride, scratch) }
+    }
+}
+
+/// Up to this many rows the 1×4 entry runs row by row with gathers (lanes over a channel's
+/// blocks) rather than on 64-pixel tiles, whose lanes few rows leave idle.
+const ROWS_GATHER: usize = 1;
+
+/// Rows one at a time: the row's activations as ⌈K/4⌉ words (`^ xor`, zero-padded) in the
+/// scratch, then per channel its blocks 16 at a time — the activation words gathered by the
+/// blocks' `k4`, one `vpdpbusd` with the blocks' weight words — and a horizontal sum.
+///
+/// # Safety
+/// AVX-512 VNNI; as `i8_1x4_acc_impl`, and ⌈K/4⌉ ≤ `i32::MAX`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn i8_1x4_rows_impl(
+    p: &PackedI8,
+    a: *const i8,
+    a_stride: usize,
+    m: usize,
+    cols: Range<usize>,
+    acc: *mut i32,
+    acc_stride: usize,
+    scratch: *mut u32,
+) {
+    let xw = scratch;
+    for r in 0..m {
+        // SAFETY: row r < m in bounds; `scratch` holds at least K4 words.
+        unsafe { pack_i8(p.xor, a.add(r * a_stride), a_stride, 1, p.k, xw, false) };
+        for ch in cols.clone() {
+            let (s, e) = (p.block_ptr[ch] as usize, p.block_ptr[ch + 1] as usize);
+            let mut v = _mm512_setzero_si512();
+            let mut i = s;
+            // SAFETY: blocks i..i + 16 ≤ e exist in `k4` and `w`; every k4 < K4, so the gathered
+            // words lie within the packed row.
+            unsafe {
+                while i + 16 <= e {
+                    let idx = _mm512_loadu_si512(p.k4.as_ptr().add(i) as *const _);
+                    let x = _mm512_i32gather_epi32::<4>(idx, xw as *const _);
+                    let w = _mm512_loadu_si512(p.w.as_ptr().add(i) as *const _);
+                    v = _mm512_dpbusd_epi32(v, x, w);
+                    i += 16;
+                }
+                if i < e {
+                    let mask: __mmask16 = ((1u32 << (e - i)) - 1) as __mmask16;
+                    let idx = _mm512_maskz_loadu_epi32(mask, p.k4.as_ptr().add(i) as *const _);
+                    let x = _mm512_mask_i32gather_epi32::<4>(
+                        _mm512_setzero_si512(),
+                        mask,
+                        idx,
+                        xw as *const _,
+                    );
+                    let w = _mm512_maskz_loadu_epi32(mask, p.w.as_ptr().add(i));
+                    v = _mm512_dpbusd_epi32(v, x, w);
+                }
+            }
+            let sum = _mm512_reduce_add_epi32(v).wrapping_add(p.c[ch]);
+            // SAFETY: row r < m, column ch − cols.start < cols.len() ≤ acc_stride.
+            unsafe { *acc.add(r * acc_stride + ch - cols.start) = sum };
+        }
     }
 }
 
