@@ -322,9 +322,10 @@ struct RowGeom {
 ///
 /// # Safety
 /// Pixels `px..px + n` are interior pixels of the row `g` describes (every input column read is
-/// inside its window rows, every output inside the output).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
+/// inside its window rows, every output inside the output). The CPU has the AVX-512 tier's
+/// features: the caller is compiled for them, and this function is always inlined into it
+/// (so the tile's instructions are, without a call per tile).
+#[inline(always)]
 unsafe fn f32_tiles<const KH: usize, const KW: usize, const S: usize>(
     p: &super::DepthwiseF32,
     input: &[f32],
