@@ -54,7 +54,8 @@ enum Kind {
         zp: u8,
     },
     /// A convolution with few input channels (window rows of at most `MAX_RUN` values) on the
-    /// direct kernels: no im2col.
+    /// direct kernels, where the CPU has them: no im2col. int8 activations with symmetric int8
+    /// weights (legacy uint8 stays on im2col + GEMM) and f32.
     DirectI8(DirectI8),
     DirectF32 {
         conv: DirectF32,
@@ -113,6 +114,7 @@ pub(crate) struct GemmOp {
     kind: Kind,
     /// Dense f32 / 8-bit kinds with im2col: the gathered-rows scratch (elements of the input
     /// type), sized for one block of [`im2col_block_rows`] per task rather than a whole image.
+    /// Direct kinds: each task's staging scratch (`scratch_len` elements).
     gather: SparseScratch,
 }
 
