@@ -931,6 +931,7 @@ unsafe fn i8_16x4_impl(
     let direct = p.k.is_multiple_of(4);
     let flip = u32::from_ne_bytes([p.xor; 4]);
     let st = Store::new(rq);
+    let (fast, fix) = (RqSplat::fits(rq), needs_fix(rq.zero_point(), rq.min()));
     let mut m0 = 0;
     while m0 < m {
         let pt = (m - m0).min(P);
@@ -958,13 +959,17 @@ unsafe fn i8_16x4_impl(
         while g < nb {
             // SAFETY: block rows g (and g + 1 when paired) exist; `rows_at` gives rows < pt.
             unsafe {
-                if p.paired[g] {
-                    span_16x4::<2>(p, rq, &st, g, base, stride, pt, flip, o, out_stride);
-                    g += 2;
-                } else {
-                    span_16x4::<1>(p, rq, &st, g, base, stride, pt, flip, o, out_stride);
-                    g += 1;
+                let pair = p.paired[g];
+                let args = (p, rq, &st, g, base, stride, pt, flip, o, out_stride);
+                match (pair, fast, fix) {
+                    (true, true, true) => span_16x4::<2, true, true>(args),
+                    (true, true, false) => span_16x4::<2, true, false>(args),
+                    (true, false, _) => span_16x4::<2, false, true>(args),
+                    (false, true, true) => span_16x4::<1, true, true>(args),
+                    (false, true, false) => span_16x4::<1, true, false>(args),
+                    (false, false, _) => span_16x4::<1, false, true>(args),
                 }
+                g += if pair { 2 } else { 1 };
             }
         }
         m0 += P;
@@ -980,27 +985,24 @@ unsafe fn i8_16x4_impl(
 /// row `< pt` at `base` is readable for 4 bytes at every block's `4·k4`; `o` holds `pt` rows of N.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn span_16x4<const G: usize>(
-    p: &PackedI8,
-    rq: &Requant,
-    st: &Store,
-    g: usize,
-    base: *const u8,
-    stride: usize,
-    pt: usize,
-    flip: u32,
-    o: *mut i8,
-    out_stride: usize,
+unsafe fn span_16x4<const G: usize, const FAST: bool, const FIX: bool>(
+    (p, rq, st, g, base, stride, pt, flip, o, out_stride): SpanArgs,
 ) {
     let n = p.n;
     let (s, e) = (p.block_ptr[g] as usize, p.block_ptr[g + 1] as usize);
-    let mut q = [RqLanes::new(_mm512_setzero_si512(), _mm512_setzero_si512(), 0, 0); G];
+    let zero = _mm512_setzero_si512();
+    let mut q = [RqLanes::new(zero, zero, 0, 0); G];
+    let mut qf = [RqFast::new(zero, _mm512_set1_epi32(-1), 0); G];
     let mut c = [_mm512_setzero_si512(); G];
     let mut nvalid = [0usize; G];
     let mut w0 = [0usize; G];
     for h in 0..G {
         let (mv, sv) = channel_params(rq, (g + h) * 16, n);
-        q[h] = RqLanes::new(mv, sv, rq.zero_point(), rq.min());
+        if FAST {
+            qf[h] = RqFast::new(mv, sv, rq.zero_point());
+        } else {
+            q[h] = RqLanes::new(mv, sv, rq.zero_point(), rq.min());
+        }
         // SAFETY: `c` has ceil(N/16)·16 entries.
         c[h] = unsafe { _mm512_loadu_si512(p.c.as_ptr().add((g + h) * 16) as *const _) };
         nvalid[h] = (n - (g + h) * 16).min(16);
@@ -1028,8 +1030,27 @@ unsafe fn span_16x4<const G: usize>(
         };
         for h in 0..G {
             let mut y = [_mm512_setzero_si512(); 8];
-            for j in 0..cnt {
-                y[j] = q[h].apply(_mm512_add_epi32(acc[h][j], c[h]));
+            if FAST {
+                // Fixed bounds (1, 4 or 8 rows, as `dot_span`) keep the rows in registers; rows
+                // past `cnt` are dropped by the stores.
+                let r = |j: usize| qf[h].apply::<FIX>(_mm512_add_epi32(acc[h][j], c[h]));
+                match cnt {
+                    1 => y[0] = r(0),
+                    2..=4 => {
+                        for (j, y) in y.iter_mut().enumerate().take(4) {
+                            *y = r(j);
+                        }
+                    }
+                    _ => {
+                        for (j, y) in y.iter_mut().enumerate() {
+                            *y = r(j);
+                        }
+                    }
+                }
+            } else {
+                for j in 0..cnt {
+                    y[j] = q[h].apply(_mm512_add_epi32(acc[h][j], c[h]));
+                }
             }
             let lo4 = st.narrow4([y[0], y[1], y[2], y[3]]);
             let hi4 = st.narrow4([y[4], y[5], y[6], y[7]]);
@@ -1358,6 +1379,80 @@ impl RqSplat {
     }
 }
 
+/// The per-lane form of [`RqSplat`] (16 channels, each with its multiplier and a right shift
+/// in 1..=22; zero point within ±256), bit for bit [`RqLanes::apply`].
+#[derive(Clone, Copy)]
+struct RqFast {
+    mult: __m512i,
+    mult_odd: __m512i,
+    /// Even / odd lanes' 64-bit addend (rounding + zero point).
+    nudge: [__m512i; 2],
+    cnt: __m512i,
+}
+
+impl RqFast {
+    /// From per-lane multipliers and TFLite shifts (each −22..=−1) and the zero point.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn new(mult: __m512i, shift: __m512i, zp: i32) -> RqFast {
+        let rsh = _mm512_sub_epi32(_mm512_setzero_si512(), shift);
+        let halves = [
+            _mm512_and_si512(rsh, _mm512_set1_epi64(0xFFFF_FFFF)),
+            _mm512_srli_epi64(rsh, 32),
+        ];
+        let mut nudge = [_mm512_setzero_si512(); 2];
+        for (nudge, &e) in nudge.iter_mut().zip(&halves) {
+            let big = _mm512_sllv_epi64(
+                _mm512_set1_epi64(1),
+                _mm512_add_epi64(e, _mm512_set1_epi64(30)),
+            );
+            let z = _mm512_sllv_epi64(
+                _mm512_set1_epi64(zp as i64),
+                _mm512_add_epi64(e, _mm512_set1_epi64(31)),
+            );
+            *nudge = _mm512_add_epi64(_mm512_add_epi64(_mm512_set1_epi64(1 << 30), big), z);
+        }
+        RqFast {
+            mult,
+            mult_odd: _mm512_srli_epi64(mult, 32),
+            nudge,
+            cnt: _mm512_sub_epi32(rsh, _mm512_set1_epi32(1)),
+        }
+    }
+
+    /// `MultiplyByQuantizedMultiplier(x) + zp`, not yet clamped; `FIX`: see [`RqLanes::fix`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn apply<const FIX: bool>(&self, x: __m512i) -> __m512i {
+        let pe = pmuldq(x, self.mult);
+        let po = pmuldq(_mm512_srli_epi64(x, 32), self.mult_odd);
+        let mut se = _mm512_add_epi64(pe, self.nudge[0]);
+        let mut so = _mm512_add_epi64(po, self.nudge[1]);
+        if FIX {
+            let (lim, corr) = (_mm512_set1_epi64(-(1 << 30)), _mm512_set1_epi64(1 << 31));
+            se = _mm512_mask_sub_epi64(se, _mm512_cmplt_epi64_mask(pe, lim), se, corr);
+            so = _mm512_mask_sub_epi64(so, _mm512_cmplt_epi64_mask(po, lim), so, corr);
+        }
+        let hi = _mm512_mask_shuffle_epi32::<0xB1>(so, 0x5555, se);
+        _mm512_srav_epi32(hi, self.cnt)
+    }
+}
+
+/// The arguments of [`span_16x4`]: weights, requantization, store, first block row, the tile
+/// (base, row stride, pixels, activation flip), the output (base, row stride).
+type SpanArgs<'a> = (
+    &'a PackedI8,
+    &'a Requant,
+    &'a Store,
+    usize,
+    *const u8,
+    usize,
+    usize,
+    u32,
+    *mut i8,
+    usize,
+);
+
 /// `vpmuldq` (`_mm512_mul_epi32`) as written: on a splat multiplier the compiler otherwise
 /// rewrites it into sign extensions and the slower `vpmullq`.
 #[inline]
@@ -1525,18 +1620,24 @@ mod tests {
             let st = Store::new(rq);
             let fix = needs_fix(rq.zero_point(), rq.min());
             let splat = RqSplat::fits(rq).then(|| RqSplat::new(m, s, rq.zero_point()));
+            let lanes = RqSplat::fits(rq)
+                .then(|| RqFast::new(_mm512_set1_epi32(m), _mm512_set1_epi32(s), rq.zero_point()));
             for (x, o) in xs.chunks_exact(64).zip(out.chunks_exact_mut(64)) {
                 let mut y = [_mm512_setzero_si512(); 4];
                 for (j, y) in y.iter_mut().enumerate() {
                     // SAFETY: 16 values at 16·j of the 64.
                     let v = unsafe { _mm512_loadu_si512(x[16 * j..].as_ptr() as *const _) };
                     *y = q.apply(v);
-                    if let Some(sq) = &splat {
-                        // The splat form (with and without the correction when allowed) agrees.
-                        for z in [sq.apply::<true>(v), sq.apply::<false>(v)]
-                            .into_iter()
-                            .take(if fix { 1 } else { 2 })
-                        {
+                    if let (Some(sq), Some(lq)) = (&splat, &lanes) {
+                        // The splat and per-lane fast forms (with and without the correction
+                        // when allowed) agree.
+                        let forms = [
+                            sq.apply::<true>(v),
+                            lq.apply::<true>(v),
+                            sq.apply::<false>(v),
+                            lq.apply::<false>(v),
+                        ];
+                        for z in forms.into_iter().take(if fix { 2 } else { 4 }) {
                             let mut a = [0i32; 16];
                             let mut b = [0i32; 16];
                             // SAFETY: 16 words each.
