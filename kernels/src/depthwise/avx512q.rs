@@ -688,9 +688,10 @@ impl Rows {
         }
         mult.resize(cpad, 0);
         shift.resize(cpad, 0);
-        if shift.iter().any(|&s| s < -22) {
-            // The zero point is added inside the 64-bit sums below (zp·2^(31+e) needs e ≤ 22
-            // to stay clear of overflow); such tiny scales are left to the pixel-tile kernel.
+        if shift.iter().any(|&s| s < -22) || rq.zero_point().unsigned_abs() > 256 {
+            // The zero point is added inside the 64-bit sums below (|zp|·2^(31+e) ≤ 2^61
+            // needs e ≤ 22 and |zp| ≤ 256 to stay clear of overflow); such tiny scales and
+            // zero points outside 8 bits are left to the pixel-tile kernel.
             return None;
         }
         let lsh: Vec<i32> = shift.iter().map(|&s| s.max(0)).collect();
@@ -1194,8 +1195,8 @@ unsafe fn tile_rows<
 /// apart from the saturating `m = x = i32::MIN`, which [`Rows::new`] excludes; nested floor
 /// divisions combine), and `⌊(x·m + 2^30)/2^31⌋` for `e = 0`. The zero point is added as
 /// `zp·2^(31+e)` inside the sum (the low 32 bits of the quotient are the reference's wrapping
-/// `+ zp`; |x·m| ≤ 2^62 and e ≤ 22 keep the sum inside i64). Then the clamp, with saturating
-/// packs for 4 pixels at a time.
+/// `+ zp`; |x·m| ≤ 2^62, e ≤ 22 and |zp| ≤ 256 keep the sum inside i64). Then the clamp, with
+/// saturating packs for 4 pixels at a time.
 ///
 /// When the clamp's lower bound is at least the zero point (a fused ReLU / ReLU6) the
 /// `[x·m < −2^30]` term is left out: it only matters for `x·m < −2^30`, where the sum without

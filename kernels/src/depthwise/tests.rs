@@ -459,3 +459,69 @@ fn f32_rows_match_fma_tiles_exactly() {
         }
     }
 }
+
+/// Output zero points far outside the 8-bit range (the kernel API takes any `Requant`): every
+/// kernel still equals the reference (`rounded + zp`, then the clamp), including the row
+/// kernel's 64-bit sums, with small scales (right shifts up to 22) and a clamp that is at or
+/// above a very negative zero point.
+#[test]
+fn output_zero_points_outside_int8_match_reference() {
+    let mut rng = Rng::new(31);
+    for (k, s) in [(3, 1), (5, 2)] {
+        for zp in [
+            256,
+            -256,
+            100_000,
+            -100_000,
+            40_000,
+            -3_000,
+            300,
+            -257,
+            1 << 24,
+            -(1 << 24),
+        ] {
+            for real in [0.0004, 0.02, 1.3] {
+                let c = 20;
+                let spec = crate::window::WindowSpec {
+                    k_h: k,
+                    k_w: k,
+                    stride_h: 1,
+                    stride_w: s,
+                    padding: crate::window::Padding::Same,
+                    ..crate::window::WindowSpec::new(1, k + 2, 2 * k + 13, c, c)
+                };
+                let w = Window2d::new(spec).unwrap();
+                let x = rng.vec_i8(w.input_len());
+                let wt: Vec<i8> = (0..k * k * c).map(|_| rng.range(-127, 127) as i8).collect();
+                let bias: Vec<i32> = (0..c).map(|_| rng.range(-5000, 5000) as i32).collect();
+                let rq = Requant::from_real(&[real], zp, -128, 127).unwrap();
+                let q = QOut {
+                    in_zp: rng.range(-128, 127) as i32,
+                    mult: vec![rq.channel(0).0],
+                    shift: vec![rq.channel(0).1],
+                    out_zp: zp,
+                    lo: -128,
+                    hi: 127,
+                };
+                let p = DepthwiseQ::new(w, &wt, Some(&bias), q.in_zp, rq).unwrap();
+                let xi: Vec<i32> = x.iter().map(|&v| v as i32).collect();
+                let wi: Vec<i32> = wt.iter().map(|&v| v as i32).collect();
+                let want = r::depthwise_q(&w, &xi, &wi, Some(&bias), &q);
+                for p in [p.clone(), p.without_row_kernel()] {
+                    let mut got = vec![0i8; w.output_len()];
+                    for rows in row_splits(w.output_rows()) {
+                        p.run(&x, &mut got, rows);
+                    }
+                    let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
+                    if let Some((i, g, e)) = first_diff(&got, &want) {
+                        panic!(
+                            "dwconv i8 (row kernel {}) {k}x{k} s{s} zp {zp} real {real}: \
+                             first difference at {i}: got {g}, want {e}",
+                            p.has_row_kernel()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
