@@ -25,6 +25,11 @@ fn cases(seed: u64, random: usize) -> Vec<Window2d> {
         (1, 9, 10, 8, 32, 3, 4, 1, 1, 1, Padding::Same),
         (2, 7, 6, 32, 20, 2, 1, 2, 2, 1, Padding::Valid),
         (1, 8, 7, 11, 33, 3, 2, 1, 2, 1, Padding::Same),
+        // Extremes: the tallest window (dilated far past the image), the longest run with a
+        // stride wider than the window, a window wider and taller than the image on both sides.
+        (3, 5, 4, 16, 33, 16, 2, 1, 7, 3, Padding::Same),
+        (1, 2, 40, 32, 16, 1, 1, 5, 9, 1, Padding::Valid),
+        (2, 3, 2, 1, 5, 16, 16, 1, 1, 1, Padding::Same),
     ];
     let mut out = Vec::new();
     for (b, h, w, c, oc, kh, kw, sh, sw, dh, p) in fixed {
