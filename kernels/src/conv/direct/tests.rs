@@ -108,10 +108,11 @@ fn name(w: &Window2d) -> String {
 }
 
 /// Requantization variants: per-channel and per-tensor, the fast and the general evaluation
-/// (a left shift), a ReLU clamp at the zero point (the floor variant) and a wide clamp.
+/// (a left shift), a ReLU clamp at the zero point (the floor variant), a wide clamp, and a zero
+/// point far outside 8 bits (the kernel API takes any).
 fn requants(rng: &mut Rng, oc: usize, k: usize) -> Vec<(Requant, QOut)> {
     let mut v = Vec::new();
-    for variant in 0..4 {
+    for variant in 0..5 {
         let n = if variant == 1 { 1 } else { oc };
         let mut mult = Vec::new();
         let mut shift = Vec::new();
@@ -126,7 +127,11 @@ fn requants(rng: &mut Rng, oc: usize, k: usize) -> Vec<(Requant, QOut)> {
             mult.push(m);
             shift.push(s);
         }
-        let out_zp = rng.range(-20, 20) as i32;
+        let out_zp = if variant == 4 {
+            [100_000, -100_000, 300, -257][rng.usize(0, 3)]
+        } else {
+            rng.range(-20, 20) as i32
+        };
         let (lo, hi) = match variant {
             2 => (out_zp, 127),
             3 => (-128, 127),
