@@ -29,6 +29,9 @@ pub(crate) fn prepare(ctx: &Ctx<'_, '_>) -> Result<Prepared> {
     let (w, _) = ctx.const_input(1)?;
     let ws = ctx.expect_rank(w, 2)?;
     let (oc, ic) = (ws[0], ws[1]);
+    if oc == 0 {
+        return Err(ctx.tensor_err(w, format!("weights {ws:?} have no output channels")));
+    }
     let xs = ctx.shape(x);
     let n = elements(xs);
     if ic == 0 || !n.is_multiple_of(ic) {

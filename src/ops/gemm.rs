@@ -155,6 +155,9 @@ pub(crate) fn prepare(
     let x = ctx.input(0)?;
     let (w, wbytes) = ctx.const_input(1)?;
     let (n, k) = (g.oc, g.kh * g.kw * g.ic);
+    if n == 0 {
+        return Err(ctx.tensor_err(w, "has no output channels"));
+    }
     if elements(ctx.shape(w)) != n * k {
         return Err(ctx.tensor_err(w, format!("weights {:?} are not {n} × {k}", ctx.shape(w))));
     }
