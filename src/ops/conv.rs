@@ -445,9 +445,9 @@ impl OpEval for DepthwiseHybrid {
         let (sc, zp) = rest.split_at_mut(lay.zps_at - lay.scales_at);
         let len = g.n * self.image;
         let q: &mut [i8] = &mut bytemuck::cast_slice_mut(q)[..len];
-        let xc: &mut [f32] = &mut bytemuck::cast_slice_mut(xc)[..len];
-        let scales: &mut [f32] = &mut bytemuck::cast_slice_mut(sc)[..g.n];
-        let zps: &mut [i32] = &mut bytemuck::cast_slice_mut(zp)[..g.n];
+        let xc: &mut [f32] = &mut super::cast_mut(xc)[..len];
+        let scales: &mut [f32] = &mut super::cast_mut(sc)[..g.n];
+        let zps: &mut [i32] = &mut super::cast_mut(zp)[..g.n];
         quantize_rows_asymmetric(x, self.image, g.n, self.image, q, self.image, scales, zps);
         for (b, (c, qi)) in xc
             .chunks_mut(self.image)

@@ -552,8 +552,8 @@ impl OpEval for FcHybridSparse {
         let (sb, rest) = rest.split_at_mut(self.zps_at - self.scales_at);
         let (zb, accb) = rest.split_at_mut(self.acc_at - self.zps_at);
         let q: &mut [i8] = bytemuck::cast_slice_mut(&mut qb[..rows * ic]);
-        let scales: &mut [f32] = bytemuck::cast_slice_mut(&mut sb[..rows * 4]);
-        let zps: &mut [i32] = bytemuck::cast_slice_mut(&mut zb[..rows * 4]);
+        let scales: &mut [f32] = super::cast_mut(&mut sb[..rows * 4]);
+        let zps: &mut [i32] = super::cast_mut(&mut zb[..rows * 4]);
         if self.asymmetric {
             quantize_rows_asymmetric(x, ic, rows, ic, q, ic, scales, zps);
         } else {

@@ -875,8 +875,8 @@ impl OpEval for GemmOp {
                 let (sc, zp) = rest.split_at_mut(lay.zps_at - lay.scales_at);
                 let qin: &mut [i8] = bytemuck::cast_slice_mut(qin);
                 let rows_buf: &mut [i8] = super::cast_mut(rows_buf);
-                let scales: &mut [f32] = &mut bytemuck::cast_slice_mut(sc)[..m];
-                let zps: &mut [i32] = &mut bytemuck::cast_slice_mut(zp)[..m];
+                let scales: &mut [f32] = &mut super::cast_mut(sc)[..m];
+                let zps: &mut [i32] = &mut super::cast_mut(zp)[..m];
                 // Quantize per image (convolution) or per row (fully connected), then spread
                 // each image's parameters over its rows.
                 let (units, len) = if *per_image {
