@@ -19,8 +19,8 @@ use std::arch::x86_64::*;
 /// Pixels per tile of the f32 kernels: 1x1 (one channel per pass) and 4x1.
 const F32_TILE_1X1: usize = 64;
 const F32_TILE: usize = 32;
-/// Most input channels per pass of the f32 kernels: a [kc][P] tile of 24 KiB stays in L1.
-const F32_KC_1X1: usize = 96;
+/// Most input channels per pass of the f32 kernels (a [kc][P] tile of 24 to 40 KiB, about L1).
+const F32_KC_1X1: usize = 160;
 const F32_KC: usize = 192;
 pub(super) const I8_TILE: usize = 64;
 
