@@ -190,7 +190,11 @@ fn i8_matches_dense_reference() {
         for layout in [I8Layout::B1x4, I8Layout::B16x4] {
             for kernel in i8_candidates(layout) {
                 let p = PackedI8::with_kernel(&w, Some(&bias), zp, layout, kernel).unwrap();
-                let mut scratch = vec![0u32; p.scratch_len()];
+                // Every other case hands the kernel a scratch at an odd word offset, as a
+                // thread's share of an operator's scratch can be: kernels may assume 4-byte
+                // alignment only.
+                let mut scratch_buf = vec![0u32; p.scratch_len() + 1];
+                let scratch = &mut scratch_buf[i % 2..][..p.scratch_len()];
                 let mut got = vec![77i8; c.m * c.out_stride];
                 p.run(
                     &a,
@@ -199,7 +203,7 @@ fn i8_matches_dense_reference() {
                     &mut got,
                     c.out_stride,
                     &rq,
-                    &mut scratch,
+                    scratch,
                 );
                 if let Some(d) = first_diff(&got, &want, c.out_stride) {
                     panic!("case {i}: {} ({}): {d}", describe(&c), p.kernel_name());

@@ -145,7 +145,9 @@ unsafe fn i8_coarse_avx2(
 ) {
     let (k, n) = (p.k, p.n);
     let k4n = k.div_ceil(4);
-    let row16: &mut [u64] = bytemuck::cast_slice_mut(&mut scratch[..2 * k4n]);
+    // The row's 4-channel groups widened to i16, one u64 per group, kept as word pairs: the
+    // scratch is only 4-byte aligned (a thread's share of an operator's scratch).
+    let row16 = &mut scratch[..2 * k4n];
     let nb = p.block_ptr.len() - 1;
     let (zp, lo, hi) = (
         _mm256_set1_epi32(rq.zero_point()),
@@ -154,13 +156,14 @@ unsafe fn i8_coarse_avx2(
     );
     for r in 0..m {
         let row = &a[r * a_stride..][..k];
-        for (q, w) in row16.iter_mut().enumerate() {
+        for (q, w) in row16.chunks_exact_mut(2).enumerate() {
             let mut v = 0u64;
             for j in 0..4 {
                 let b = row.get(4 * q + j).map_or(0, |&v| (v as u8 ^ p.xor) as i8) as i16 as u16;
                 v |= (b as u64) << (16 * j);
             }
-            *w = v;
+            w[0] = v as u32;
+            w[1] = (v >> 32) as u32;
         }
         let y = &mut out[r * out_stride..][..n];
         for g in 0..nb {
@@ -168,7 +171,10 @@ unsafe fn i8_coarse_avx2(
             // acc[j]: channels 4j..4j + 4, two partial sums each.
             let mut acc = [_mm256_setzero_si256(); 4];
             for b in s..e {
-                let x = _mm256_set1_epi64x(row16[p.k4[b] as usize] as i64);
+                let q = 2 * p.k4[b] as usize;
+                let x = _mm256_set1_epi64x(bytemuck::pod_read_unaligned::<u64>(
+                    bytemuck::cast_slice(&row16[q..q + 2]),
+                ) as i64);
                 let w: &[i32; 16] = p.w[b * 16..][..16].try_into().unwrap();
                 for (j, acc) in acc.iter_mut().enumerate() {
                     // SAFETY: 16 bytes = words 4j..4j + 4 of the block.
