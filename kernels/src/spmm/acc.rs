@@ -346,47 +346,22 @@ unsafe fn avx2_16x4_impl(
     acc_stride: usize,
     scratch: &mut [u32],
 ) {
+    use super::avx2::{block_row_sums, widen_row_i16};
     use std::arch::x86_64::*;
     let k = p.k;
     let k4n = k.div_ceil(4);
-    // Group q: 4 × i16 as words 2q (channels 0, 1) and 2q + 1 (channels 2, 3).
     let row16 = &mut scratch[..2 * k4n];
     let (g0, g1) = (cols.start / 16, cols.end.div_ceil(16));
     for r in 0..m {
-        let row = &a[r * a_stride..][..k];
-        for q in 0..k4n {
-            let mut v = [0u16; 4];
-            for (j, v) in v.iter_mut().enumerate() {
-                *v = row.get(4 * q + j).map_or(0, |&x| (x as u8 ^ p.xor) as i8) as i16 as u16;
-            }
-            row16[2 * q] = v[0] as u32 | (v[1] as u32) << 16;
-            row16[2 * q + 1] = v[2] as u32 | (v[3] as u32) << 16;
-        }
+        widen_row_i16(&a[r * a_stride..][..k], p.xor, row16);
         let y = &mut acc[r * acc_stride..][..cols.len()];
         for g in g0..g1 {
-            let (s, e) = (p.block_ptr[g] as usize, p.block_ptr[g + 1] as usize);
-            // sums[j]: channels 4j..4j + 4, two partial sums each.
-            let mut sums = [_mm256_setzero_si256(); 4];
-            for b in s..e {
-                let q = p.k4[b] as usize;
-                let xw = row16[2 * q] as u64 | (row16[2 * q + 1] as u64) << 32;
-                let x = _mm256_set1_epi64x(xw as i64);
-                let w: &[i32; 16] = p.w[b * 16..][..16].try_into().unwrap();
-                for (j, sum) in sums.iter_mut().enumerate() {
-                    // SAFETY: 16 bytes = words 4j..4j + 4 of the block.
-                    let wb = unsafe { _mm_loadu_si128(w.as_ptr().add(4 * j) as *const _) };
-                    let prod = _mm256_madd_epi16(_mm256_cvtepi8_epi16(wb), x);
-                    *sum = _mm256_add_epi32(*sum, prod);
-                }
-            }
-            for half in 0..2 {
+            let sums = block_row_sums(p, row16, g);
+            for (half, &v) in sums.iter().enumerate() {
                 let c0 = g * 16 + 8 * half;
                 if c0 >= cols.end {
                     break;
                 }
-                // Pair sums of channels c0..c0 + 8, back in channel order.
-                let v = _mm256_hadd_epi32(sums[2 * half], sums[2 * half + 1]);
-                let v = _mm256_permute4x64_epi64::<0b11_01_10_00>(v);
                 // SAFETY: `c` has ⌈N/16⌉·16 entries.
                 let cv = unsafe { _mm256_loadu_si256(p.c.as_ptr().add(c0) as *const _) };
                 let mut lanes = [0i32; 8];

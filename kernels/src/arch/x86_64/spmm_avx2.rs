@@ -114,6 +114,54 @@ unsafe fn i8_avx2(
     tiled::i8_tiled::<TILE>(p, a, a_stride, m, out, out_stride, rq, scratch)
 }
 
+/// One activation row's 4-channel groups widened to i16 domain values (`xor` maps the stored
+/// bytes to the packing's domain), group `q` as words `2q` (channels 0, 1) and `2q + 1`
+/// (channels 2, 3): word pairs, because the scratch is only 4-byte aligned (a thread's share
+/// of an operator's scratch). `row16` holds `2·⌈len/4⌉` words; a partial last group is
+/// zero-padded.
+#[inline(always)]
+pub(super) fn widen_row_i16(row: &[i8], xor: u8, row16: &mut [u32]) {
+    for (q, w) in row16.chunks_exact_mut(2).enumerate() {
+        let mut v = [0u16; 4];
+        for (j, v) in v.iter_mut().enumerate() {
+            *v = row.get(4 * q + j).map_or(0, |&x| (x as u8 ^ xor) as i8) as i16 as u16;
+        }
+        w[0] = v[0] as u32 | (v[1] as u32) << 16;
+        w[1] = v[2] as u32 | (v[3] as u32) << 16;
+    }
+}
+
+/// The sums of 16×4 block row `g` over one row widened by [`widen_row_i16`]: channels
+/// `16g..16g + 8` and `16g + 8..16g + 16`, in channel order (`vpmaddwd` on i16 pairs: exact).
+/// Called from AVX2 kernels only.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn block_row_sums(p: &PackedI8, row16: &[u32], g: usize) -> [__m256i; 2] {
+    let (s, e) = (p.block_ptr[g] as usize, p.block_ptr[g + 1] as usize);
+    // acc[j]: channels 4j..4j + 4, two partial sums each.
+    let mut acc = [_mm256_setzero_si256(); 4];
+    for b in s..e {
+        let q = 2 * p.k4[b] as usize;
+        let x = _mm256_set1_epi64x(bytemuck::pod_read_unaligned::<u64>(bytemuck::cast_slice(
+            &row16[q..q + 2],
+        )) as i64);
+        let w: &[i32; 16] = p.w[b * 16..][..16].try_into().unwrap();
+        for (j, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: 16 bytes = words 4j..4j + 4 of the block.
+            let wb = unsafe { _mm_loadu_si128(w.as_ptr().add(4 * j) as *const _) };
+            let prod = _mm256_madd_epi16(_mm256_cvtepi8_epi16(wb), x);
+            *acc = _mm256_add_epi32(*acc, prod);
+        }
+    }
+    // Pair sums of channels 8h..8h + 8, back in channel order.
+    let lo = _mm256_hadd_epi32(acc[0], acc[1]);
+    let hi = _mm256_hadd_epi32(acc[2], acc[3]);
+    [
+        _mm256_permute4x64_epi64::<0b11_01_10_00>(lo),
+        _mm256_permute4x64_epi64::<0b11_01_10_00>(hi),
+    ]
+}
+
 #[allow(clippy::too_many_arguments)]
 fn i8_coarse_entry(
     p: &PackedI8,
@@ -145,8 +193,6 @@ unsafe fn i8_coarse_avx2(
 ) {
     let (k, n) = (p.k, p.n);
     let k4n = k.div_ceil(4);
-    // The row's 4-channel groups widened to i16, one u64 per group, kept as word pairs: the
-    // scratch is only 4-byte aligned (a thread's share of an operator's scratch).
     let row16 = &mut scratch[..2 * k4n];
     let nb = p.block_ptr.len() - 1;
     let (zp, lo, hi) = (
@@ -155,38 +201,11 @@ unsafe fn i8_coarse_avx2(
         _mm256_set1_epi32(rq.max()),
     );
     for r in 0..m {
-        let row = &a[r * a_stride..][..k];
-        for (q, w) in row16.chunks_exact_mut(2).enumerate() {
-            let mut v = 0u64;
-            for j in 0..4 {
-                let b = row.get(4 * q + j).map_or(0, |&v| (v as u8 ^ p.xor) as i8) as i16 as u16;
-                v |= (b as u64) << (16 * j);
-            }
-            w[0] = v as u32;
-            w[1] = (v >> 32) as u32;
-        }
+        widen_row_i16(&a[r * a_stride..][..k], p.xor, row16);
         let y = &mut out[r * out_stride..][..n];
         for g in 0..nb {
-            let (s, e) = (p.block_ptr[g] as usize, p.block_ptr[g + 1] as usize);
-            // acc[j]: channels 4j..4j + 4, two partial sums each.
-            let mut acc = [_mm256_setzero_si256(); 4];
-            for b in s..e {
-                let q = 2 * p.k4[b] as usize;
-                let x = _mm256_set1_epi64x(bytemuck::pod_read_unaligned::<u64>(
-                    bytemuck::cast_slice(&row16[q..q + 2]),
-                ) as i64);
-                let w: &[i32; 16] = p.w[b * 16..][..16].try_into().unwrap();
-                for (j, acc) in acc.iter_mut().enumerate() {
-                    // SAFETY: 16 bytes = words 4j..4j + 4 of the block.
-                    let wb = unsafe { _mm_loadu_si128(w.as_ptr().add(4 * j) as *const _) };
-                    let prod = _mm256_madd_epi16(_mm256_cvtepi8_epi16(wb), x);
-                    *acc = _mm256_add_epi32(*acc, prod);
-                }
-            }
-            for half in 0..2 {
-                // Pair sums of channels 8h..8h + 8, back in channel order.
-                let sum = _mm256_hadd_epi32(acc[2 * half], acc[2 * half + 1]);
-                let sum = _mm256_permute4x64_epi64::<0b11_01_10_00>(sum);
+            let sums = block_row_sums(p, row16, g);
+            for (half, &sum) in sums.iter().enumerate() {
                 let c0 = g * 16 + 8 * half;
                 let (mut mult, mut shift) = ([0i32; 8], [0i32; 8]);
                 for i in 0..8 {
