@@ -756,6 +756,52 @@ fn unpack_stage(x: [__m512i; 16]) -> [__m512i; 16] {
     ]
 }
 
+/// Channel `ch`'s 1×4 block sums over a packed tile, `NV` vectors of 16 pixels:
+/// `Σ_blocks dot4(ap[k4][px], w)` (two interleaved `vpdpbusd` chains, added at the end).
+///
+/// # Safety
+/// AVX-512 VNNI; `ap` holds K4 rows of `I8_TILE` words and the packed `k4` are below K4.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+pub(super) unsafe fn channel_sums_1x4<const NV: usize>(
+    p: &PackedI8,
+    ap: *const u32,
+    ch: usize,
+) -> [__m512i; NV] {
+    const P: usize = I8_TILE;
+    let (s, e) = (p.block_ptr[ch] as usize, p.block_ptr[ch + 1] as usize);
+    let mut acc = [_mm512_setzero_si512(); NV];
+    let mut acc2 = [_mm512_setzero_si512(); NV];
+    let mut i = s;
+    // SAFETY: k4 < K4 (caller), so every load is within `ap`.
+    unsafe {
+        while i + 2 <= e {
+            let x = ap.add(*p.k4.get_unchecked(i) as usize * P) as *const __m512i;
+            let w = _mm512_set1_epi32(*p.w.get_unchecked(i));
+            let x2 = ap.add(*p.k4.get_unchecked(i + 1) as usize * P) as *const __m512i;
+            let w2 = _mm512_set1_epi32(*p.w.get_unchecked(i + 1));
+            for v in 0..NV {
+                acc[v] = _mm512_dpbusd_epi32(acc[v], _mm512_loadu_si512(x.add(v) as *const _), w);
+                acc2[v] =
+                    _mm512_dpbusd_epi32(acc2[v], _mm512_loadu_si512(x2.add(v) as *const _), w2);
+            }
+            i += 2;
+        }
+        if i < e {
+            let x = ap.add(*p.k4.get_unchecked(i) as usize * P) as *const __m512i;
+            let w = _mm512_set1_epi32(*p.w.get_unchecked(i));
+            for (v, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm512_dpbusd_epi32(*acc, _mm512_loadu_si512(x.add(v) as *const _), w);
+            }
+        }
+    }
+    let mut sum = [_mm512_setzero_si512(); NV];
+    for v in 0..NV {
+        sum[v] = _mm512_add_epi32(acc[v], acc2[v]);
+    }
+    sum
+}
+
 /// Every output channel on `NV` vectors of 16 pixels: bytes `cb[n][..]` = requantized
 /// `c[n] + Σ_blocks dot4(ap[k4], w)`.
 ///
@@ -772,33 +818,8 @@ unsafe fn i8_channels<const NV: usize>(p: &PackedI8, ap: *const u32, cb: *mut i8
         RqLanes::splat(mm, ss, rq.zero_point(), rq.min())
     });
     for ch in 0..p.n {
-        let (s, e) = (p.block_ptr[ch] as usize, p.block_ptr[ch + 1] as usize);
-        let mut acc = [_mm512_setzero_si512(); NV];
-        let mut acc2 = [_mm512_setzero_si512(); NV];
-        let mut i = s;
-        // SAFETY: k4 < K4, loads within `ap`.
-        unsafe {
-            while i + 2 <= e {
-                let x = ap.add(*p.k4.get_unchecked(i) as usize * P) as *const __m512i;
-                let w = _mm512_set1_epi32(*p.w.get_unchecked(i));
-                let x2 = ap.add(*p.k4.get_unchecked(i + 1) as usize * P) as *const __m512i;
-                let w2 = _mm512_set1_epi32(*p.w.get_unchecked(i + 1));
-                for v in 0..NV {
-                    acc[v] =
-                        _mm512_dpbusd_epi32(acc[v], _mm512_loadu_si512(x.add(v) as *const _), w);
-                    acc2[v] =
-                        _mm512_dpbusd_epi32(acc2[v], _mm512_loadu_si512(x2.add(v) as *const _), w2);
-                }
-                i += 2;
-            }
-            if i < e {
-                let x = ap.add(*p.k4.get_unchecked(i) as usize * P) as *const __m512i;
-                let w = _mm512_set1_epi32(*p.w.get_unchecked(i));
-                for (v, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm512_dpbusd_epi32(*acc, _mm512_loadu_si512(x.add(v) as *const _), w);
-                }
-            }
-        }
+        // SAFETY: as this function's contract (`ap` holds the tile, `k4` below K4).
+        let acc = unsafe { channel_sums_1x4::<NV>(p, ap, ch) };
         let c = _mm512_set1_epi32(p.c[ch]);
         let own;
         let q = match &shared {
@@ -811,7 +832,7 @@ unsafe fn i8_channels<const NV: usize>(p: &PackedI8, ap: *const u32, cb: *mut i8
         };
         let mut y = [_mm512_setzero_si512(); 4];
         for v in 0..NV {
-            y[v] = q.apply(_mm512_add_epi32(_mm512_add_epi32(acc[v], acc2[v]), c));
+            y[v] = q.apply(_mm512_add_epi32(acc[v], c));
         }
         // SAFETY: byte row `ch` of `cb` holds P = 64 bytes.
         unsafe { _mm512_storeu_si512(cb.add(ch * P) as *mut _, st.narrow4(y)) };

@@ -11,7 +11,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::acc::SpmmI8AccKernel;
-use super::avx512::{dot_span, pack_i8, I8_TILE};
+use super::avx512::{channel_sums_1x4, dot_span, pack_i8, I8_TILE};
 use super::PackedI8;
 
 pub(super) static SPMM_I8_1X4_ACC: SpmmI8AccKernel = SpmmI8AccKernel {
@@ -172,36 +172,11 @@ unsafe fn channels_acc<const NV: usize>(
     const P: usize = I8_TILE;
     let mut lanes = [0i32; P];
     for ch in cols.clone() {
-        let (s, e) = (p.block_ptr[ch] as usize, p.block_ptr[ch + 1] as usize);
-        let mut acc = [_mm512_setzero_si512(); NV];
-        let mut acc2 = [_mm512_setzero_si512(); NV];
-        let mut i = s;
-        // SAFETY: k4 < K4, loads within `ap`.
-        unsafe {
-            while i + 2 <= e {
-                let x = ap.add(*p.k4.get_unchecked(i) as usize * P) as *const __m512i;
-                let w = _mm512_set1_epi32(*p.w.get_unchecked(i));
-                let x2 = ap.add(*p.k4.get_unchecked(i + 1) as usize * P) as *const __m512i;
-                let w2 = _mm512_set1_epi32(*p.w.get_unchecked(i + 1));
-                for v in 0..NV {
-                    acc[v] =
-                        _mm512_dpbusd_epi32(acc[v], _mm512_loadu_si512(x.add(v) as *const _), w);
-                    acc2[v] =
-                        _mm512_dpbusd_epi32(acc2[v], _mm512_loadu_si512(x2.add(v) as *const _), w2);
-                }
-                i += 2;
-            }
-            if i < e {
-                let x = ap.add(*p.k4.get_unchecked(i) as usize * P) as *const __m512i;
-                let w = _mm512_set1_epi32(*p.w.get_unchecked(i));
-                for (v, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm512_dpbusd_epi32(*acc, _mm512_loadu_si512(x.add(v) as *const _), w);
-                }
-            }
-        }
+        // SAFETY: as this function's contract (`ap` holds the tile, `k4` below K4).
+        let acc = unsafe { channel_sums_1x4::<NV>(p, ap, ch) };
         let c = _mm512_set1_epi32(p.c[ch]);
-        for v in 0..NV {
-            let y = _mm512_add_epi32(_mm512_add_epi32(acc[v], acc2[v]), c);
+        for (v, &acc) in acc.iter().enumerate() {
+            let y = _mm512_add_epi32(acc, c);
             // SAFETY: lanes 16v..16v + 16 ≤ P of `lanes`.
             unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().add(16 * v) as *mut _, y) };
         }
