@@ -898,62 +898,93 @@ fn row_impl<
             // ix0 < in_w, and c0 < c.
             *r = unsafe { r.add(ix0 * c + c0) };
         }
-        let mut ox = x.start;
-        while ox < x.end {
-            let col = (ox - x.start) * S * c;
-            let dst = out_row + ox * c + c0;
-            if ox + RP <= x.end {
-                // SAFETY: the tile's input columns are interior columns (inside every row),
-                // lanes past n are masked, and its outputs within the checked output row.
-                unsafe {
-                    tile_rows::<T, KH, KW, S, G, RP, WIDE, FAST>(
-                        &rows,
-                        col,
-                        c,
-                        c,
-                        m,
-                        &wv,
-                        init,
-                        &rq,
-                        out.add(dst),
-                    )
-                };
-                ox += RP;
-            } else if ox + RP / 2 <= x.end {
-                // SAFETY: as for the full tile.
-                unsafe {
-                    tile_rows::<T, KH, KW, S, G, { RP / 2 }, WIDE, FAST>(
-                        &rows,
-                        col,
-                        c,
-                        c,
-                        m,
-                        &wv,
-                        init,
-                        &rq,
-                        out.add(dst),
-                    )
-                };
-                ox += RP / 2;
-            } else {
-                // SAFETY: as for the full tile.
-                unsafe {
-                    tile_rows::<T, KH, KW, S, G, 1, WIDE, FAST>(
-                        &rows,
-                        col,
-                        c,
-                        c,
-                        m,
-                        &wv,
-                        init,
-                        &rq,
-                        out.add(dst),
-                    )
-                };
-                ox += 1;
-            }
+        let g = Interior {
+            rows: &rows,
+            c,
+            m,
+            wv: &wv,
+            init,
+            rq: &rq,
+            // SAFETY: out_row + c0 is inside the output row (asserted above).
+            out: unsafe { out.add(out_row + c0) },
+        };
+        if n == 16 {
+            // SAFETY: the tiles' input columns are interior columns (inside every row), and
+            // their outputs within the checked output row; all 16 lanes exist.
+            unsafe { interior::<T, KH, KW, S, G, WIDE, FAST, true>(&g, x.clone()) };
+        } else {
+            // SAFETY: as above, lanes past n masked.
+            unsafe { interior::<T, KH, KW, S, G, WIDE, FAST, false>(&g, x.clone()) };
         }
         c0 += 16;
+    }
+}
+
+/// What [`interior`] reads and writes: window row pointers at the interior's first column,
+/// `c` channels per column, the lanes `m`, weights, initial value, requantization, and the
+/// output of pixel 0 of the row (this block's first channel).
+struct Interior<'a, const KH: usize, const KW: usize, const G: usize> {
+    rows: &'a [*const u8; KH],
+    c: usize,
+    m: __mmask16,
+    wv: &'a [[__m512i; KW]; G],
+    init: __m512i,
+    rq: &'a Rq64,
+    out: *mut u8,
+}
+
+/// Interior pixels `x` of one 16-channel block in tiles of [`RP`], `RP / 2` and 1 pixels.
+/// `FULL`: all 16 lanes (plain loads and stores).
+///
+/// # Safety
+/// Every column of the interior is readable at `rows[ky] + i·c` for the lanes of `m` (all 16
+/// when `FULL`), and pixel `ox` of the output row at `out + ox·c` is writable for them.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
+unsafe fn interior<
+    T: Q8,
+    const KH: usize,
+    const KW: usize,
+    const S: usize,
+    const G: usize,
+    const WIDE: bool,
+    const FAST: bool,
+    const FULL: bool,
+>(
+    g: &Interior<'_, KH, KW, G>,
+    x: Range<usize>,
+) {
+    let c = g.c;
+    let mut ox = x.start;
+    while ox < x.end {
+        let col = (ox - x.start) * S * c;
+        // SAFETY: caller contract (pixel ox of the row).
+        let dst = unsafe { g.out.add(ox * c) };
+        if ox + RP <= x.end {
+            // SAFETY: caller contract: the tile's columns and outputs are inside.
+            unsafe {
+                tile_rows::<T, KH, KW, S, G, RP, WIDE, FAST, FULL>(
+                    g.rows, col, c, c, g.m, g.wv, g.init, g.rq, dst,
+                )
+            };
+            ox += RP;
+        } else if ox + RP / 2 <= x.end {
+            // SAFETY: as for the full tile.
+            unsafe {
+                tile_rows::<T, KH, KW, S, G, { RP / 2 }, WIDE, FAST, FULL>(
+                    g.rows, col, c, c, g.m, g.wv, g.init, g.rq, dst,
+                )
+            };
+            ox += RP / 2;
+        } else {
+            // SAFETY: as for the full tile.
+            unsafe {
+                tile_rows::<T, KH, KW, S, G, 1, WIDE, FAST, FULL>(
+                    g.rows, col, c, c, g.m, g.wv, g.init, g.rq, dst,
+                )
+            };
+            ox += 1;
+        }
     }
 }
 
@@ -991,7 +1022,7 @@ unsafe fn edge_pixel<
         for (g, wg) in wv.iter().enumerate() {
             let v = if (0..in_w as isize).contains(&ix) {
                 // SAFETY: caller contract (ix inside the row).
-                unsafe { gather::<T, KH, WIDE>(rows, g, ix as usize * c, m) }
+                unsafe { gather::<T, KH, WIDE, false>(rows, g, ix as usize * c, m) }
             } else {
                 zpg
             };
@@ -1010,7 +1041,7 @@ unsafe fn edge_pixel<
 /// Each `rows[ky] + at` is valid for the bytes selected by `m`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
-unsafe fn gather<T: Q8, const KH: usize, const WIDE: bool>(
+unsafe fn gather<T: Q8, const KH: usize, const WIDE: bool, const FULL: bool>(
     rows: &[*const u8; KH],
     g: usize,
     at: usize,
@@ -1021,8 +1052,15 @@ unsafe fn gather<T: Q8, const KH: usize, const WIDE: bool>(
     let nr = (KH - first).min(per);
     macro_rules! ld {
         ($ky:expr) => {
-            // SAFETY: caller contract (row pointer + `at` readable for the lanes of `m`).
-            unsafe { _mm_maskz_loadu_epi8(m, rows[$ky].add(at) as *const i8) }
+            // SAFETY: caller contract (row pointer + `at` readable for the lanes of `m`, all
+            // 16 when `FULL`).
+            unsafe {
+                if FULL {
+                    _mm_loadu_si128(rows[$ky].add(at) as *const __m128i)
+                } else {
+                    _mm_maskz_loadu_epi8(m, rows[$ky].add(at) as *const i8)
+                }
+            }
         };
     }
     if WIDE {
@@ -1123,6 +1161,7 @@ unsafe fn tile_rows<
     const P: usize,
     const WIDE: bool,
     const FAST: bool,
+    const FULL: bool,
 >(
     rows: &[*const u8; KH],
     col: usize,
@@ -1145,7 +1184,7 @@ unsafe fn tile_rows<
         for (i, col_v) in cols.iter_mut().enumerate().take((P - 1) * S + KW) {
             for (g, v) in col_v.iter_mut().enumerate() {
                 // SAFETY: caller contract.
-                *v = unsafe { gather::<T, KH, WIDE>(rows, g, col + i * cs, m) };
+                *v = unsafe { gather::<T, KH, WIDE, FULL>(rows, g, col + i * cs, m) };
             }
         }
         for (g, wg) in wv.iter().enumerate() {
@@ -1159,7 +1198,7 @@ unsafe fn tile_rows<
         for i in 0..(P - 1) * S + KW {
             for (g, wg) in wv.iter().enumerate() {
                 // SAFETY: caller contract.
-                let v = unsafe { gather::<T, KH, WIDE>(rows, g, col + i * cs, m) };
+                let v = unsafe { gather::<T, KH, WIDE, FULL>(rows, g, col + i * cs, m) };
                 for (kx, &wk) in wg.iter().enumerate() {
                     if i >= kx && (i - kx) % S == 0 && (i - kx) / S < P {
                         let j = (i - kx) / S;
@@ -1178,7 +1217,7 @@ unsafe fn tile_rows<
             rq.round::<FAST>(acc[j + 3]),
         ];
         // SAFETY: caller contract (pixels j..j + 4 < P).
-        unsafe { rq.store4::<T>(r, out.add(j * c), c, m) };
+        unsafe { rq.store4::<T, FULL>(r, out.add(j * c), c, m) };
         j += 4;
     }
     while j < P {
@@ -1313,7 +1352,13 @@ impl Rq64 {
     /// `out + j·c` is writable for the lanes of `m`, `j < 4`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    unsafe fn store4<T: Q8>(&self, r: [__m512i; 4], out: *mut u8, c: usize, m: __mmask16) {
+    unsafe fn store4<T: Q8, const FULL: bool>(
+        &self,
+        r: [__m512i; 4],
+        out: *mut u8,
+        c: usize,
+        m: __mmask16,
+    ) {
         let a = r;
         let p01 = _mm512_packs_epi32(a[0], a[1]);
         let p23 = _mm512_packs_epi32(a[2], a[3]);
@@ -1327,20 +1372,34 @@ impl Rq64 {
         // SAFETY: 16 readable i32.
         let perm = unsafe { _mm512_loadu_si512(UNPACK4.as_ptr() as *const _) };
         let b = _mm512_permutexvar_epi32(perm, b);
-        // SAFETY: caller contract (each store: pixel j's lanes of `m`, j < 4).
+        // SAFETY: caller contract (each store: pixel j's lanes of `m`, all 16 when `FULL`,
+        // j < 4).
         unsafe {
-            _mm_mask_storeu_epi8(out as *mut i8, m, _mm512_castsi512_si128(b));
-            _mm_mask_storeu_epi8(out.add(c) as *mut i8, m, _mm512_extracti32x4_epi32(b, 1));
-            _mm_mask_storeu_epi8(
-                out.add(2 * c) as *mut i8,
-                m,
-                _mm512_extracti32x4_epi32(b, 2),
-            );
-            _mm_mask_storeu_epi8(
-                out.add(3 * c) as *mut i8,
-                m,
-                _mm512_extracti32x4_epi32(b, 3),
-            );
+            if FULL {
+                _mm_storeu_si128(out as *mut __m128i, _mm512_castsi512_si128(b));
+                _mm_storeu_si128(out.add(c) as *mut __m128i, _mm512_extracti32x4_epi32(b, 1));
+                _mm_storeu_si128(
+                    out.add(2 * c) as *mut __m128i,
+                    _mm512_extracti32x4_epi32(b, 2),
+                );
+                _mm_storeu_si128(
+                    out.add(3 * c) as *mut __m128i,
+                    _mm512_extracti32x4_epi32(b, 3),
+                );
+            } else {
+                _mm_mask_storeu_epi8(out as *mut i8, m, _mm512_castsi512_si128(b));
+                _mm_mask_storeu_epi8(out.add(c) as *mut i8, m, _mm512_extracti32x4_epi32(b, 1));
+                _mm_mask_storeu_epi8(
+                    out.add(2 * c) as *mut i8,
+                    m,
+                    _mm512_extracti32x4_epi32(b, 2),
+                );
+                _mm_mask_storeu_epi8(
+                    out.add(3 * c) as *mut i8,
+                    m,
+                    _mm512_extracti32x4_epi32(b, 3),
+                );
+            }
         }
     }
 }
