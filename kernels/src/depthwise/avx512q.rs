@@ -626,6 +626,10 @@ pub(super) struct Rows {
     zp_row: Vec<u8>,
     /// The input zero point fits this type (only then do the zero-point bytes mean it).
     zp_fits: [bool; 2],
+    /// Per input type (int8, uint8): `|folded| + 255·Σ|w| < 2^31` for every channel, so the
+    /// i32 sum `folded + Σ x·w` never wraps and `folded·m` may join the 64-bit rounding
+    /// constant instead of seeding the accumulators (see [`Rq64::new`]).
+    init_in_k: [bool; 2],
 }
 
 impl Rows {
@@ -656,6 +660,7 @@ impl Rows {
         let groups = kh.div_ceil(per);
         let mut w4 = vec![0i8; groups * kw * cpad * 4];
         let mut sum = vec![0i32; cpad];
+        let mut abs = vec![0i64; cpad];
         for ky in 0..kh {
             for kx in 0..kw {
                 let tap = &core.weights[(ky * kw + kx) * c..][..c];
@@ -669,6 +674,7 @@ impl Rows {
                         w4[at + ky % 4] = v as i8;
                     }
                     sum[ch] += v as i32;
+                    abs[ch] += (v as i64).abs();
                 }
             }
         }
@@ -706,13 +712,21 @@ impl Rows {
             rq64[at(2)] = 31 + e as i64;
             rq64[at(3)] = e as i64 - 1;
         }
+        let folded = [fold(in_zp + 128), fold(in_zp)];
+        let init_in_k = [0, 1].map(|t: usize| {
+            folded[t]
+                .iter()
+                .zip(&abs)
+                .all(|(&f, &a)| (f as i64).abs() + 255 * a < 1 << 31)
+        });
         Some(Rows {
             kh,
             kw,
             stride,
             w4,
             wide,
-            folded: [fold(in_zp + 128), fold(in_zp)],
+            folded,
+            init_in_k,
             mult,
             any_lsh: lsh.iter().any(|&v| v > 0),
             all_right: shift[..c].iter().all(|&s| s < 0),
@@ -748,7 +762,10 @@ unsafe fn q_row<T: Q8>(
 ) {
     // The common case (fused ReLU, every channel shifting right) with the requantization's
     // choices made at compile time: no flag tests between the tiles' instructions.
-    let fast = f.all_right && !f.any_lsh && p.rq.min() >= p.rq.zero_point();
+    let fast = f.all_right
+        && !f.any_lsh
+        && p.rq.min() >= p.rq.zero_point()
+        && f.init_in_k[T::UNSIGNED as usize];
     if fast {
         q_row_rq::<T, true>(p, f, input, output, row, x)
     } else {
@@ -851,7 +868,9 @@ fn row_impl<
         // SAFETY: c0 + 16 ≤ cpad, and the padded arrays hold cpad lanes (asserted above).
         let init = unsafe { _mm512_loadu_si512(folded.as_ptr().add(c0) as *const _) };
         // SAFETY: as above; block c0 / 16 of rq64 is inside (asserted).
-        let rq = unsafe { Rq64::new(f, c0, &p.rq) };
+        let rq = unsafe { Rq64::new(f, c0, &p.rq, if FAST { Some(init) } else { None }) };
+        // In the fast mode the initial value is inside the rounding constant.
+        let init = if FAST { _mm512_setzero_si512() } else { init };
         let mut wv = [[_mm512_setzero_si512(); KW]; G];
         for (g, wg) in wv.iter_mut().enumerate() {
             for (kx, v) in wg.iter_mut().enumerate() {
@@ -1256,6 +1275,8 @@ struct Rq64 {
     hi: __m512i,
     lo8: __m512i,
     hi8: __m512i,
+    /// The clamp is the whole int8 / uint8 range: the saturating packs alone apply it.
+    no_clamp: [bool; 2],
 }
 
 /// `vpermd` order taking the packed bytes of 4 pixels (dword `4·lane + pixel`) to pixel-major
@@ -1267,7 +1288,17 @@ impl Rq64 {
     /// Channels `c0..c0 + 16` are inside the padded arrays of `f` (`c0` a multiple of 16).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    unsafe fn new(f: &Rows, c0: usize, rq: &crate::requant::Requant) -> Rq64 {
+    ///
+    /// With `init` (the accumulators' initial value, `init_in_k` holding), `init·m` joins the
+    /// rounding constants: the sums then start at 0 and `(acc + init)·m + k = acc·m +
+    /// (init·m + k)`, the same 64-bit value (`|init·m| < 2^62` as `|init| < 2^31`, and the
+    /// sum stays inside i64 as without the fold, `acc + init` being the unwrapped i32 sum).
+    unsafe fn new(
+        f: &Rows,
+        c0: usize,
+        rq: &crate::requant::Requant,
+        init: Option<__m512i>,
+    ) -> Rq64 {
         // SAFETY: caller contract; RQ64_BLOCK i64 per block.
         let ld = |i: usize| unsafe {
             _mm512_loadu_si512(f.rq64.as_ptr().add(c0 / 16 * RQ64_BLOCK + i * 8) as *const _)
@@ -1282,14 +1313,20 @@ impl Rq64 {
         let (lo, hi) = (rq.min(), rq.max());
         let (lo8, hi8) = (_mm512_set1_epi8(lo as i8), _mm512_set1_epi8(hi as i8));
         let blend = f.all_right;
+        let m_odd = _mm512_srli_epi64(m, 32);
+        let (mut k0, mut k1) = (ld(0), ld(1));
+        if let Some(v) = init {
+            k0 = _mm512_add_epi64(k0, _mm512_mul_epi32(v, m));
+            k1 = _mm512_add_epi64(k1, _mm512_mul_epi32(_mm512_srli_epi64(v, 32), m_odd));
+        }
         Rq64 {
             m,
-            m_odd: _mm512_srli_epi64(m, 32),
+            m_odd,
             lsh,
             any_lsh: f.any_lsh,
             relu: lo >= rq.zero_point(),
             k: [
-                [ld(0), ld(1)],
+                [k0, k1],
                 [ld(2), ld(3)],
                 [ld(4), if blend { ld(7) } else { ld(5) }],
             ],
@@ -1298,6 +1335,7 @@ impl Rq64 {
             hi: _mm512_set1_epi32(hi),
             lo8,
             hi8,
+            no_clamp: [lo <= -128 && hi >= 127, lo <= 0 && hi >= 255],
         }
     }
 
@@ -1364,10 +1402,18 @@ impl Rq64 {
         let p23 = _mm512_packs_epi32(a[2], a[3]);
         let b = if T::UNSIGNED {
             let b = _mm512_packus_epi16(p01, p23);
-            _mm512_min_epu8(_mm512_max_epu8(b, self.lo8), self.hi8)
+            if self.no_clamp[1] {
+                b
+            } else {
+                _mm512_min_epu8(_mm512_max_epu8(b, self.lo8), self.hi8)
+            }
         } else {
             let b = _mm512_packs_epi16(p01, p23);
-            _mm512_min_epi8(_mm512_max_epi8(b, self.lo8), self.hi8)
+            if self.no_clamp[0] {
+                b
+            } else {
+                _mm512_min_epi8(_mm512_max_epi8(b, self.lo8), self.hi8)
+            }
         };
         // SAFETY: 16 readable i32.
         let perm = unsafe { _mm512_loadu_si512(UNPACK4.as_ptr() as *const _) };

@@ -406,6 +406,105 @@ fn row_kernel_matches_reference_exactly() {
     let _ = used;
 }
 
+/// The row kernel's requantization modes: a clamp equal to the whole output type (MobileNetV2's
+/// ReLU6 with zero point −128: the saturating packs alone clamp), the fused-ReLU fast form with
+/// the initial value inside the rounding constant, and biases near the i32 limits (where it
+/// stays in the accumulators); int8 and uint8; vertical strides 1 and 2 over several rows.
+#[test]
+fn row_kernel_clamp_and_bias_modes_match_reference() {
+    let mut rng = Rng::new(31);
+    for (k, s) in [(3, 1), (3, 2), (5, 1), (5, 2)] {
+        for c in [16, 33, 64] {
+            for in_w in [k + 8, 2 * k + 21] {
+                for mode in 0..4 {
+                    let spec = crate::window::WindowSpec {
+                        k_h: k,
+                        k_w: k,
+                        stride_h: 1 + (in_w + mode) % 2,
+                        stride_w: s,
+                        padding: crate::window::Padding::Same,
+                        ..crate::window::WindowSpec::new(1, k + 6, in_w, c, c)
+                    };
+                    let w = Window2d::new(spec).unwrap();
+                    let unsigned = mode == 3;
+                    let (tmin, tmax) = if unsigned { (0, 255) } else { (-128, 127) };
+                    let taps = (k * k) as i64;
+                    let bias: Vec<i32> = (0..c)
+                        .map(|_| {
+                            if mode == 2 {
+                                // |bias| + |Σ (x − zx)·w| stays below 2^31 (no wrap in the
+                                // reference), but close to it.
+                                let m = (1i64 << 31) - 1 - 255 * 127 * taps - rng.range(0, 300000);
+                                (if rng.range(0, 1) == 0 { m } else { -m }) as i32
+                            } else {
+                                rng.range(-5000, 5000) as i32
+                            }
+                        })
+                        .collect();
+                    let reals: Vec<f64> = (0..c)
+                        .map(|_| 0.0005 + rng.f32().abs() as f64 * 0.01)
+                        .collect();
+                    // Modes 0, 2, 3: clamp = the whole type at the zero point (ReLU6 with
+                    // zero point at the type's minimum); mode 1: fused ReLU with a tighter top.
+                    let zp = tmin;
+                    let (lo, hi) = if mode == 1 {
+                        (zp, tmax - 20)
+                    } else {
+                        (tmin, tmax)
+                    };
+                    let rq = Requant::from_real(&reals, zp, lo, hi).unwrap();
+                    let in_zp = rng.range(tmin as i64, tmax as i64) as i32;
+                    let q = QOut {
+                        in_zp,
+                        mult: (0..c).map(|i| rq.channel(i).0).collect(),
+                        shift: (0..c).map(|i| rq.channel(i).1).collect(),
+                        out_zp: zp,
+                        lo,
+                        hi,
+                    };
+                    let wt: Vec<i8> = (0..k * k * c).map(|_| rng.range(-127, 127) as i8).collect();
+                    let wi: Vec<i32> = wt.iter().map(|&v| v as i32).collect();
+                    let (got, want, row_kernel) = if unsigned {
+                        let x = rng.vec_u8(w.input_len());
+                        let wu: Vec<u8> = wt.iter().map(|&v| (v as i32 + 128) as u8).collect();
+                        let p = DepthwiseQ::new_u8(w, &wu, 128, Some(&bias), in_zp, rq).unwrap();
+                        let xi: Vec<i32> = x.iter().map(|&v| v as i32).collect();
+                        let mut got = vec![0u8; w.output_len()];
+                        for rows in row_splits(w.output_rows()) {
+                            p.run(&x, &mut got, rows);
+                        }
+                        let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
+                        (
+                            got,
+                            r::depthwise_q(&w, &xi, &wi, Some(&bias), &q),
+                            p.has_row_kernel(),
+                        )
+                    } else {
+                        let x = rng.vec_i8(w.input_len());
+                        let p = DepthwiseQ::new(w, &wt, Some(&bias), in_zp, rq).unwrap();
+                        let xi: Vec<i32> = x.iter().map(|&v| v as i32).collect();
+                        let mut got = vec![0i8; w.output_len()];
+                        for rows in row_splits(w.output_rows()) {
+                            p.run(&x, &mut got, rows);
+                        }
+                        let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
+                        (
+                            got,
+                            r::depthwise_q(&w, &xi, &wi, Some(&bias), &q),
+                            p.has_row_kernel(),
+                        )
+                    };
+                    if let Some((i, g, e)) = first_diff(&got, &want) {
+                        panic!(
+                            "dwconv mode {mode} (row kernel {row_kernel}) {w:?}: first difference at {i}: got {g}, want {e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The f32 row path (3×3 and 5×5, horizontal stride 1 and 2) sums the same taps in the same order as
 /// the pixel tiles, so with FMA it equals the AVX2 tier bit for bit, and the reference closely.
 #[test]
