@@ -15,6 +15,21 @@ use std::time::{Duration, Instant};
 /// How long a worker spins for the next job before sleeping.
 const SPIN: Duration = Duration::from_micros(100);
 
+/// Busy polls (a `pause` each, well under a microsecond in all) before a waiting thread starts
+/// yielding its core between polls: when the machine has more runnable threads than cores, a
+/// thread that only polls would take the core from the very thread it waits for (or from the
+/// caller's next operator); when it has not, the yield returns at once.
+const PAUSES: u32 = 256;
+
+/// One poll of a wait loop: a `pause` for the first [`PAUSES`] polls, then a yield.
+fn backoff(polls: u32) {
+    if polls < PAUSES {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
+    }
+}
+
 type Job = dyn Fn(usize) + Sync;
 
 /// A task over one chunk of each of two slices (see [`ThreadPool::run_chunks2_mut`]).
@@ -182,7 +197,7 @@ fn wait_until(cond: impl Fn() -> bool, shared: &Shared) {
     let mut spins = 0u32;
     while !cond() {
         spins += 1;
-        if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+        if spins >= PAUSES && start.elapsed() > SPIN {
             let mut g = lock(&shared.done_lock);
             // SeqCst pairs with the last task's increment of `finished` and its SeqCst load of
             // this flag: either that task sees the flag and notifies, or `cond` sees its count.
@@ -193,7 +208,7 @@ fn wait_until(cond: impl Fn() -> bool, shared: &Shared) {
             shared.caller_asleep.store(false, Ordering::SeqCst);
             return;
         }
-        std::hint::spin_loop();
+        backoff(spins);
     }
 }
 
@@ -307,10 +322,10 @@ fn worker(shared: &Shared) {
         let mut spins = 0u32;
         while shared.epoch.load(Ordering::Acquire) == seen {
             spins += 1;
-            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+            if spins >= PAUSES && start.elapsed() > SPIN {
                 break;
             }
-            std::hint::spin_loop();
+            backoff(spins);
         }
         let (job, tasks) = {
             let mut st = lock(&shared.state);

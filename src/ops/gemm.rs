@@ -116,6 +116,11 @@ pub(crate) struct GemmOp {
     /// type), sized for one block of [`im2col_block_rows`] per task rather than a whole image.
     /// Direct kinds: each task's staging scratch (`scratch_len` elements).
     gather: SparseScratch,
+    /// Dense f32 / 8-bit kinds with one GEMM row (a classifier head, a squeeze-excite layer):
+    /// the threads the row's columns are split over (0: no column split). Each task computes
+    /// its columns into its own `oc` elements of scratch and copies them out, since the kernel
+    /// addresses output columns absolutely.
+    col_tasks: usize,
 }
 
 /// Whether a convolution reads its input rows in place (1×1 window, stride 1, no padding).
@@ -522,12 +527,20 @@ impl GemmOp {
                 .and_then(|need| SparseScratch::new(need, m, ctx.threads))
                 .ok_or_else(|| ctx.err("im2col scratch size overflows"))?;
         }
+        let one_row = g.n * g.oh * g.ow == 1;
+        let dense = matches!(kind, Kind::F32 { .. } | Kind::I8 { .. } | Kind::U8 { .. });
+        let col_tasks = if one_row && !im2col && dense && ctx.threads > 1 {
+            ctx.threads
+        } else {
+            0
+        };
         Ok(GemmOp {
             g,
             im2col,
             k,
             kind,
             gather,
+            col_tasks,
         })
     }
 }
@@ -583,14 +596,18 @@ impl GemmOp {
         if matches!(self.kind, Kind::Hybrid { .. }) {
             return self.hybrid_scratch().total;
         }
-        if !self.im2col {
-            return 0;
-        }
         let elem = if matches!(self.kind, Kind::F32 { .. } | Kind::DirectF32 { .. }) {
             4
         } else {
             1
         };
+        if !self.im2col {
+            return self
+                .col_tasks
+                .checked_mul(g.oc)
+                .and_then(|v| v.checked_mul(elem))
+                .unwrap_or(usize::MAX);
+        }
         self.gather.total * elem
     }
 
@@ -723,6 +740,17 @@ fn run_q<T: Q8>(
 ) {
     let (g, k, oc) = (&op.g, op.k, op.g.oc);
     let work = out.len() * k;
+    if op.col_tasks > 0 {
+        let nr = packed.kernel().nr;
+        let split = exec.cols_with_scratch(out, nr, scratch, oc, work, &|c0, o, s| {
+            let cols = c0..c0 + o.len();
+            gemm_i8(&x[..k], k, packed, rq, s, oc, 0..1, cols.clone());
+            o.copy_from_slice(&s[cols]);
+        });
+        if split {
+            return;
+        }
+    }
     let srow = op.gather.per_row;
     exec.rows_with_scratch(out, oc, scratch, srow, work, &|p0, o, s| {
         let rows = o.len() / oc;
@@ -808,6 +836,20 @@ impl OpEval for GemmOp {
                 let out: &mut [f32] = bytemuck::cast_slice_mut(out);
                 let scratch: &mut [f32] = super::cast_mut(scratch);
                 let work = out.len() * k;
+                if self.col_tasks > 0 {
+                    let nr = packed.kernel().nr;
+                    let split = exec.cols_with_scratch(out, nr, scratch, oc, work, &|c0, o, s| {
+                        let cols = c0..c0 + o.len();
+                        gemm_f32(&x[..k], k, packed, *lo, *hi, s, oc, 0..1, cols.clone());
+                        o.copy_from_slice(&s[cols]);
+                        if *act == Activation::Tanh {
+                            finish_f32(o, *lo, *hi, *act);
+                        }
+                    });
+                    if split {
+                        return;
+                    }
+                }
                 let srow = self.gather.per_row;
                 exec.rows_with_scratch(out, oc, scratch, srow, work, &|p0, o, s| {
                     let rows = o.len() / oc;

@@ -189,6 +189,38 @@ impl Exec {
     }
 }
 
+impl Exec {
+    /// Splits `out`, one output row, into column blocks of whole `align` columns, one block per
+    /// thread, and calls `f(first_col, block, part)` for each, where `part` is the task's own
+    /// `per_task` elements of `scratch` (which must hold `threads() × per_task`), when `work`
+    /// is large enough; otherwise calls nothing and returns false (the caller then computes the
+    /// row on its own). Every output element is computed by exactly one call.
+    pub(crate) fn cols_with_scratch<T: Send, U: Send>(
+        &self,
+        out: &mut [T],
+        align: usize,
+        scratch: &mut [U],
+        per_task: usize,
+        work: usize,
+        f: &sparq_kernels::pool::ChunkPairFn<'_, T, U>,
+    ) -> bool {
+        let Some(pool) = &self.pool else {
+            return false;
+        };
+        let threads = pool.threads();
+        let tiles = out.len().div_ceil(align.max(1));
+        if work < PAR_MIN_WORK || tiles < 2 || scratch.len() < threads * per_task {
+            return false;
+        }
+        let per = tiles.div_ceil(threads) * align.max(1);
+        let tasks = out.len().div_ceil(per);
+        pool.run_chunks2_mut(tasks, out, per, scratch, per_task, &|i, o, s| {
+            f(i * per, o, s)
+        });
+        true
+    }
+}
+
 /// What `prepare` of an operator returns.
 pub(crate) struct Prepared {
     pub eval: Box<dyn OpEval>,
