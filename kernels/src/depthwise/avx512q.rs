@@ -26,9 +26,20 @@ pub(super) fn q<T: Q8>(p: &DepthwiseQ, input: &[T], output: &mut [T], rows: Rang
     let (x_lo, x_hi) = w.w.interior();
     let dx = w.w.stride * c;
     let mut list = [(0usize, 0usize); MAX_TAPS];
-    for row in rows {
+    let mut next = rows.start;
+    for row in rows.clone() {
         let mut ox = 0;
         if let Some(f) = p.rows.as_ref().filter(|f| f.zp_fits[T::UNSIGNED as usize]) {
+            if row < next {
+                // The second row of a pair, done.
+                continue;
+            }
+            if !f.w4b.is_empty() && row + 1 < rows.end && (row + 1) % w.h.output != 0 {
+                // SAFETY: as below; `w4b` exists only for 3×3 windows of stride 1.
+                unsafe { q_pair(p, f, input, output, row, x_lo..x_hi) };
+                next = row + 2;
+                continue;
+            }
             // SAFETY: `Rows::new` checked that the CPU has AVX-512 VBMI and VNNI.
             unsafe { q_row(p, f, input, output, row, x_lo..x_hi) };
             continue;
@@ -605,6 +616,10 @@ pub(super) struct Rows {
     /// Weights of rows `4g .. 4g + 4` of column `kx` as 4 bytes per channel (rows past the
     /// window are 0): `[g][kx][cpad][4]`, `cpad` = channels rounded up to 16.
     w4: Vec<i8>,
+    /// For 3×3 windows of stride 1 (both axes, weights within i8): the weights of the second
+    /// row of a pair of output rows, which reads window rows 1..4 of the 4 gathered for both,
+    /// as `[0, w0, w1, w2]` per channel: `[kx][cpad][4]` (else empty).
+    w4b: Vec<i8>,
     /// Weights beyond i8 (uint8 models): window rows go in pairs of i16 instead
     /// (`[g][kx][cpad][2]` i16 in the same bytes, `vpdpwssd`).
     wide: bool,
@@ -678,6 +693,17 @@ impl Rows {
                 }
             }
         }
+        let mut w4b = Vec::new();
+        if !wide && (kh, kw, stride, w.h.stride) == (3, 3, 1, 1) {
+            w4b = vec![0i8; kw * cpad * 4];
+            for (i, b) in w4b.iter_mut().enumerate() {
+                // Byte k of channel ch at column kx holds window row k − 1 (byte 0 is 0).
+                let (k, ch, kx) = (i % 4, i / 4 % cpad, i / 4 / cpad);
+                if k > 0 {
+                    *b = w4[(kx * cpad + ch) * 4 + k - 1];
+                }
+            }
+        }
         let fold = |off: i32| -> Vec<i32> {
             (0..cpad)
                 .map(|ch| {
@@ -724,6 +750,7 @@ impl Rows {
             kw,
             stride,
             w4,
+            w4b,
             wide,
             folded,
             init_in_k,
@@ -770,6 +797,299 @@ unsafe fn q_row<T: Q8>(
         q_row_rq::<T, true>(p, f, input, output, row, x)
     } else {
         q_row_rq::<T, false>(p, f, input, output, row, x)
+    }
+}
+
+/// Output rows `row` and `row + 1` (one image, 3×3 window of stride 1, [`Rows::w4b`] built)
+/// at once: the 4 input rows under both windows are gathered once per column and feed both
+/// rows (`[w0, w1, w2, 0]` and `[0, w0, w1, w2]`), a third fewer gathers per output than
+/// [`q_row`]. Border pixels go as in [`q_row`].
+///
+/// # Safety
+/// The CPU has AVX-512 VBMI (checked by [`Rows::new`]).
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
+unsafe fn q_pair<T: Q8>(
+    p: &DepthwiseQ,
+    f: &Rows,
+    input: &[T],
+    output: &mut [T],
+    row: usize,
+    x: Range<usize>,
+) {
+    let fast = f.all_right
+        && !f.any_lsh
+        && p.rq.min() >= p.rq.zero_point()
+        && f.init_in_k[T::UNSIGNED as usize];
+    if fast {
+        pair_impl::<T, true>(p, f, input, output, row, x)
+    } else {
+        pair_impl::<T, false>(p, f, input, output, row, x)
+    }
+}
+
+/// [`q_pair`] with [`Rq64::round`]'s `FAST` mode.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
+fn pair_impl<T: Q8, const FAST: bool>(
+    p: &DepthwiseQ,
+    f: &Rows,
+    input: &[T],
+    output: &mut [T],
+    row: usize,
+    x: Range<usize>,
+) {
+    let w = &p.core.win;
+    let c = w.in_c;
+    let cpad = c.div_ceil(16) * 16;
+    let (b, oy) = (row / w.h.output, row % w.h.output);
+    assert!(oy + 1 < w.h.output && w.h.stride == 1 && w.w.stride == 1);
+    assert!(w.h.kernel == 3 && w.w.kernel == 3 && !f.wide);
+    let row_len = w.w.input * c;
+    assert!(f.zp_row.len() >= row_len, "depthwise zero-point row");
+    // Column 0 of input rows oy − pad .. oy − pad + 4: the rows, or the zero-point row.
+    let mut row0 = [f.zp_row.as_ptr(); 4];
+    for (k, r) in row0.iter_mut().enumerate() {
+        let iy = if k < 3 {
+            w.h.input_of(oy, k)
+        } else {
+            w.h.input_of(oy + 1, 2)
+        };
+        if let Some(iy) = iy {
+            let at = (b * w.h.input + iy) * row_len;
+            assert!(
+                at + row_len <= input.len(),
+                "depthwise row reads past the input"
+            );
+            // SAFETY: at + row_len ≤ input.len() (asserted).
+            *r = unsafe { (input.as_ptr() as *const u8).add(at) };
+        }
+    }
+    assert!(x.start >= x.end || x.end + 2 <= w.w.input + w.w.pad_before);
+    let ix0 = x.start.saturating_sub(w.w.pad_before);
+    let out_row = row * w.w.output * c;
+    let rs = w.w.output * c;
+    assert!(out_row + 2 * rs <= output.len());
+    assert!(f.w4.len() >= 3 * cpad * 4 && f.w4b.len() >= 3 * cpad * 4);
+    assert!(f.mult.len() >= cpad && f.lsh.len() >= cpad);
+    assert!(f.rq64.len() >= cpad / 16 * RQ64_BLOCK);
+    let folded = &f.folded[T::UNSIGNED as usize];
+    assert!(folded.len() >= cpad);
+    let zb = if T::UNSIGNED {
+        p.in_zp as u8
+    } else {
+        (p.in_zp as u8) ^ 0x80
+    };
+    let zpg = _mm512_set1_epi8(zb as i8);
+    let out = output.as_mut_ptr() as *mut u8;
+    let mut c0 = 0;
+    while c0 < c {
+        let n = (c - c0).min(16);
+        let m: __mmask16 = if n == 16 { 0xFFFF } else { (1u16 << n) - 1 };
+        // SAFETY: c0 + 16 ≤ cpad, and the padded arrays hold cpad lanes (asserted above).
+        let init = unsafe { _mm512_loadu_si512(folded.as_ptr().add(c0) as *const _) };
+        // SAFETY: as above; block c0 / 16 of rq64 is inside (asserted).
+        let rq = unsafe { Rq64::new(f, c0, &p.rq, if FAST { Some(init) } else { None }) };
+        let init = if FAST { _mm512_setzero_si512() } else { init };
+        let mut wa = [[_mm512_setzero_si512(); 3]; 1];
+        let mut wb = [_mm512_setzero_si512(); 3];
+        for kx in 0..3 {
+            let at = (kx * cpad + c0) * 4;
+            // SAFETY: at + 64 ≤ 3·cpad·4 for both arrays (asserted above).
+            unsafe {
+                wa[0][kx] = _mm512_loadu_si512(f.w4.as_ptr().add(at) as *const _);
+                wb[kx] = _mm512_loadu_si512(f.w4b.as_ptr().add(at) as *const _);
+            }
+        }
+        let mut base = row0;
+        for r in base.iter_mut() {
+            // SAFETY: c0 < c ≤ row_len.
+            *r = unsafe { r.add(c0) };
+        }
+        let rows_a = [base[0], base[1], base[2]];
+        // A border pixel of the second row reads its own 3 window rows (rows 1..4).
+        let rows_b = [base[1], base[2], base[3]];
+        for ox in (0..x.start).chain(x.end..w.w.output) {
+            let ix_first = ox as isize - w.w.pad_before as isize;
+            for (rows, at) in [(&rows_a, out_row), (&rows_b, out_row + rs)] {
+                // SAFETY: only columns inside 0..in_w of each row are read (lanes of `m`);
+                // pixel ox's lanes are inside the output rows (asserted).
+                unsafe {
+                    edge_pixel::<T, 3, 3, 1, false, FAST>(
+                        rows,
+                        ix_first,
+                        w.w.input,
+                        c,
+                        m,
+                        &wa,
+                        init,
+                        &rq,
+                        zpg,
+                        out.add(at + ox * c + c0),
+                    )
+                };
+            }
+        }
+        if x.start < x.end {
+            let mut rows = row0;
+            for r in rows.iter_mut() {
+                // SAFETY: ix0·c + c0 < row_len: the interior is not empty, so its first
+                // column ix0 < in_w, and c0 < c.
+                *r = unsafe { r.add(ix0 * c + c0) };
+            }
+            let g = PairGeom {
+                rows: &rows,
+                c,
+                m,
+                wa: &wa[0],
+                wb: &wb,
+                init,
+                rq: &rq,
+                // SAFETY: out_row + c0 is inside the output (asserted above).
+                out: unsafe { out.add(out_row + c0) },
+                rs,
+            };
+            if n == 16 {
+                // SAFETY: the tiles' columns are interior columns (inside every row), their
+                // outputs inside the two checked output rows; all 16 lanes exist.
+                unsafe { pair_interior::<T, FAST, true>(&g, x.clone()) };
+            } else {
+                // SAFETY: as above, lanes past n masked.
+                unsafe { pair_interior::<T, FAST, false>(&g, x.clone()) };
+            }
+        }
+        c0 += 16;
+    }
+}
+
+/// What [`pair_interior`] reads and writes: the 4 window rows at the interior's first column,
+/// `c` channels per column, the lanes `m`, both rows' weights, initial value, requantization,
+/// and the first row's output of pixel 0 (this block's first channel), rows `rs` apart.
+struct PairGeom<'a> {
+    rows: &'a [*const u8; 4],
+    c: usize,
+    m: __mmask16,
+    wa: &'a [__m512i; 3],
+    wb: &'a [__m512i; 3],
+    init: __m512i,
+    rq: &'a Rq64,
+    out: *mut u8,
+    rs: usize,
+}
+
+/// Interior pixels `x` of both rows of [`q_pair`], one 16-channel block, in tiles of [`RP`],
+/// `RP / 2` and 1 pixels. `FULL`: all 16 lanes (plain loads and stores).
+///
+/// # Safety
+/// Every column of the interior is readable at `rows[k] + i·c` for the lanes of `m` (all 16
+/// when `FULL`); pixel `ox` at `out + ox·c` and `out + rs + ox·c` is writable for them.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
+unsafe fn pair_interior<T: Q8, const FAST: bool, const FULL: bool>(
+    g: &PairGeom<'_>,
+    x: Range<usize>,
+) {
+    let c = g.c;
+    let mut ox = x.start;
+    while ox < x.end {
+        let col = (ox - x.start) * c;
+        // SAFETY: caller contract (pixel ox of the first row).
+        let dst = unsafe { g.out.add(ox * c) };
+        if ox + RP <= x.end {
+            // SAFETY: caller contract: the tile's columns and outputs are inside.
+            unsafe { tile_pair::<T, RP, FAST, FULL>(g, col, dst) };
+            ox += RP;
+            continue;
+        }
+        // The last pixels row by row (pair tiles this narrow gain nothing).
+        let wa = [*g.wa];
+        let (ra, rb) = (
+            [g.rows[0], g.rows[1], g.rows[2]],
+            [g.rows[1], g.rows[2], g.rows[3]],
+        );
+        let n = if ox + RP / 2 <= x.end { RP / 2 } else { 1 };
+        for (rows, at) in [(&ra, 0), (&rb, g.rs)] {
+            // SAFETY: caller contract: the tile's columns and outputs (of either row) are
+            // inside.
+            unsafe {
+                let dst = dst.add(at);
+                if n == RP / 2 {
+                    tile_rows::<T, 3, 3, 1, 1, { RP / 2 }, false, FAST, FULL>(
+                        rows, col, c, c, g.m, &wa, g.init, g.rq, dst,
+                    )
+                } else {
+                    tile_rows::<T, 3, 3, 1, 1, 1, false, FAST, FULL>(
+                        rows, col, c, c, g.m, &wa, g.init, g.rq, dst,
+                    )
+                }
+            };
+        }
+        ox += n;
+    }
+}
+
+/// `P` pixels of both rows of [`q_pair`] (one 16-channel block): each of the `P + 2` columns
+/// gathered once from 4 rows, then requantized and stored row by row.
+///
+/// # Safety
+/// Columns `0..P + 2` at `col + i·c` of every row pointer are readable for the lanes of `m`;
+/// `out + j·c` and `out + rs + j·c` are writable for those lanes, `j < P`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
+unsafe fn tile_pair<T: Q8, const P: usize, const FAST: bool, const FULL: bool>(
+    g: &PairGeom<'_>,
+    col: usize,
+    out: *mut u8,
+) {
+    let mut a = [g.init; P];
+    let mut b = [g.init; P];
+    for i in 0..P + 2 {
+        // SAFETY: caller contract.
+        let v = unsafe { gather::<T, 4, false, FULL>(g.rows, 0, col + i * g.c, g.m) };
+        for kx in 0..3 {
+            if i >= kx && i - kx < P {
+                let j = i - kx;
+                a[j] = _mm512_dpbusd_epi32(a[j], v, g.wa[kx]);
+                b[j] = _mm512_dpbusd_epi32(b[j], v, g.wb[kx]);
+            }
+        }
+    }
+    // SAFETY: caller contract.
+    unsafe {
+        store_row::<T, P, FAST, FULL>(g.rq, &a, out, g.c, g.m);
+        store_row::<T, P, FAST, FULL>(g.rq, &b, out.add(g.rs), g.c, g.m);
+    }
+}
+
+/// Requantizes and stores `P` pixels (`c` elements apart) of one 16-channel block.
+///
+/// # Safety
+/// `out + j·c` is writable for the lanes of `m` (all 16 when `FULL`), `j < P`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+unsafe fn store_row<T: Q8, const P: usize, const FAST: bool, const FULL: bool>(
+    rq: &Rq64,
+    acc: &[__m512i; P],
+    out: *mut u8,
+    c: usize,
+    m: __mmask16,
+) {
+    let mut j = 0;
+    while j + 4 <= P {
+        let r = [
+            rq.round::<FAST>(acc[j]),
+            rq.round::<FAST>(acc[j + 1]),
+            rq.round::<FAST>(acc[j + 2]),
+            rq.round::<FAST>(acc[j + 3]),
+        ];
+        // SAFETY: caller contract (pixels j..j + 4 < P).
+        unsafe { rq.store4::<T, FULL>(r, out.add(j * c), c, m) };
+        j += 4;
+    }
+    while j < P {
+        let bytes = rq.finish(rq.round::<FAST>(acc[j]));
+        // SAFETY: caller contract.
+        unsafe { _mm_mask_storeu_epi8(out.add(j * c) as *mut i8, m, bytes) };
+        j += 1;
     }
 }
 

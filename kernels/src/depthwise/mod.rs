@@ -27,6 +27,9 @@
 //! output pixel whose window covers it with one `vpdpbusd`; window rows in the padding read a
 //! row of the zero point and padded columns a zero-point vector (zero terms, as the reference's
 //! skipped taps); the requantization combines TFLite's two roundings in one 64-bit division.
+//! 3×3 windows of stride 1 take two output rows at once: the 4 input rows under both windows
+//! are interleaved once per column and feed both rows (weights `[w0, w1, w2, 0]` and
+//! `[0, w0, w1, w2]`).
 //! f32 3×3 and 5×5 windows (horizontal stride 1 or 2) load each input column once per window row likewise
 //! (`avx512::dwconv_f32_rows`, same tap order as the pixel tiles).
 
