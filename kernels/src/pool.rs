@@ -447,6 +447,31 @@ mod tests {
     }
 
     #[test]
+    fn many_short_jobs_back_to_back_and_after_sleeping() {
+        for threads in [2, 3] {
+            let pool = ThreadPool::new(threads).unwrap();
+            for round in 0..4000usize {
+                let tasks = 2 + round % 5;
+                let hits: Vec<AtomicUsize> = (0..tasks).map(|_| AtomicUsize::new(0)).collect();
+                pool.run(tasks, &|i| {
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                });
+                for (i, h) in hits.iter().enumerate() {
+                    let n = h.load(Ordering::Relaxed);
+                    assert_eq!(
+                        n, 1,
+                        "threads {threads} round {round} task {i}/{tasks}: {n} runs"
+                    );
+                }
+                if round % 1000 == 999 {
+                    // Let the workers fall asleep, so the next job has to wake them.
+                    std::thread::sleep(SPIN * 3);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn panic_propagates_after_all_tasks() {
         let pool = ThreadPool::new(2).unwrap();
         let count = AtomicUsize::new(0);
