@@ -1086,7 +1086,7 @@ unsafe fn store_row<T: Q8, const P: usize, const FAST: bool, const FULL: bool>(
         j += 4;
     }
     while j < P {
-        let bytes = rq.finish(rq.round::<FAST>(acc[j]));
+        let bytes = rq.finish::<T>(rq.round::<FAST>(acc[j]));
         // SAFETY: caller contract.
         unsafe { _mm_mask_storeu_epi8(out.add(j * c) as *mut i8, m, bytes) };
         j += 1;
@@ -1368,7 +1368,7 @@ unsafe fn edge_pixel<
             acc = mac::<WIDE>(acc, v, wg[kx]);
         }
     }
-    let bytes = rq.finish(rq.round::<FAST>(acc));
+    let bytes = rq.finish::<T>(rq.round::<FAST>(acc));
     // SAFETY: caller contract.
     unsafe { _mm_mask_storeu_epi8(out as *mut i8, m, bytes) };
 }
@@ -1560,7 +1560,7 @@ unsafe fn tile_rows<
         j += 4;
     }
     while j < P {
-        let bytes = rq.finish(rq.round::<FAST>(acc[j]));
+        let bytes = rq.finish::<T>(rq.round::<FAST>(acc[j]));
         // SAFETY: caller contract.
         unsafe { _mm_mask_storeu_epi8(out.add(j * c) as *mut i8, m, bytes) };
         j += 1;
@@ -1574,7 +1574,8 @@ unsafe fn tile_rows<
 /// divisions combine), and `⌊(x·m + 2^30)/2^31⌋` for `e = 0`. The zero point is added as
 /// `zp·2^(31+e)` inside the sum (the low 32 bits of the quotient are the reference's wrapping
 /// `+ zp`; |x·m| ≤ 2^62, e ≤ 22 and |zp| ≤ 256 keep the sum inside i64). Then the clamp, with
-/// saturating packs for 4 pixels at a time.
+/// saturating packs for 4 pixels at a time, or, when the clamp is int8's whole range, one
+/// saturating narrowing (`vpmovsdb`) per pixel.
 ///
 /// When the clamp's lower bound is at least the zero point (a fused ReLU / ReLU6) the
 /// `[x·m < −2^30]` term is left out: it only matters for `x·m < −2^30`, where the sum without
@@ -1696,10 +1697,14 @@ impl Rq64 {
         _mm512_mask_shuffle_epi32(even, 0xAAAA, odd, _MM_PERM_CDAB)
     }
 
-    /// One pixel's bytes: clamp.
+    /// One pixel's bytes: clamp (int8's whole range: the saturating narrowing).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
-    fn finish(&self, v: __m512i) -> __m128i {
+    fn finish<T: Q8>(&self, v: __m512i) -> __m128i {
+        if !T::UNSIGNED && self.no_clamp[0] {
+            // The clamp is int8's range: the saturating narrowing alone.
+            return _mm512_cvtsepi32_epi8(v);
+        }
         _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, self.lo), self.hi))
     }
 
@@ -1717,6 +1722,22 @@ impl Rq64 {
         c: usize,
         m: __mmask16,
     ) {
+        if !T::UNSIGNED && self.no_clamp[0] {
+            // The clamp is int8's range: one saturating narrowing per pixel (`vpmovsdb`)
+            // instead of packs and a transpose.
+            for (j, &v) in r.iter().enumerate() {
+                let b = _mm512_cvtsepi32_epi8(v);
+                // SAFETY: caller contract (pixel j's lanes of `m`, all 16 when `FULL`).
+                unsafe {
+                    if FULL {
+                        _mm_storeu_si128(out.add(j * c) as *mut __m128i, b)
+                    } else {
+                        _mm_mask_storeu_epi8(out.add(j * c) as *mut i8, m, b)
+                    }
+                }
+            }
+            return;
+        }
         let a = r;
         let p01 = _mm512_packs_epi32(a[0], a[1]);
         let p23 = _mm512_packs_epi32(a[2], a[3]);
