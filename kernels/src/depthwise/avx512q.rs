@@ -629,6 +629,9 @@ pub(super) struct Rows {
     /// Requantization multipliers and left shifts, `[cpad]`.
     mult: Vec<i32>,
     lsh: Vec<i32>,
+    /// `e − 1` (`e` = the right shift, at least 1) per channel, `[cpad]`, for the fast
+    /// requantization's second shift (see [`Rq64::round`]).
+    rsh1: Vec<i32>,
     any_lsh: bool,
     /// Every channel shifts right (`e ≥ 1`): odd lanes can shift by `31 + e − 32` and keep
     /// their result in the high dword (a blend instead of a shuffle).
@@ -756,6 +759,7 @@ impl Rows {
             init_in_k,
             mult,
             any_lsh: lsh.iter().any(|&v| v > 0),
+            rsh1: shift.iter().map(|&s| (-s - 1).max(0)).collect(),
             all_right: shift[..c].iter().all(|&s| s < 0),
             zp_row: vec![in_zp as u8; w.w.input * c],
             zp_fits: [(-128..=127).contains(&in_zp), (0..=255).contains(&in_zp)],
@@ -1585,6 +1589,8 @@ struct Rq64 {
     m: __m512i,
     m_odd: __m512i,
     lsh: __m512i,
+    /// `e − 1` per channel (dwords).
+    rsh1: __m512i,
     any_lsh: bool,
     /// The lower clamp is at least the zero point (the negative correction cannot matter).
     relu: bool,
@@ -1625,10 +1631,11 @@ impl Rq64 {
             _mm512_loadu_si512(f.rq64.as_ptr().add(c0 / 16 * RQ64_BLOCK + i * 8) as *const _)
         };
         // SAFETY: caller contract.
-        let (m, lsh) = unsafe {
+        let (m, lsh, rsh1) = unsafe {
             (
                 _mm512_loadu_si512(f.mult.as_ptr().add(c0) as *const _),
                 _mm512_loadu_si512(f.lsh.as_ptr().add(c0) as *const _),
+                _mm512_loadu_si512(f.rsh1.as_ptr().add(c0) as *const _),
             )
         };
         let (lo, hi) = (rq.min(), rq.max());
@@ -1644,6 +1651,7 @@ impl Rq64 {
             m,
             m_odd,
             lsh,
+            rsh1,
             any_lsh: f.any_lsh,
             relu: lo >= rq.zero_point(),
             k: [
@@ -1666,11 +1674,13 @@ impl Rq64 {
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
     fn round<const FAST: bool>(&self, x: __m512i) -> __m512i {
         if FAST {
-            let even = _mm512_mul_epi32(x, self.m);
+            // ⌊t / 2^(31+e)⌋ = ⌊⌊t / 2^32⌋ / 2^(e−1)⌋ (e ≥ 1): the high dwords of both
+            // halves' 64-bit sums t, merged into one vector, then one 32-bit shift.
+            let even = _mm512_add_epi64(_mm512_mul_epi32(x, self.m), self.k[0][0]);
             let odd = _mm512_mul_epi32(_mm512_srli_epi64(x, 32), self.m_odd);
-            let even = _mm512_srav_epi64(_mm512_add_epi64(even, self.k[0][0]), self.k[2][0]);
-            let odd = _mm512_srav_epi64(_mm512_add_epi64(odd, self.k[0][1]), self.k[2][1]);
-            return _mm512_mask_blend_epi32(0xAAAA, even, odd);
+            let odd = _mm512_add_epi64(odd, self.k[0][1]);
+            let hi = _mm512_mask_shuffle_epi32(odd, 0x5555, even, _MM_PERM_DDBB);
+            return _mm512_srav_epi32(hi, self.rsh1);
         }
         let x = if self.any_lsh {
             _mm512_sllv_epi32(x, self.lsh)
