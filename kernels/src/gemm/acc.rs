@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use super::{
     check_block, row_block, row_blocks, weight_zp_row_offsets, I8Args, PackedI8, TileEpilogue,
-    MR_MAX, NR_MAX, Q8,
+    ACC_ROWS, NR_MAX, Q8,
 };
 
 /// Computes the accumulators of the block `rows × cols` and calls `f(m, c0, acc)` with the
@@ -44,7 +44,7 @@ pub fn gemm_i8_acc<A: Q8>(
     check_block("A", a.len(), a_stride, &rows, k, k);
 
     let kern = packed.kernel;
-    let (mr, nr) = (kern.mr, kern.nr);
+    let (mr, nr) = (kern.mr.min(ACC_ROWS), kern.nr);
     let mc = row_block(k, 1, mr);
     let a_xor = if A::UNSIGNED == kern.signed_a {
         0x80
@@ -58,8 +58,8 @@ pub fn gemm_i8_acc<A: Q8>(
         mult: [0; NR_MAX],
         shift: [0; NR_MAX],
     };
-    let mut row_off = [0i32; MR_MAX];
-    let mut acc = [0i32; MR_MAX * NR_MAX];
+    let mut row_off = [0i32; ACC_ROWS];
+    let mut acc = [0i32; ACC_ROWS * NR_MAX];
     for blk in row_blocks(&rows, mc) {
         for t in cols.start / nr..cols.end.div_ceil(nr) {
             let base = t * nr;
@@ -93,7 +93,7 @@ pub fn gemm_i8_acc<A: Q8>(
                 };
                 // SAFETY: the kernel came from the dispatch table or a candidate list, so the CPU
                 // has its ISA; A extents were checked; in raw-accumulator mode the kernel writes
-                // tile_rows × nr ≤ MR_MAX × NR_MAX values to `acc` and nothing to `c`.
+                // tile_rows × nr ≤ ACC_ROWS × NR_MAX values to `acc` and nothing to `c`.
                 unsafe { (kern.run)(&args) };
                 for r in 0..tile_rows {
                     f(m0 + r, base + j0, &acc[r * nr + j0..r * nr + j1]);

@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use super::{check_block, row_block, row_blocks, I8Args, PackedI8, TileEpilogue, MR_MAX, NR_MAX};
+use super::{check_block, row_block, row_blocks, I8Args, PackedI8, TileEpilogue, ACC_ROWS, NR_MAX};
 
 /// The float side of a hybrid GEMM. Per-row arrays are indexed by absolute row (length 1: the
 /// same for every row); per-column arrays by output channel (length 1: per-tensor).
@@ -118,7 +118,7 @@ fn gemm_i8_hybrid_body(
     check_block("C", c.len(), c_stride, &rows, cols.end, cols.end);
 
     let kern = packed.kernel;
-    let (mr, nr) = (kern.mr, kern.nr);
+    let (mr, nr) = (kern.mr.min(ACC_ROWS), kern.nr);
     let mc = row_block(k, 1, mr);
     let a_xor = if kern.signed_a { 0 } else { 0x80 };
     let tile_bytes = super::pack::tile_len(k, kern.kr) * nr;
@@ -127,8 +127,8 @@ fn gemm_i8_hybrid_body(
         mult: [0; NR_MAX],
         shift: [0; NR_MAX],
     };
-    let row_off = [0i32; MR_MAX];
-    let mut acc = [0i32; MR_MAX * NR_MAX];
+    let row_off = [0i32; ACC_ROWS];
+    let mut acc = [0i32; ACC_ROWS * NR_MAX];
     let at = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
     let zp_at = |i: usize| {
         if p.a_zero_points.len() == 1 {
@@ -174,7 +174,7 @@ fn gemm_i8_hybrid_body(
                     acc_out: acc.as_mut_ptr(),
                 };
                 // SAFETY: the CPU has the kernel's ISA; A extents checked; in raw-accumulator mode the
-                // kernel writes tile_rows × nr ≤ MR_MAX × NR_MAX values to `acc` and nothing to `c`.
+                // kernel writes tile_rows × nr ≤ ACC_ROWS × NR_MAX values to `acc` and nothing to `c`.
                 unsafe { (kern.run)(&args) };
                 let (j0, j1) = (col_lo - base, col_hi - base);
                 let (ws, bs, cs) = (

@@ -91,7 +91,16 @@ impl Q8 for u8 {
 /// Largest `nr` of any kernel (sizes the per-tile epilogue arrays on the stack).
 pub const NR_MAX: usize = 64;
 /// Largest `mr` of any kernel.
-pub const MR_MAX: usize = 64;
+pub const MR_MAX: usize = 1024;
+
+/// Rows of the raw-accumulator drivers' tiles ([`gemm_i8_acc`], [`gemm_i8_hybrid`]): their
+/// accumulator buffer holds `ACC_ROWS × NR_MAX` values, so a kernel with a larger `mr` gets
+/// tiles of at most this many rows there.
+pub(crate) const ACC_ROWS: usize = 64;
+
+/// The unit of the int8 drivers' cache blocks: a multiple of every kernel's pass of rows, and
+/// small enough that blocks follow the cache budget, not a kernel's `mr`.
+const BLOCK_UNIT: usize = 64;
 
 /// Per-column-tile epilogue data the int8 driver hands to a kernel.
 #[repr(C, align(64))]
@@ -569,7 +578,7 @@ pub fn gemm_i8<A: Q8, O: Q8>(
 
     let kern = packed.kernel;
     let (mr, nr) = (kern.mr, kern.nr);
-    let mc = row_block_q8(k, n, mr);
+    let mc = row_block_q8(k, n, mr.min(BLOCK_UNIT));
     let a_xor = if A::UNSIGNED == kern.signed_a {
         0x80
     } else {

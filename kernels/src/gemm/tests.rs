@@ -337,7 +337,8 @@ fn i8_kernels_conv1x1_shapes() {
 
 /// K ≥ 64 over several passes of rows (kernels that requantize one pass while the next one
 /// computes), every column-tile shape (N = 8, 16, 24, 32, 40, 56), row and column sub-ranges
-/// that start and end inside a pass, and each clamp kind (rounds draw them at random).
+/// that start and end inside a pass, more rows than one call of the largest `mr` takes, and
+/// each clamp kind (rounds draw them at random).
 #[test]
 fn i8_kernels_deep_k_multi_pass() {
     for kernel in i8_gemm_candidates() {
@@ -350,6 +351,7 @@ fn i8_kernels_deep_k_multi_pass() {
             (100, 32, 67),
             (17, 56, 96),
             (130, 16, 256),
+            (1100, 24, 68),
         ] {
             for round in 0..6 {
                 let case = Case {
