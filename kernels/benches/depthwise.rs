@@ -1,5 +1,7 @@
 //! Depthwise convolution on MobileNetV2's 3×3 layers (224×224 input), f32 and int8 (`i8_relu`:
-//! with the clamp at the zero point), through the dispatched kernel and each enabled tier. Ids:
+//! with the clamp at the zero point; `i8_relu6`: MobileNetV2's own quantization, output zero
+//! point −128 with the clamp at the zero point, so the clamp is int8's whole range), through the
+//! dispatched kernel and each enabled tier. Ids:
 //! `dwconv/<dtype>/<H>x<W>x<C>s<stride>[/<tier>]`.
 //! Throughput counts multiply-adds (`out_h · out_w · C · 9`).
 
@@ -13,7 +15,9 @@ const LAYERS: &[(usize, usize, usize)] = &[
     (112, 32, 1),
     (112, 96, 2),
     (56, 144, 1),
+    (56, 144, 2),
     (28, 192, 1),
+    (28, 192, 2),
     (14, 384, 1),
     (14, 576, 2),
     (7, 960, 1),
@@ -66,6 +70,11 @@ fn bench(c: &mut Criterion) {
         let pr = DepthwiseQ::new(w, &wq, None, 5, rq_relu).unwrap();
         g.bench_function(BenchmarkId::new("i8_relu", &id), |b| {
             b.iter(|| pr.run(&xq, &mut outq, 0..w.output_rows()))
+        });
+        let rq_relu6 = Requant::from_real(&vec![0.004; ch], -128, -128, 127).unwrap();
+        let p6 = DepthwiseQ::new(w, &wq, None, 5, rq_relu6).unwrap();
+        g.bench_function(BenchmarkId::new("i8_relu6", &id), |b| {
+            b.iter(|| p6.run(&xq, &mut outq, 0..w.output_rows()))
         });
         let plain = pq.clone().without_row_kernel();
         if pq.has_row_kernel() {
