@@ -1073,14 +1073,36 @@ unsafe fn span_16x4<const G: usize, const FAST: bool, const FIX: bool>(
                     y[j] = q[h].apply(_mm512_add_epi32(acc[h][j], c[h]));
                 }
             }
-            let lo4 = st.narrow4([y[0], y[1], y[2], y[3]]);
-            let hi4 = st.narrow4([y[4], y[5], y[6], y[7]]);
-            // SAFETY: rows px..px + cnt < pt; channels (g + h)·16.. + nvalid ≤ N.
-            unsafe {
-                let at = o.add(px * out_stride + (g + h) * 16);
-                store_lanes(lo4, at, out_stride, cnt.min(4), nvalid[h]);
-                if cnt > 4 {
-                    store_lanes(hi4, at.add(4 * out_stride), out_stride, cnt - 4, nvalid[h]);
+            // SAFETY: output row px < pt; channels (g + h)·16.. + nvalid ≤ N.
+            let at = unsafe { o.add(px * out_stride + (g + h) * 16) };
+            if !st.unsigned {
+                // int8 outputs: one saturating narrowing per row (which keeps every value on
+                // its side of an int8 clamp), the clamp on 16 bytes.
+                let mask = if nvalid[h] >= 16 {
+                    0xFFFF
+                } else {
+                    (1u16 << nvalid[h]) - 1
+                };
+                for (j, &yj) in y.iter().enumerate().take(cnt) {
+                    let b = st.clamp16(_mm512_cvtsepi32_epi8(yj));
+                    // SAFETY: row px + j < pt, `nvalid` bytes from `at`.
+                    unsafe {
+                        if nvalid[h] >= 16 {
+                            _mm_storeu_si128(at.add(j * out_stride) as *mut _, b);
+                        } else {
+                            _mm_mask_storeu_epi8(at.add(j * out_stride), mask, b);
+                        }
+                    }
+                }
+            } else {
+                let lo4 = st.narrow4([y[0], y[1], y[2], y[3]]);
+                let hi4 = st.narrow4([y[4], y[5], y[6], y[7]]);
+                // SAFETY: rows px..px + cnt < pt; channels (g + h)·16.. + nvalid ≤ N.
+                unsafe {
+                    store_lanes(lo4, at, out_stride, cnt.min(4), nvalid[h]);
+                    if cnt > 4 {
+                        store_lanes(hi4, at.add(4 * out_stride), out_stride, cnt - 4, nvalid[h]);
+                    }
                 }
             }
         }
@@ -1503,6 +1525,8 @@ fn needs_fix(zp: i32, lo: i32) -> bool {
 #[derive(Clone, Copy)]
 struct Store {
     unsigned: bool,
+    /// The clamp is int8's whole range (nothing to clamp after a saturating narrowing).
+    full: bool,
     lo: __m512i,
     hi: __m512i,
 }
@@ -1514,8 +1538,23 @@ impl Store {
     fn new(rq: &Requant) -> Store {
         Store {
             unsigned: rq.max() > 127,
+            full: rq.min() == -128 && rq.max() == 127,
             lo: _mm512_set1_epi8(rq.min() as u8 as i8),
             hi: _mm512_set1_epi8(rq.max() as u8 as i8),
+        }
+    }
+
+    /// The int8 clamp of 16 signed bytes (saturated from int32; the clamp within int8).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn clamp16(&self, b: __m128i) -> __m128i {
+        if self.full {
+            b
+        } else {
+            _mm_min_epi8(
+                _mm_max_epi8(b, _mm512_castsi512_si128(self.lo)),
+                _mm512_castsi512_si128(self.hi),
+            )
         }
     }
 
