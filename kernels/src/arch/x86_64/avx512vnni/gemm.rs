@@ -93,8 +93,8 @@ unsafe fn requant_passes<const H: usize>(args: &I8Args) {
     // SAFETY: forwarded contract; the mode's conditions hold.
     unsafe {
         match (mode, args.max > 127, args.k >= PIPELINE_MIN_K) {
-            (FAST, false, true) => pipelined::<H, FAST, false>(args, &rq),
-            (FAST, true, true) => pipelined::<H, FAST, true>(args, &rq),
+            (FAST, false, true) => pipelined::<H, FAST_BLEND, false>(args, &rq),
+            (FAST, true, true) => pipelined::<H, FAST_BLEND, true>(args, &rq),
             (FAST_FLOOR, false, _) => passes::<H, false, FAST_FLOOR, false>(args, Some(&rq)),
             (FAST_FLOOR, true, _) => passes::<H, false, FAST_FLOOR, true>(args, Some(&rq)),
             (FAST, false, _) => passes::<H, false, FAST, false>(args, Some(&rq)),
@@ -244,6 +244,8 @@ const FAST: u8 = 1;
 /// [`Rq16::unclamped_fast_floor`]: both are fast and the clamp's lower bound is at least the
 /// zero point (fused ReLU / ReLU6).
 const FAST_FLOOR: u8 = 2;
+/// [`Rq16::unclamped_fast_blend`]: as `FAST` ([`pipelined`] only).
+const FAST_BLEND: u8 = 3;
 
 /// Dword order after `vpackssdw` + `vpacksswb` of four vectors `t0..t3` (per 128-bit lane `L`:
 /// dwords `t0[L], t1[L], t2[L], t3[L]`, each 4 bytes of 4 lanes): back to `t0` (lanes 0..16),
@@ -334,6 +336,7 @@ unsafe fn store_step<const R: usize, const H: usize, const MODE: u8, const U: bo
     let q = |h: usize, x: __m512i| match MODE {
         FAST_FLOOR => rq[h].unclamped_fast_floor(x),
         FAST => rq[h].unclamped_fast(x),
+        FAST_BLEND => rq[h].unclamped_fast_blend(x),
         _ => rq[h].unclamped_general(x),
     };
     // SAFETY: 16 i32 values.
