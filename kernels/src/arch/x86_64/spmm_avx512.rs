@@ -899,8 +899,18 @@ unsafe fn i8_channels_splat<const NV: usize, const FIX: bool>(
         for v in 0..NV {
             y[v] = q.apply::<FIX>(_mm512_add_epi32(acc[v], acc2[v]));
         }
-        // SAFETY: byte row `ch` of `cb` holds P = 64 bytes.
-        unsafe { _mm512_storeu_si512(cb.add(ch * P) as *mut _, st.narrow4(y)) };
+        if st.unsigned {
+            // SAFETY: byte row `ch` of `cb` holds P = 64 bytes.
+            unsafe { _mm512_storeu_si512(cb.add(ch * P) as *mut _, st.narrow4(y)) };
+        } else {
+            // int8 outputs: one saturating narrowing per vector (pixels past NV·16 are left
+            // as they are: dropped by the transpose).
+            for (v, &yv) in y.iter().enumerate().take(NV) {
+                let b = st.clamp16(_mm512_cvtsepi32_epi8(yv));
+                // SAFETY: bytes 16v..16v + 16 < P of row `ch` of `cb`.
+                unsafe { _mm_storeu_si128(cb.add(ch * P + 16 * v) as *mut _, b) };
+            }
+        }
     }
 }
 
