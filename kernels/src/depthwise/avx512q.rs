@@ -1365,7 +1365,13 @@ unsafe fn edge_pixel<
         for (g, wg) in wv.iter().enumerate() {
             let v = if (0..in_w as isize).contains(&ix) {
                 // SAFETY: caller contract (ix inside the row).
-                unsafe { gather::<T, KH, WIDE, false>(rows, g, ix as usize * c, m) }
+                unsafe {
+                    if m == 0xFFFF {
+                        gather::<T, KH, WIDE, true>(rows, g, ix as usize * c, m)
+                    } else {
+                        gather::<T, KH, WIDE, false>(rows, g, ix as usize * c, m)
+                    }
+                }
             } else {
                 zpg
             };
