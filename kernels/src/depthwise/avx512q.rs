@@ -775,6 +775,15 @@ const RQ64_BLOCK: usize = 64;
 /// Output pixels per register tile of [`row_impl`].
 const RP: usize = 8;
 
+/// Whether [`q_row`] and [`q_pair`] take the requantization's common case compiled on its own:
+/// fused ReLU, every channel shifting right, the initial value carried in the rounding constant.
+fn fast_rq<T: Q8>(p: &DepthwiseQ, f: &Rows) -> bool {
+    f.all_right
+        && !f.any_lsh
+        && p.rq.min() >= p.rq.zero_point()
+        && f.init_in_k[T::UNSIGNED as usize]
+}
+
 /// Interior pixels `x_lo..x_hi` of output row `row` (every window row inside the input) with
 /// [`Rows`]: for each block of 16 channels, input columns are built once as 4 rows' bytes per
 /// channel (`vpermt2b`) and reused by every output pixel whose window covers them, one
@@ -793,10 +802,7 @@ unsafe fn q_row<T: Q8>(
 ) {
     // The common case (fused ReLU, every channel shifting right) with the requantization's
     // choices made at compile time: no flag tests between the tiles' instructions.
-    let fast = f.all_right
-        && !f.any_lsh
-        && p.rq.min() >= p.rq.zero_point()
-        && f.init_in_k[T::UNSIGNED as usize];
+    let fast = fast_rq::<T>(p, f);
     if fast {
         q_row_rq::<T, true>(p, f, input, output, row, x)
     } else {
@@ -820,10 +826,7 @@ unsafe fn q_pair<T: Q8>(
     row: usize,
     x: Range<usize>,
 ) {
-    let fast = f.all_right
-        && !f.any_lsh
-        && p.rq.min() >= p.rq.zero_point()
-        && f.init_in_k[T::UNSIGNED as usize];
+    let fast = fast_rq::<T>(p, f);
     if fast {
         pair_impl::<T, true>(p, f, input, output, row, x)
     } else {

@@ -7,6 +7,28 @@ fn row_splits(n: usize) -> Vec<Range<usize>> {
     [0..a, a..n].into_iter().filter(|r| !r.is_empty()).collect()
 }
 
+/// `p` over `x` in the row ranges of [`row_splits`], the reference on the same operands, both
+/// widened to i32, and whether `p` has the row kernel.
+fn run_split<T: Q8>(
+    p: &DepthwiseQ,
+    x: &[T],
+    w: &Window2d,
+    wi: &[i32],
+    bias: &[i32],
+    q: &QOut,
+) -> (Vec<i32>, Vec<i32>, bool) {
+    let mut got = vec![T::default(); w.output_len()];
+    for rows in row_splits(w.output_rows()) {
+        p.run(x, &mut got, rows);
+    }
+    let xi: Vec<i32> = x.iter().map(|&v| v.to_i32()).collect();
+    (
+        got.iter().map(|&v| v.to_i32()).collect(),
+        r::depthwise_q(w, &xi, wi, Some(bias), q),
+        p.has_row_kernel(),
+    )
+}
+
 /// Depth multiplier 1 mostly; sometimes 2 or 3.
 fn cases(seed: u64) -> Vec<Window2d> {
     let mut v = window_cases(seed, 40, true, |c, rng| {
@@ -468,31 +490,11 @@ fn row_kernel_clamp_and_bias_modes_match_reference() {
                         let x = rng.vec_u8(w.input_len());
                         let wu: Vec<u8> = wt.iter().map(|&v| (v as i32 + 128) as u8).collect();
                         let p = DepthwiseQ::new_u8(w, &wu, 128, Some(&bias), in_zp, rq).unwrap();
-                        let xi: Vec<i32> = x.iter().map(|&v| v as i32).collect();
-                        let mut got = vec![0u8; w.output_len()];
-                        for rows in row_splits(w.output_rows()) {
-                            p.run(&x, &mut got, rows);
-                        }
-                        let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
-                        (
-                            got,
-                            r::depthwise_q(&w, &xi, &wi, Some(&bias), &q),
-                            p.has_row_kernel(),
-                        )
+                        run_split(&p, &x, &w, &wi, &bias, &q)
                     } else {
                         let x = rng.vec_i8(w.input_len());
                         let p = DepthwiseQ::new(w, &wt, Some(&bias), in_zp, rq).unwrap();
-                        let xi: Vec<i32> = x.iter().map(|&v| v as i32).collect();
-                        let mut got = vec![0i8; w.output_len()];
-                        for rows in row_splits(w.output_rows()) {
-                            p.run(&x, &mut got, rows);
-                        }
-                        let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
-                        (
-                            got,
-                            r::depthwise_q(&w, &xi, &wi, Some(&bias), &q),
-                            p.has_row_kernel(),
-                        )
+                        run_split(&p, &x, &w, &wi, &bias, &q)
                     };
                     if let Some((i, g, e)) = first_diff(&got, &want) {
                         panic!(

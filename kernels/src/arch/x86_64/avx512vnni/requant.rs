@@ -133,15 +133,25 @@ impl Rq16 {
         // The tie correction `[P < −2^30]·2^31` is taken as `[x < 0]·2^31`: bit 31 of the
         // 64-bit lane the multiply reads (see `Rq16`). No compares: those compete with
         // `vpdpbusd` for the same pipes on some cores, the AND and subtraction do not.
+        let (even, odd) = self.fast_sums(x);
+        self.shift_high_halves(even, odd)
+    }
+
+    /// The 64-bit sums `t` of [`Rq16::unclamped_fast`] for the even and the odd lanes (the
+    /// odd lanes' shifted down into the low half first), tie correction included.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    fn fast_sums(&self, x: __m512i) -> (__m512i, __m512i) {
         let x_odd = _mm512_srli_epi64(x, 32);
         let even = _mm512_mul_epi32(x, self.mult);
         let odd = _mm512_mul_epi32(x_odd, self.mult_odd);
         let sign = _mm512_set1_epi64(1 << 31);
         let even = _mm512_add_epi64(even, self.add_even);
         let odd = _mm512_add_epi64(odd, self.add_odd);
-        let even = _mm512_sub_epi64(even, _mm512_and_si512(x, sign));
-        let odd = _mm512_sub_epi64(odd, _mm512_and_si512(x_odd, sign));
-        self.shift_high_halves(even, odd)
+        (
+            _mm512_sub_epi64(even, _mm512_and_si512(x, sign)),
+            _mm512_sub_epi64(odd, _mm512_and_si512(x_odd, sign)),
+        )
     }
 
     /// [`Rq16::unclamped_fast`] with each half's sums shifted in 64 bits (by `31 + e`, and by
@@ -151,14 +161,7 @@ impl Rq16 {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
     pub(crate) fn unclamped_fast_blend(&self, x: __m512i) -> __m512i {
-        let x_odd = _mm512_srli_epi64(x, 32);
-        let even = _mm512_mul_epi32(x, self.mult);
-        let odd = _mm512_mul_epi32(x_odd, self.mult_odd);
-        let sign = _mm512_set1_epi64(1 << 31);
-        let even = _mm512_add_epi64(even, self.add_even);
-        let odd = _mm512_add_epi64(odd, self.add_odd);
-        let even = _mm512_sub_epi64(even, _mm512_and_si512(x, sign));
-        let odd = _mm512_sub_epi64(odd, _mm512_and_si512(x_odd, sign));
+        let (even, odd) = self.fast_sums(x);
         _mm512_mask_blend_epi32(
             0xAAAA,
             _mm512_srav_epi64(even, self.sh_even),
