@@ -3,22 +3,11 @@
 //! output on every route and thread count (an empty scratch is not aligned: no typed view of it
 //! may require alignment).
 
-use sparq::{Interpreter, Model, Options, SparseRoute};
-use sparq_schema::{
-    Activation, DType, ModelDef, OpDef, OpKind, OpOptions, Padding, Quantization, SparseDef,
-    SparseFormat, TensorDef,
-};
+mod common;
 
-fn tensor(name: &str, shape: &[usize], dtype: DType) -> TensorDef {
-    TensorDef {
-        name: name.into(),
-        shape: shape.iter().map(|&d| d as i32).collect(),
-        dtype,
-        quant: None,
-        data: None,
-        sparse: None,
-    }
-}
+use common::{fc_or_conv_1x1, quantize_io, tensor};
+use sparq::{Interpreter, Model, Options, SparseRoute};
+use sparq_schema::{DType, ModelDef, Quantization, SparseDef, SparseFormat};
 
 fn model(conv: bool, adt: DType, wdt: DType, format: Option<SparseFormat>) -> ModelDef {
     let (k, n) = (8usize, 16usize);
@@ -39,45 +28,8 @@ fn model(conv: bool, adt: DType, wdt: DType, format: Option<SparseFormat>) -> Mo
     }
     let mut x = tensor("x", &xs, adt);
     let mut y = tensor("y", &ys, adt);
-    if adt != DType::F32 {
-        let zp = if adt == DType::U8 { 128 } else { 0 };
-        x.quant = Some(Quantization::per_tensor(0.05, zp));
-        y.quant = Some(Quantization::per_tensor(0.3, zp));
-    }
-    let (kind, options) = if conv {
-        (
-            OpKind::Conv2d,
-            OpOptions::Conv2d {
-                padding: Padding::Valid,
-                stride_h: 1,
-                stride_w: 1,
-                dilation_h: 1,
-                dilation_w: 1,
-                activation: Activation::None,
-            },
-        )
-    } else {
-        (
-            OpKind::FullyConnected,
-            OpOptions::FullyConnected {
-                activation: Activation::None,
-                keep_num_dims: false,
-                asymmetric_quantize_inputs: false,
-            },
-        )
-    };
-    ModelDef {
-        tensors: vec![x, w, y],
-        operators: vec![OpDef {
-            kind,
-            options,
-            inputs: vec![0, 1],
-            outputs: vec![2],
-        }],
-        inputs: vec![0],
-        outputs: vec![2],
-        metadata: Default::default(),
-    }
+    quantize_io(&mut x, &mut y, adt);
+    fc_or_conv_1x1(conv, x, w, y)
 }
 
 #[test]

@@ -6,12 +6,14 @@
 //! blocks re-cut from other shapes). `SparseRoute::Auto` routes exactly where `prefer_sparse`
 //! says it pays, and the operator reports the kernel it runs.
 
+mod common;
+
+use common::tensor;
 use sparq::{Interpreter, Model, Options, SparseRoute};
 use sparq_kernels::sparse::BlockShape;
 use sparq_kernels::spmm::{prefer_sparse, Dtype};
 use sparq_schema::{
     Activation, DType, ModelDef, OpDef, OpKind, OpOptions, Quantization, SparseDef, SparseFormat,
-    TensorDef,
 };
 
 struct Rng(u64);
@@ -26,17 +28,6 @@ impl Rng {
     }
     fn below(&mut self, n: u32) -> u32 {
         self.next() % n
-    }
-}
-
-fn tensor(name: &str, shape: &[usize], dtype: DType) -> TensorDef {
-    TensorDef {
-        name: name.into(),
-        shape: shape.iter().map(|&d| d as i32).collect(),
-        dtype,
-        quant: None,
-        data: None,
-        sparse: None,
     }
 }
 

@@ -2,6 +2,9 @@
 //! operator (1×1 CONV_2D or FULLY_CONNECTED) prepared with `SparseRoute::Sparse` and with
 //! `SparseRoute::Dense`, on 1 and 2 threads — integers bit for bit, f32 within rounding.
 
+mod common;
+
+use common::tensor;
 use sparq::{Interpreter, Model, Options, SparseRoute};
 use sparq_schema::{
     Activation, DType, ModelDef, OpDef, OpKind, OpOptions, Padding, Quantization, SparseDef,
@@ -20,17 +23,6 @@ impl Rng {
     }
     fn below(&mut self, n: u32) -> u32 {
         self.next() % n
-    }
-}
-
-fn tensor(name: &str, shape: &[usize], dtype: DType) -> TensorDef {
-    TensorDef {
-        name: name.into(),
-        shape: shape.iter().map(|&d| d as i32).collect(),
-        dtype,
-        quant: None,
-        data: None,
-        sparse: None,
     }
 }
 

@@ -1,7 +1,9 @@
 //! Helpers shared by the interpreter tests: a seeded generator and small model builders.
 #![allow(dead_code)]
 
-use sparq_schema::{Activation, DType, ModelDef, OpKind, OpOptions, Padding, TensorDef};
+use sparq_schema::{
+    Activation, DType, ModelDef, OpDef, OpKind, OpOptions, Padding, Quantization, TensorDef,
+};
 
 /// xorshift64*: deterministic, no crate needed.
 pub struct Rng(pub u64);
@@ -38,6 +40,60 @@ pub fn i32_bytes(v: &[i32]) -> Vec<u8> {
 
 pub fn dims(s: &[usize]) -> Vec<i32> {
     s.iter().map(|&d| d as i32).collect()
+}
+
+/// An activation tensor `name` of `shape` (no data, no quantization).
+pub fn tensor(name: &str, shape: &[usize], dtype: DType) -> TensorDef {
+    TensorDef::activation(name, dims(shape), dtype)
+}
+
+/// Quantizes the activations `x` and `y` per tensor unless `dtype` is f32 (zero point 128 for
+/// uint8, 0 for int8).
+pub fn quantize_io(x: &mut TensorDef, y: &mut TensorDef, dtype: DType) {
+    if dtype != DType::F32 {
+        let zp = if dtype == DType::U8 { 128 } else { 0 };
+        x.quant = Some(Quantization::per_tensor(0.05, zp));
+        y.quant = Some(Quantization::per_tensor(0.3, zp));
+    }
+}
+
+/// The model of one FULLY_CONNECTED (or, when `conv`, 1×1 CONV_2D: valid, stride 1), without
+/// fused activation or bias, from the graph input `x` and the weight `w` to the output `y`.
+pub fn fc_or_conv_1x1(conv: bool, x: TensorDef, w: TensorDef, y: TensorDef) -> ModelDef {
+    let (kind, options) = if conv {
+        (
+            OpKind::Conv2d,
+            OpOptions::Conv2d {
+                padding: Padding::Valid,
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 1,
+                dilation_w: 1,
+                activation: Activation::None,
+            },
+        )
+    } else {
+        (
+            OpKind::FullyConnected,
+            OpOptions::FullyConnected {
+                activation: Activation::None,
+                keep_num_dims: false,
+                asymmetric_quantize_inputs: false,
+            },
+        )
+    };
+    ModelDef {
+        tensors: vec![x, w, y],
+        operators: vec![OpDef {
+            kind,
+            options,
+            inputs: vec![0, 1],
+            outputs: vec![2],
+        }],
+        inputs: vec![0],
+        outputs: vec![2],
+        metadata: Default::default(),
+    }
 }
 
 /// A one-operator model: activation inputs `ins` (name, shape) become graph inputs, constants
