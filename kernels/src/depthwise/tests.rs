@@ -7,8 +7,8 @@ fn row_splits(n: usize) -> Vec<Range<usize>> {
     [0..a, a..n].into_iter().filter(|r| !r.is_empty()).collect()
 }
 
-/// `p` over `x` in the row ranges of [`row_splits`], the reference on the same operands, both
-/// widened to i32, and whether `p` has the row kernel.
+/// [`run_rows`], the reference on the same operands (widened to i32), and whether `p` has the
+/// row kernel.
 fn run_split<T: Q8>(
     p: &DepthwiseQ,
     x: &[T],
@@ -17,16 +17,21 @@ fn run_split<T: Q8>(
     bias: &[i32],
     q: &QOut,
 ) -> (Vec<i32>, Vec<i32>, bool) {
+    let xi: Vec<i32> = x.iter().map(|&v| v.to_i32()).collect();
+    (
+        run_rows(p, x, w),
+        r::depthwise_q(w, &xi, wi, Some(bias), q),
+        p.has_row_kernel(),
+    )
+}
+
+/// `p` over `x` in the row ranges of [`row_splits`] (as two threads split it), widened to i32.
+fn run_rows<T: Q8>(p: &DepthwiseQ, x: &[T], w: &Window2d) -> Vec<i32> {
     let mut got = vec![T::default(); w.output_len()];
     for rows in row_splits(w.output_rows()) {
         p.run(x, &mut got, rows);
     }
-    let xi: Vec<i32> = x.iter().map(|&v| v.to_i32()).collect();
-    (
-        got.iter().map(|&v| v.to_i32()).collect(),
-        r::depthwise_q(w, &xi, wi, Some(bias), q),
-        p.has_row_kernel(),
-    )
+    got.iter().map(|&v| v.to_i32()).collect()
 }
 
 /// Depth multiplier 1 mostly; sometimes 2 or 3.
@@ -365,11 +370,7 @@ fn row_kernel_matches_reference_exactly() {
                 let wi: Vec<i32> = wt.iter().map(|&v| v as i32).collect();
                 let want = r::depthwise_q(&w, &xi, &wi, Some(&bias), &q);
                 for p in [p.clone(), p.without_row_kernel()] {
-                    let mut got = vec![0i8; w.output_len()];
-                    for rows in row_splits(w.output_rows()) {
-                        p.run(&x, &mut got, rows);
-                    }
-                    let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
+                    let got = run_rows(&p, &x, &w);
                     if let Some((i, g, e)) = first_diff(&got, &want) {
                         panic!(
                             "dwconv i8 (row kernel {}) {w:?}: first difference at {i}: got {g}, want {e}",
@@ -389,11 +390,7 @@ fn row_kernel_matches_reference_exactly() {
                 let xi: Vec<i32> = xu.iter().map(|&v| v as i32).collect();
                 let wi: Vec<i32> = wu.iter().map(|&v| v as i32 - w_zp).collect();
                 let want = r::depthwise_q(&w, &xi, &wi, Some(&bias), &q);
-                let mut got = vec![0u8; w.output_len()];
-                for rows in row_splits(w.output_rows()) {
-                    p.run(&xu, &mut got, rows);
-                }
-                let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
+                let got = run_rows(&p, &xu, &w);
                 if let Some((i, g, e)) = first_diff(&got, &want) {
                     panic!(
                         "dwconv u8 (row kernel {}) {w:?}: first difference at {i}: got {g}, want {e}",
@@ -407,11 +404,7 @@ fn row_kernel_matches_reference_exactly() {
                 let p = DepthwiseQ::new_u8(w, &wu, w_zp, Some(&bias), q.in_zp, rq).unwrap();
                 let xi: Vec<i32> = xs.iter().map(|&v| v as i32).collect();
                 let want = r::depthwise_q(&w, &xi, &wi, Some(&bias), &q);
-                let mut got = vec![0i8; w.output_len()];
-                for rows in row_splits(w.output_rows()) {
-                    p.run(&xs, &mut got, rows);
-                }
-                let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
+                let got = run_rows(&p, &xs, &w);
                 if let Some((i, g, e)) = first_diff(&got, &want) {
                     panic!(
                         "dwconv i8 x u8-weights (row kernel {}) {w:?}: first difference at {i}: got {g}, want {e}",
@@ -609,11 +602,7 @@ fn output_zero_points_outside_int8_match_reference() {
                 let wi: Vec<i32> = wt.iter().map(|&v| v as i32).collect();
                 let want = r::depthwise_q(&w, &xi, &wi, Some(&bias), &q);
                 for p in [p.clone(), p.without_row_kernel()] {
-                    let mut got = vec![0i8; w.output_len()];
-                    for rows in row_splits(w.output_rows()) {
-                        p.run(&x, &mut got, rows);
-                    }
-                    let got: Vec<i32> = got.iter().map(|&v| v as i32).collect();
+                    let got = run_rows(&p, &x, &w);
                     if let Some((i, g, e)) = first_diff(&got, &want) {
                         panic!(
                             "dwconv i8 (row kernel {}) {k}x{k} s{s} zp {zp} real {real}: \
