@@ -86,7 +86,8 @@ fn spmm_f32<const P: usize>(
 }
 
 /// `dst[c·ds + r] = src[r·ss + c] ^ xor` (`xor` applied only when `FLIP`) for `r < rows`, `c < cols` (32-bit elements): 16×16
-/// blocks in registers (4 shuffle stages), the edges by [`transpose32_edges`].
+/// blocks in registers ([`t16x16_asm`], or [`t16x16`] with the flip), the edges by
+/// [`transpose32_edges`].
 ///
 /// # Safety
 /// AVX-512F; `src` readable and `dst` writable at those positions.
@@ -106,7 +107,14 @@ unsafe fn transpose32<const FLIP: bool>(
         let mut c0 = 0;
         while c0 + 16 <= cols {
             // SAFETY: rows r0..r0 + 16 ≤ rows and columns c0..c0 + 16 ≤ cols of both.
-            unsafe { t16x16::<FLIP>(src.add(r0 * ss + c0), ss, dst.add(c0 * ds + r0), ds, xv) };
+            unsafe {
+                let (s, d) = (src.add(r0 * ss + c0), dst.add(c0 * ds + r0));
+                if FLIP {
+                    t16x16::<FLIP>(s, ss, d, ds, xv)
+                } else {
+                    t16x16_asm(s, ss, d, ds)
+                }
+            };
             c0 += 16;
         }
         if c0 < cols {
@@ -178,6 +186,201 @@ unsafe fn t16x16<const FLIP: bool>(
             unsafe { _mm512_storeu_si512(dst.add((4 * c + t) * ds) as *mut _, w) };
         }
     }
+}
+
+/// [`t16x16`] without the flip, in assembly: four 8×8 blocks in 256-bit registers (each row
+/// pair of a 128-bit load and a 128-bit insert, two unpack stages, 256-bit stores), every
+/// address `base + index·scale + offset` from 4 source rows, 4 destination columns and the two
+/// strides (×1, ×2, ×3), so no row pointer is kept on the stack.
+///
+/// # Safety
+/// AVX-512F; 16 rows of 16 elements readable at `src`, 16 columns of 16 writable at `dst`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[inline]
+unsafe fn t16x16_asm(src: *const u32, ss: usize, dst: *mut u32, ds: usize) {
+    let (ssb, dsb) = (4 * ss, 4 * ds);
+    // SAFETY: every load is within rows 0..16, columns 0..16 of `src`, every store within
+    // columns 0..16, rows 0..16 of `dst` (the caller's bounds); no stack, flags kept.
+    unsafe {
+        std::arch::asm!(
+            "vmovups xmm0, xmmword ptr [{s0}]",
+            "vinsertf128 ymm0, ymm0, xmmword ptr [{s4}], 1",
+            "vmovups xmm1, xmmword ptr [{s0} + {ss}]",
+            "vinsertf128 ymm1, ymm1, xmmword ptr [{s4} + {ss}], 1",
+            "vmovups xmm2, xmmword ptr [{s0} + {ss}*2]",
+            "vinsertf128 ymm2, ymm2, xmmword ptr [{s4} + {ss}*2], 1",
+            "vmovups xmm3, xmmword ptr [{s0} + {ss3}]",
+            "vinsertf128 ymm3, ymm3, xmmword ptr [{s4} + {ss3}], 1",
+            "vunpcklps ymm4, ymm0, ymm1",
+            "vunpckhps ymm5, ymm0, ymm1",
+            "vunpcklps ymm6, ymm2, ymm3",
+            "vunpckhps ymm7, ymm2, ymm3",
+            "vunpcklpd ymm8, ymm4, ymm6",
+            "vunpckhpd ymm9, ymm4, ymm6",
+            "vunpcklpd ymm10, ymm5, ymm7",
+            "vunpckhpd ymm11, ymm5, ymm7",
+            "vmovups ymmword ptr [{d0}], ymm8",
+            "vmovups ymmword ptr [{d0} + {ds}], ymm9",
+            "vmovups ymmword ptr [{d0} + {ds}*2], ymm10",
+            "vmovups ymmword ptr [{d0} + {ds3}], ymm11",
+            "vmovups xmm0, xmmword ptr [{s0} + 16]",
+            "vinsertf128 ymm0, ymm0, xmmword ptr [{s4} + 16], 1",
+            "vmovups xmm1, xmmword ptr [{s0} + {ss} + 16]",
+            "vinsertf128 ymm1, ymm1, xmmword ptr [{s4} + {ss} + 16], 1",
+            "vmovups xmm2, xmmword ptr [{s0} + {ss}*2 + 16]",
+            "vinsertf128 ymm2, ymm2, xmmword ptr [{s4} + {ss}*2 + 16], 1",
+            "vmovups xmm3, xmmword ptr [{s0} + {ss3} + 16]",
+            "vinsertf128 ymm3, ymm3, xmmword ptr [{s4} + {ss3} + 16], 1",
+            "vunpcklps ymm4, ymm0, ymm1",
+            "vunpckhps ymm5, ymm0, ymm1",
+            "vunpcklps ymm6, ymm2, ymm3",
+            "vunpckhps ymm7, ymm2, ymm3",
+            "vunpcklpd ymm8, ymm4, ymm6",
+            "vunpckhpd ymm9, ymm4, ymm6",
+            "vunpcklpd ymm10, ymm5, ymm7",
+            "vunpckhpd ymm11, ymm5, ymm7",
+            "vmovups ymmword ptr [{d4}], ymm8",
+            "vmovups ymmword ptr [{d4} + {ds}], ymm9",
+            "vmovups ymmword ptr [{d4} + {ds}*2], ymm10",
+            "vmovups ymmword ptr [{d4} + {ds3}], ymm11",
+            "vmovups xmm0, xmmword ptr [{s8}]",
+            "vinsertf128 ymm0, ymm0, xmmword ptr [{s12}], 1",
+            "vmovups xmm1, xmmword ptr [{s8} + {ss}]",
+            "vinsertf128 ymm1, ymm1, xmmword ptr [{s12} + {ss}], 1",
+            "vmovups xmm2, xmmword ptr [{s8} + {ss}*2]",
+            "vinsertf128 ymm2, ymm2, xmmword ptr [{s12} + {ss}*2], 1",
+            "vmovups xmm3, xmmword ptr [{s8} + {ss3}]",
+            "vinsertf128 ymm3, ymm3, xmmword ptr [{s12} + {ss3}], 1",
+            "vunpcklps ymm4, ymm0, ymm1",
+            "vunpckhps ymm5, ymm0, ymm1",
+            "vunpcklps ymm6, ymm2, ymm3",
+            "vunpckhps ymm7, ymm2, ymm3",
+            "vunpcklpd ymm8, ymm4, ymm6",
+            "vunpckhpd ymm9, ymm4, ymm6",
+            "vunpcklpd ymm10, ymm5, ymm7",
+            "vunpckhpd ymm11, ymm5, ymm7",
+            "vmovups ymmword ptr [{d0} + 32], ymm8",
+            "vmovups ymmword ptr [{d0} + {ds} + 32], ymm9",
+            "vmovups ymmword ptr [{d0} + {ds}*2 + 32], ymm10",
+            "vmovups ymmword ptr [{d0} + {ds3} + 32], ymm11",
+            "vmovups xmm0, xmmword ptr [{s8} + 16]",
+            "vinsertf128 ymm0, ymm0, xmmword ptr [{s12} + 16], 1",
+            "vmovups xmm1, xmmword ptr [{s8} + {ss} + 16]",
+            "vinsertf128 ymm1, ymm1, xmmword ptr [{s12} + {ss} + 16], 1",
+            "vmovups xmm2, xmmword ptr [{s8} + {ss}*2 + 16]",
+            "vinsertf128 ymm2, ymm2, xmmword ptr [{s12} + {ss}*2 + 16], 1",
+            "vmovups xmm3, xmmword ptr [{s8} + {ss3} + 16]",
+            "vinsertf128 ymm3, ymm3, xmmword ptr [{s12} + {ss3} + 16], 1",
+            "vunpcklps ymm4, ymm0, ymm1",
+            "vunpckhps ymm5, ymm0, ymm1",
+            "vunpcklps ymm6, ymm2, ymm3",
+            "vunpckhps ymm7, ymm2, ymm3",
+            "vunpcklpd ymm8, ymm4, ymm6",
+            "vunpckhpd ymm9, ymm4, ymm6",
+            "vunpcklpd ymm10, ymm5, ymm7",
+            "vunpckhpd ymm11, ymm5, ymm7",
+            "vmovups ymmword ptr [{d4} + 32], ymm8",
+            "vmovups ymmword ptr [{d4} + {ds} + 32], ymm9",
+            "vmovups ymmword ptr [{d4} + {ds}*2 + 32], ymm10",
+            "vmovups ymmword ptr [{d4} + {ds3} + 32], ymm11",
+            "vmovups xmm0, xmmword ptr [{s0} + 32]",
+            "vinsertf128 ymm0, ymm0, xmmword ptr [{s4} + 32], 1",
+            "vmovups xmm1, xmmword ptr [{s0} + {ss} + 32]",
+            "vinsertf128 ymm1, ymm1, xmmword ptr [{s4} + {ss} + 32], 1",
+            "vmovups xmm2, xmmword ptr [{s0} + {ss}*2 + 32]",
+            "vinsertf128 ymm2, ymm2, xmmword ptr [{s4} + {ss}*2 + 32], 1",
+            "vmovups xmm3, xmmword ptr [{s0} + {ss3} + 32]",
+            "vinsertf128 ymm3, ymm3, xmmword ptr [{s4} + {ss3} + 32], 1",
+            "vunpcklps ymm4, ymm0, ymm1",
+            "vunpckhps ymm5, ymm0, ymm1",
+            "vunpcklps ymm6, ymm2, ymm3",
+            "vunpckhps ymm7, ymm2, ymm3",
+            "vunpcklpd ymm8, ymm4, ymm6",
+            "vunpckhpd ymm9, ymm4, ymm6",
+            "vunpcklpd ymm10, ymm5, ymm7",
+            "vunpckhpd ymm11, ymm5, ymm7",
+            "vmovups ymmword ptr [{d8}], ymm8",
+            "vmovups ymmword ptr [{d8} + {ds}], ymm9",
+            "vmovups ymmword ptr [{d8} + {ds}*2], ymm10",
+            "vmovups ymmword ptr [{d8} + {ds3}], ymm11",
+            "vmovups xmm0, xmmword ptr [{s0} + 48]",
+            "vinsertf128 ymm0, ymm0, xmmword ptr [{s4} + 48], 1",
+            "vmovups xmm1, xmmword ptr [{s0} + {ss} + 48]",
+            "vinsertf128 ymm1, ymm1, xmmword ptr [{s4} + {ss} + 48], 1",
+            "vmovups xmm2, xmmword ptr [{s0} + {ss}*2 + 48]",
+            "vinsertf128 ymm2, ymm2, xmmword ptr [{s4} + {ss}*2 + 48], 1",
+            "vmovups xmm3, xmmword ptr [{s0} + {ss3} + 48]",
+            "vinsertf128 ymm3, ymm3, xmmword ptr [{s4} + {ss3} + 48], 1",
+            "vunpcklps ymm4, ymm0, ymm1",
+            "vunpckhps ymm5, ymm0, ymm1",
+            "vunpcklps ymm6, ymm2, ymm3",
+            "vunpckhps ymm7, ymm2, ymm3",
+            "vunpcklpd ymm8, ymm4, ymm6",
+            "vunpckhpd ymm9, ymm4, ymm6",
+            "vunpcklpd ymm10, ymm5, ymm7",
+            "vunpckhpd ymm11, ymm5, ymm7",
+            "vmovups ymmword ptr [{d12}], ymm8",
+            "vmovups ymmword ptr [{d12} + {ds}], ymm9",
+            "vmovups ymmword ptr [{d12} + {ds}*2], ymm10",
+            "vmovups ymmword ptr [{d12} + {ds3}], ymm11",
+            "vmovups xmm0, xmmword ptr [{s8} + 32]",
+            "vinsertf128 ymm0, ymm0, xmmword ptr [{s12} + 32], 1",
+            "vmovups xmm1, xmmword ptr [{s8} + {ss} + 32]",
+            "vinsertf128 ymm1, ymm1, xmmword ptr [{s12} + {ss} + 32], 1",
+            "vmovups xmm2, xmmword ptr [{s8} + {ss}*2 + 32]",
+            "vinsertf128 ymm2, ymm2, xmmword ptr [{s12} + {ss}*2 + 32], 1",
+            "vmovups xmm3, xmmword ptr [{s8} + {ss3} + 32]",
+            "vinsertf128 ymm3, ymm3, xmmword ptr [{s12} + {ss3} + 32], 1",
+            "vunpcklps ymm4, ymm0, ymm1",
+            "vunpckhps ymm5, ymm0, ymm1",
+            "vunpcklps ymm6, ymm2, ymm3",
+            "vunpckhps ymm7, ymm2, ymm3",
+            "vunpcklpd ymm8, ymm4, ymm6",
+            "vunpckhpd ymm9, ymm4, ymm6",
+            "vunpcklpd ymm10, ymm5, ymm7",
+            "vunpckhpd ymm11, ymm5, ymm7",
+            "vmovups ymmword ptr [{d8} + 32], ymm8",
+            "vmovups ymmword ptr [{d8} + {ds} + 32], ymm9",
+            "vmovups ymmword ptr [{d8} + {ds}*2 + 32], ymm10",
+            "vmovups ymmword ptr [{d8} + {ds3} + 32], ymm11",
+            "vmovups xmm0, xmmword ptr [{s8} + 48]",
+            "vinsertf128 ymm0, ymm0, xmmword ptr [{s12} + 48], 1",
+            "vmovups xmm1, xmmword ptr [{s8} + {ss} + 48]",
+            "vinsertf128 ymm1, ymm1, xmmword ptr [{s12} + {ss} + 48], 1",
+            "vmovups xmm2, xmmword ptr [{s8} + {ss}*2 + 48]",
+            "vinsertf128 ymm2, ymm2, xmmword ptr [{s12} + {ss}*2 + 48], 1",
+            "vmovups xmm3, xmmword ptr [{s8} + {ss3} + 48]",
+            "vinsertf128 ymm3, ymm3, xmmword ptr [{s12} + {ss3} + 48], 1",
+            "vunpcklps ymm4, ymm0, ymm1",
+            "vunpckhps ymm5, ymm0, ymm1",
+            "vunpcklps ymm6, ymm2, ymm3",
+            "vunpckhps ymm7, ymm2, ymm3",
+            "vunpcklpd ymm8, ymm4, ymm6",
+            "vunpckhpd ymm9, ymm4, ymm6",
+            "vunpcklpd ymm10, ymm5, ymm7",
+            "vunpckhpd ymm11, ymm5, ymm7",
+            "vmovups ymmword ptr [{d12} + 32], ymm8",
+            "vmovups ymmword ptr [{d12} + {ds} + 32], ymm9",
+            "vmovups ymmword ptr [{d12} + {ds}*2 + 32], ymm10",
+            "vmovups ymmword ptr [{d12} + {ds3} + 32], ymm11",
+            s0 = in(reg) src,
+            s4 = in(reg) src.add(4 * ss),
+            s8 = in(reg) src.add(8 * ss),
+            s12 = in(reg) src.add(12 * ss),
+            ss = in(reg) ssb,
+            ss3 = in(reg) 3 * ssb,
+            d0 = in(reg) dst,
+            d4 = in(reg) dst.add(4 * ds),
+            d8 = in(reg) dst.add(8 * ds),
+            d12 = in(reg) dst.add(12 * ds),
+            ds = in(reg) dsb,
+            ds3 = in(reg) 3 * dsb,
+            out("zmm0") _, out("zmm1") _, out("zmm2") _, out("zmm3") _,
+            out("zmm4") _, out("zmm5") _, out("zmm6") _, out("zmm7") _,
+            out("zmm8") _, out("zmm9") _, out("zmm10") _, out("zmm11") _,
+            options(nostack, preserves_flags),
+        )
+    };
 }
 
 /// As [`transpose32`], 4 rows at a time (4×4 per 128-bit lane), then single elements.
