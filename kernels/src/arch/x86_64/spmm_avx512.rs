@@ -1592,14 +1592,19 @@ struct RqSplat {
     mult: __m512i,
     nudge: __m512i,
     corr: __m512i,
-    cnt: __m128i,
+    /// `e − 1` in every lane (a per-lane shift: the shift by an `xmm` count takes `vpdpbusd`'s
+    /// pipes on Zen 4, `vpsravd` does not).
+    cnt: __m512i,
 }
 
 impl RqSplat {
-    /// Every channel of `rq` has a right shift in 1..=22, and the zero point is within ±256.
+    /// Every channel of `rq` has a right shift in 1..=22 and a multiplier ≥ 0 (TFLite's are),
+    /// and the zero point is within ±256.
     fn fits(rq: &Requant) -> bool {
-        let (_, shifts) = rq.parts();
-        rq.zero_point().abs() <= 256 && shifts.iter().all(|&s| (-22..=-1).contains(&s))
+        let (mults, shifts) = rq.parts();
+        rq.zero_point().abs() <= 256
+            && shifts.iter().all(|&s| (-22..=-1).contains(&s))
+            && mults.iter().all(|&m| m >= 0)
     }
 
     /// For a multiplier and TFLite shift (−22..=−1) and zero point of [`RqSplat::fits`].
@@ -1612,7 +1617,7 @@ impl RqSplat {
             mult: _mm512_set1_epi32(mult),
             nudge: _mm512_set1_epi64(nudge),
             corr: _mm512_set1_epi64(1 << 31),
-            cnt: _mm_cvtsi32_si128(-shift - 1),
+            cnt: _mm512_set1_epi32(-shift - 1),
         }
     }
 
@@ -1620,18 +1625,21 @@ impl RqSplat {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
     fn apply<const FIX: bool>(&self, x: __m512i) -> __m512i {
+        let xo = _mm512_srli_epi64(x, 32);
         let pe = pmuldq(x, self.mult);
-        let po = pmuldq(_mm512_srli_epi64(x, 32), self.mult);
+        let po = pmuldq(xo, self.mult);
         let mut se = _mm512_add_epi64(pe, self.nudge);
         let mut so = _mm512_add_epi64(po, self.nudge);
         if FIX {
-            let lim = _mm512_set1_epi64(-(1 << 30));
-            se = _mm512_mask_sub_epi64(se, _mm512_cmplt_epi64_mask(pe, lim), se, self.corr);
-            so = _mm512_mask_sub_epi64(so, _mm512_cmplt_epi64_mask(po, lim), so, self.corr);
+            // The correction where `x < 0` (bit 31 of the word the multiply reads): with a
+            // multiplier ≥ 0 that covers every `p < −2^30` and adds only lanes whose result it
+            // leaves unchanged (see `Rq16`). An AND and a subtraction, not a 64-bit compare,
+            // which would take `vpdpbusd`'s pipes.
+            se = _mm512_sub_epi64(se, _mm512_and_si512(x, self.corr));
+            so = _mm512_sub_epi64(so, _mm512_and_si512(xo, self.corr));
         }
         // Even words from `se`'s high words, odd words are `so`'s high words already.
-        let hi = _mm512_mask_shuffle_epi32::<0xB1>(so, 0x5555, se);
-        _mm512_sra_epi32(hi, self.cnt)
+        _mm512_srav_epi32(high_words(se, so), self.cnt)
     }
 }
 
@@ -1680,17 +1688,18 @@ impl RqFast {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
     fn apply<const FIX: bool>(&self, x: __m512i) -> __m512i {
+        let xo = _mm512_srli_epi64(x, 32);
         let pe = pmuldq(x, self.mult);
-        let po = pmuldq(_mm512_srli_epi64(x, 32), self.mult_odd);
+        let po = pmuldq(xo, self.mult_odd);
         let mut se = _mm512_add_epi64(pe, self.nudge[0]);
         let mut so = _mm512_add_epi64(po, self.nudge[1]);
         if FIX {
-            let (lim, corr) = (_mm512_set1_epi64(-(1 << 30)), _mm512_set1_epi64(1 << 31));
-            se = _mm512_mask_sub_epi64(se, _mm512_cmplt_epi64_mask(pe, lim), se, corr);
-            so = _mm512_mask_sub_epi64(so, _mm512_cmplt_epi64_mask(po, lim), so, corr);
+            // As `RqSplat::apply`.
+            let corr = _mm512_set1_epi64(1 << 31);
+            se = _mm512_sub_epi64(se, _mm512_and_si512(x, corr));
+            so = _mm512_sub_epi64(so, _mm512_and_si512(xo, corr));
         }
-        let hi = _mm512_mask_shuffle_epi32::<0xB1>(so, 0x5555, se);
-        _mm512_srav_epi32(hi, self.cnt)
+        _mm512_srav_epi32(high_words(se, so), self.cnt)
     }
 }
 
@@ -1722,6 +1731,27 @@ fn pmuldq(a: __m512i, b: __m512i) -> __m512i {
             r = lateout(zmm_reg) r,
             a = in(zmm_reg) a,
             b = in(zmm_reg) b,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    r
+}
+
+/// The high words of the 64-bit lanes of `even` and `odd`, interleaved back into 16 words (word
+/// 2i from `even`'s lane i, word 2i + 1 from `odd`'s): one masked `vpshufd` as written. Left to
+/// itself the compiler picks `vpermt2d`, which on Zen 4 competes with `vpdpbusd` for its pipes.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn high_words(even: __m512i, odd: __m512i) -> __m512i {
+    let mut r = odd;
+    let even_words: __mmask16 = 0x5555;
+    // SAFETY: a register-only AVX-512F instruction; the feature is enabled.
+    unsafe {
+        std::arch::asm!(
+            "vpshufd {r}{{{k}}}, {e}, 0xB1",
+            r = inout(zmm_reg) r,
+            e = in(zmm_reg) even,
+            k = in(kreg) even_words,
             options(pure, nomem, nostack, preserves_flags)
         );
     }
