@@ -8,7 +8,7 @@
 //! Ids: `dense/<dtype>/<M>x<K>x<N>` and `spmm/<dtype>/<M>x<K>x<N>/<format>/<sparsity %>`, formats
 //! `csr1x1`, `bsr4x1` (f32) and `bsr1x4`, `bsr16x4`, `bsr32x4` (int8; 32×4 blocks run on the
 //! 16x4 layout, two block rows at a time). Weights are random, magnitude-pruned to the sparsity
-//! in the format's blocks. Example:
+//! in the format's blocks; int8 also at 100 % (no weights: each kernel's fixed work). Example:
 //! `cargo bench -p sparq-kernels --bench spmm -- --warm-up-time 1 --measurement-time 2 'i8/196x576'`
 
 use criterion::measurement::{Measurement, ValueFormatter};
@@ -188,7 +188,9 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
             ("bsr16x4", I8Layout::B16x4, (16, 4)),
             ("bsr32x4", I8Layout::B16x4, (32, 4)),
         ] {
-            for &s in &SPARSITIES {
+            // 100 %: no weights at all, the kernel's fixed work alone (activation packing,
+            // requantization, narrowing and stores), the floor of its sparse/dense ratio.
+            for &s in SPARSITIES.iter().chain(&[100]) {
                 let shape_b = BlockShape::new(blk.0, blk.1);
                 let mask = prune(
                     &w,

@@ -480,3 +480,69 @@ fn paired_block_rows_match_dense_reference() {
         }
     }
 }
+
+/// The coarse kernel's fast requantization (right shifts 1..=22, multipliers ≥ 0, small zero
+/// points: what TFLite models have) on int8 outputs, software-pipelined over passes of 8 pixels
+/// for paired block rows: pixel counts around the pass, whole and partial last block rows, 16×4
+/// and 32×4 blocks, empty and full block rows, every clamp form (int8's whole range, ReLU-like,
+/// a lower bound below the zero point).
+#[test]
+fn coarse_fast_requant_matches_dense_reference() {
+    let mut rng = Rng(45);
+    let shapes = [
+        (8, 64, 16),
+        (17, 144, 32),
+        (70, 384, 64),
+        (9, 36, 48),
+        (200, 40, 96),
+        (33, 20, 40),
+        (16, 8, 32),
+    ];
+    for (i, &(m, k, n)) in shapes.iter().enumerate() {
+        for (b, block) in [BlockShape::new(16, 4), BlockShape::new(32, 4)]
+            .into_iter()
+            .enumerate()
+        {
+            let density = [0.0, 0.1, 0.5, 1.0][(i + b) % 4];
+            let (dense, keep) = sparse_matrix(&mut rng, n, k, block, density, |r| r.i8());
+            let bsr = BsrMatrix::from_dense(&dense, n, k, block, &keep).unwrap();
+            let w = SparseWeights::Bsr(bsr.view().unwrap());
+            let bias: Vec<i32> = (0..n).map(|_| rng.below(200001) as i32 - 100000).collect();
+            let mults: Vec<i32> = (0..n)
+                .map(|_| (1 << 30) + rng.below(1 << 30) as i32)
+                .collect();
+            let shifts: Vec<i32> = (0..n).map(|_| -1 - rng.below(22) as i32).collect();
+            let zp = rng.below(256) as i32 - 128;
+            let a: Vec<i8> = (0..m * k).map(|_| rng.i8()).collect();
+            let ozp = rng.below(41) as i32 - 20;
+            for (lo, hi) in [(-128, 127), (ozp, 127), (ozp - 30, 100)] {
+                let rq = Requant::new(mults.clone(), shifts.clone(), ozp, lo, hi).unwrap();
+                let mut want = vec![0i8; m * n];
+                for r in 0..m {
+                    for c in 0..n {
+                        let mut acc = bias[c];
+                        for j in 0..k {
+                            acc = acc
+                                .wrapping_add(dense[c * k + j] as i32 * (a[r * k + j] as i32 - zp));
+                        }
+                        want[r * n + c] = rq.apply(acc, c) as i8;
+                    }
+                }
+                for kernel in i8_candidates(I8Layout::B16x4) {
+                    let p = PackedI8::with_kernel(&w, Some(&bias), zp, I8Layout::B16x4, kernel)
+                        .unwrap();
+                    let mut scratch = vec![0u32; p.scratch_len()];
+                    let mut got = vec![0i8; m * n];
+                    p.run(&a, k, 0..m, &mut got, n, &rq, &mut scratch);
+                    if let Some(d) = first_diff(&got, &want, n) {
+                        panic!(
+                            "M={m} K={k} N={n} {block} density {density} clamp {lo}..={hi} \
+                             ({}): {d}",
+                            p.kernel_name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -323,23 +323,19 @@ unsafe fn span_acc<const G: usize>(
         // SAFETY: as the caller guarantees.
         let sums = unsafe {
             match (cnt, flip != 0) {
-                (1, true) => dot_span::<G, 1, true>(p, s, e, &w0, &rows, flip),
-                (1, false) => dot_span::<G, 1, false>(p, s, e, &w0, &rows, 0),
-                (2..=4, true) => dot_span::<G, 4, true>(p, s, e, &w0, &rows, flip),
-                (2..=4, false) => dot_span::<G, 4, false>(p, s, e, &w0, &rows, 0),
-                (_, true) => dot_span::<G, 8, true>(p, s, e, &w0, &rows, flip),
-                (_, false) => dot_span::<G, 8, false>(p, s, e, &w0, &rows, 0),
+                (1, true) => dot_span::<G, 1, true>(p, s, e, &w0, &rows, flip, &c),
+                (1, false) => dot_span::<G, 1, false>(p, s, e, &w0, &rows, 0, &c),
+                (2..=4, true) => dot_span::<G, 4, true>(p, s, e, &w0, &rows, flip, &c),
+                (2..=4, false) => dot_span::<G, 4, false>(p, s, e, &w0, &rows, 0, &c),
+                (_, true) => dot_span::<G, 8, true>(p, s, e, &w0, &rows, flip, &c),
+                (_, false) => dot_span::<G, 8, false>(p, s, e, &w0, &rows, 0, &c),
             }
         };
         for h in 0..G {
             for (j, &v) in sums[h].iter().enumerate().take(cnt) {
                 // SAFETY: row px + j < pt; columns col..col + valid ≤ cols.len() (masked).
                 unsafe {
-                    _mm512_mask_storeu_epi32(
-                        o.add((px + j) * acc_stride + col[h]),
-                        mask[h],
-                        _mm512_add_epi32(v, c[h]),
-                    )
+                    _mm512_mask_storeu_epi32(o.add((px + j) * acc_stride + col[h]), mask[h], v)
                 };
             }
         }
