@@ -4,11 +4,10 @@
 
 mod common;
 
-use common::tensor;
+use common::{fc_or_conv_1x1_op, tensor};
 use sparq::{Interpreter, Model, Options, SparseRoute};
 use sparq_schema::{
-    Activation, DType, ModelDef, OpDef, OpKind, OpOptions, Padding, Quantization, SparseDef,
-    SparseFormat, TensorDef,
+    Activation, DType, ModelDef, OpDef, Quantization, SparseDef, SparseFormat, TensorDef,
 };
 
 struct Rng(u64);
@@ -97,31 +96,6 @@ impl Case {
     }
 }
 
-fn op(conv: bool, act: Activation) -> (OpKind, OpOptions) {
-    if conv {
-        (
-            OpKind::Conv2d,
-            OpOptions::Conv2d {
-                padding: Padding::Valid,
-                stride_h: 1,
-                stride_w: 1,
-                dilation_h: 1,
-                dilation_w: 1,
-                activation: act,
-            },
-        )
-    } else {
-        (
-            OpKind::FullyConnected,
-            OpOptions::FullyConnected {
-                activation: act,
-                keep_num_dims: false,
-                asymmetric_quantize_inputs: false,
-            },
-        )
-    }
-}
-
 /// One-operator model x → y with weight `w` (and bias `b`).
 fn model(
     c: &Case,
@@ -131,7 +105,7 @@ fn model(
     y: TensorDef,
     act: Activation,
 ) -> ModelDef {
-    let (kind, options) = op(c.input.len() == 4, act);
+    let (kind, options) = fc_or_conv_1x1_op(c.input.len() == 4, act);
     ModelDef {
         tensors: vec![x, w, b, y],
         operators: vec![OpDef {

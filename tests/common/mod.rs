@@ -57,10 +57,10 @@ pub fn quantize_io(x: &mut TensorDef, y: &mut TensorDef, dtype: DType) {
     }
 }
 
-/// The model of one FULLY_CONNECTED (or, when `conv`, 1×1 CONV_2D: valid, stride 1), without
-/// fused activation or bias, from the graph input `x` and the weight `w` to the output `y`.
-pub fn fc_or_conv_1x1(conv: bool, x: TensorDef, w: TensorDef, y: TensorDef) -> ModelDef {
-    let (kind, options) = if conv {
+/// The operator of a FULLY_CONNECTED (or, when `conv`, a 1×1 CONV_2D: valid, stride 1) with
+/// the fused activation `act`.
+pub fn fc_or_conv_1x1_op(conv: bool, act: Activation) -> (OpKind, OpOptions) {
+    if conv {
         (
             OpKind::Conv2d,
             OpOptions::Conv2d {
@@ -69,19 +69,25 @@ pub fn fc_or_conv_1x1(conv: bool, x: TensorDef, w: TensorDef, y: TensorDef) -> M
                 stride_w: 1,
                 dilation_h: 1,
                 dilation_w: 1,
-                activation: Activation::None,
+                activation: act,
             },
         )
     } else {
         (
             OpKind::FullyConnected,
             OpOptions::FullyConnected {
-                activation: Activation::None,
+                activation: act,
                 keep_num_dims: false,
                 asymmetric_quantize_inputs: false,
             },
         )
-    };
+    }
+}
+
+/// The model of one FULLY_CONNECTED (or, when `conv`, 1×1 CONV_2D: valid, stride 1), without
+/// fused activation or bias, from the graph input `x` and the weight `w` to the output `y`.
+pub fn fc_or_conv_1x1(conv: bool, x: TensorDef, w: TensorDef, y: TensorDef) -> ModelDef {
+    let (kind, options) = fc_or_conv_1x1_op(conv, Activation::None);
     ModelDef {
         tensors: vec![x, w, y],
         operators: vec![OpDef {
