@@ -1416,6 +1416,18 @@ pub(super) unsafe fn dot_span<const G: usize, const R: usize, const FLIP: bool>(
 /// The 4 bytes at `p` broadcast to 16 lanes, `^ f`, in one instruction (an embedded broadcast:
 /// the compiler would otherwise xor a scalar and broadcast it with a shuffle).
 ///
+/// The alternative without the XOR (weights stored `+ 128` as the unsigned operand, int8
+/// activations as `vpdpbusd`'s signed broadcast operand, `128 · Σ a` over each block row's
+/// columns subtracted per pixel) measured slower on Zen 4 with every correction tried, against
+/// ~9 % to gain at most (paired block rows, pipelined, no correction at all: 196×384×64 at 90 %,
+/// 32×4 blocks, 3337 ns against 3659–3729 ns): per-word activation sums in a pass of their own
+/// (one `vpdpbusd` with ones per 64 bytes, stored) + scalar sums per pixel and block row,
+/// 1.7–2× slower (the pass alone 0.4–0.9 ns per 64 bytes of activations); the sums of 8 pixels'
+/// words per block by `vpgatherdd` + `vpdpbusd`, +30 %; by `pdep` into 16-bit fields on the
+/// integer pipes, +55 %. Reading a pre-XORed copy of the activations as plain broadcasts (the
+/// copied-tile path) costs +5 % (49×960×320) to +60 % (784×144×32): at these shapes any extra
+/// pass over the activations costs more than the XOR it saves.
+///
 /// # Safety
 /// AVX-512F; `p` readable for 4 bytes.
 #[target_feature(enable = "avx512f")]
