@@ -348,7 +348,11 @@ fn packing_is_bounded_by_entries() {
     let wf = SparseWeights::Csr(crate::sparse::Csr::new(2, k, &rp, &ci, &[1.0f32, 2.0]).unwrap());
     for layout in [F32Layout::B1x1, F32Layout::B4x1] {
         let p = PackedF32::new(&wf, None, layout).unwrap();
-        assert_eq!(p.kidx, vec![5, k as u32 - 1]);
+        let read: Vec<usize> = p.kidx.iter().map(|&i| p.col(i as usize)).collect();
+        assert_eq!(read, vec![5, k - 1]);
+        // Only the two groups of 16 holding them are gathered; scratch follows them, not K.
+        assert_eq!(p.used_k(), 31, "0..16 and the last 15 of K");
+        assert!(p.scratch_len() < 1 << 16, "{}", p.scratch_len());
     }
     let wi = SparseWeights::Csr(crate::sparse::Csr::new(2, k, &rp, &ci, &[1i8, 2]).unwrap());
     for layout in [I8Layout::B1x4, I8Layout::B16x4] {
@@ -545,4 +549,146 @@ fn coarse_fast_requant_matches_dense_reference() {
             }
         }
     }
+}
+
+/// f32 weights that leave input channels unread (kernels gather only the used ones): whole
+/// 16-channel groups unused, a single used column, every column used, sparse and half-used
+/// groups, K not a multiple of 16, K past one chunk; every kernel against the dense reference.
+#[test]
+fn f32_unused_columns_match_dense_reference() {
+    let mut rng = Rng(44);
+    // (name, is column c of K used)
+    type Used = fn(usize, usize, &mut Rng) -> bool;
+    let patterns: [(&str, Used); 7] = [
+        ("all", |_, _, _| true),
+        ("one", |c, k, _| c == k / 2),
+        ("groups 0 and 2", |c, _, _| c / 16 == 0 || c / 16 == 2),
+        ("odd groups, 3 each", |c, _, _| {
+            (c / 16) % 2 == 1 && c % 16 < 3
+        }),
+        ("every 5th", |c, _, _| c % 5 == 0),
+        ("random 1/2", |_, _, r| r.unit() < 0.5),
+        ("random 1/4", |_, _, r| r.unit() < 0.25),
+    ];
+    let mut case = 0;
+    for k in [1, 15, 16, 37, 48, 144, 203, 600] {
+        for (name, used_fn) in patterns {
+            case += 1;
+            let n = [1, 4, 7, 32][case % 4];
+            let m = [1, 16, 17, 32, 47, 70][case % 6];
+            let used: Vec<bool> = (0..k).map(|c| used_fn(c, k, &mut rng)).collect();
+            // Every used column has a weight in some row; the others none.
+            let mut keep = vec![false; n * k];
+            let mut dense = vec![0.0f32; n * k];
+            for c in (0..k).filter(|&c| used[c]) {
+                for r in 0..n {
+                    if r == c % n || rng.unit() < 0.3 {
+                        keep[r * k + c] = true;
+                        dense[r * k + c] = rng.f32();
+                    }
+                }
+            }
+            let want_used = used.iter().filter(|&&u| u).count();
+            let a_stride = k + case % 3;
+            let out_stride = n + case % 2;
+            let rows = if case % 5 == 0 { m / 3..m } else { 0..m };
+            let a: Vec<f32> = (0..m * a_stride).map(|_| rng.f32()).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.f32()).collect();
+            let (lo, hi) = (-0.8, 0.9);
+            let mut want = vec![9.0f32; m * out_stride];
+            let mut tol = vec![0.0f32; m * out_stride];
+            for mm in rows.clone() {
+                for nn in 0..n {
+                    let (mut acc, mut mag) = (bias[nn] as f64, bias[nn].abs() as f64);
+                    for kk in 0..k {
+                        let t = dense[nn * k + kk] as f64 * a[mm * a_stride + kk] as f64;
+                        acc += t;
+                        mag += t.abs();
+                    }
+                    want[mm * out_stride + nn] = (acc as f32).max(lo).min(hi);
+                    tol[mm * out_stride + nn] = 1e-5 * mag as f32 + 1e-6;
+                }
+            }
+            let csr = CsrMatrix::from_dense(&dense, n, k, &keep).unwrap();
+            let bsr = BsrMatrix::from_dense(&dense, n, k, BlockShape::new(4, 1), &keep).unwrap();
+            for w in [
+                SparseWeights::Csr(csr.view().unwrap()),
+                SparseWeights::Bsr(bsr.view().unwrap()),
+            ] {
+                for layout in [F32Layout::B1x1, F32Layout::B4x1] {
+                    for kernel in f32_candidates(layout) {
+                        let p = PackedF32::with_kernel(&w, Some(&bias), layout, kernel).unwrap();
+                        let what = format!(
+                            "K={k} N={n} M={m} rows {rows:?} columns {name} ({} used, {} \
+                             gathered) {layout:?} {}",
+                            want_used,
+                            p.used_k(),
+                            p.kernel_name()
+                        );
+                        assert!(p.used_k() >= want_used && p.used_k() <= k, "{what}");
+                        let mut scratch = vec![0.0f32; p.scratch_len()];
+                        let mut got = vec![9.0f32; m * out_stride];
+                        p.run(
+                            &a,
+                            a_stride,
+                            rows.clone(),
+                            &mut got,
+                            out_stride,
+                            lo,
+                            hi,
+                            &mut scratch,
+                        );
+                        for (j, (&g, &wv)) in got.iter().zip(&want).enumerate() {
+                            assert!(
+                                (g - wv).abs() <= tol[j],
+                                "{what}: row {} col {}: got {g}, want {wv}",
+                                j / out_stride,
+                                j % out_stride
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packing gathers the groups of 16 input channels that some weight reads, skips the others,
+/// and keeps every packed column index within the gathered ones, for every kernel.
+#[test]
+fn f32_gathered_columns() {
+    let k = 70;
+    // Columns 3, 20..=27 and 69 read: groups 0..16, 16..32 and 64..70 (K ends the last one).
+    let cols: Vec<usize> = [3].into_iter().chain(20..28).chain([69]).collect();
+    let whole: Vec<usize> = (0..32).chain(64..70).collect();
+    let mut dense = vec![0.0f32; 4 * k];
+    for (i, &c) in cols.iter().enumerate() {
+        dense[(i % 4) * k + c] = 1.0 + i as f32;
+    }
+    let keep: Vec<bool> = dense.iter().map(|&v| v != 0.0).collect();
+    let csr = CsrMatrix::from_dense(&dense, 4, k, &keep).unwrap();
+    let w = SparseWeights::Csr(csr.view().unwrap());
+    for layout in [F32Layout::B1x1, F32Layout::B4x1] {
+        for kernel in f32_candidates(layout) {
+            let p = PackedF32::with_kernel(&w, None, layout, kernel).unwrap();
+            let got: Vec<usize> = (0..p.used_k()).map(|i| p.col(i)).collect();
+            assert_eq!(got, whole, "{}", p.kernel_name());
+            assert!(p.kidx.iter().all(|&i| (i as usize) < got.len()));
+            let mut seen: Vec<usize> = p.kidx.iter().map(|&i| p.col(i as usize)).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen, cols, "{}", p.kernel_name());
+        }
+    }
+    // Every group read: nothing stored, all K gathered.
+    let dense = vec![1.0f32; 2 * k];
+    let csr = CsrMatrix::from_dense(&dense, 2, k, &vec![true; 2 * k]).unwrap();
+    let p = PackedF32::new(
+        &SparseWeights::Csr(csr.view().unwrap()),
+        None,
+        F32Layout::B1x1,
+    )
+    .unwrap();
+    assert!(p.cols.is_none());
+    assert_eq!(p.used_k(), k);
 }
