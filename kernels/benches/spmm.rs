@@ -168,31 +168,6 @@ fn bench(c: &mut Criterion<ThreadCpu>) {
                         })
                     },
                 );
-                if s == 90 {
-                    // The same weights with every other group of 16 input channels unread
-                    // (a layer after a pruned one): those activations are never loaded.
-                    let half: Vec<bool> = mask
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &keep)| keep && (i % k / 16) % 2 == 0)
-                        .collect();
-                    let bsr = BsrMatrix::from_dense(&w, n, k, shape_b, &half).unwrap();
-                    let p = PackedF32::new(
-                        &SparseWeights::Bsr(bsr.view().unwrap()),
-                        Some(&bias),
-                        layout,
-                    )
-                    .unwrap();
-                    let mut scratch = vec![0.0f32; p.scratch_len()];
-                    g.bench_function(
-                        BenchmarkId::new("spmm", format!("f32halfk/{shape}/{fmt}/{s}")),
-                        |b| {
-                            b.iter(|| {
-                                p.run(black_box(&a), k, 0..m, &mut out, n, 0.0, 6.0, &mut scratch)
-                            })
-                        },
-                    );
-                }
             }
         }
         // int8
