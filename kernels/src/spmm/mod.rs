@@ -274,25 +274,17 @@ pub struct PackedF32 {
     pub(crate) layout: F32Layout,
     /// Groups of `layout.rows()` channels: entries `group_ptr[g]..group_ptr[g + 1]`.
     pub(crate) group_ptr: Vec<u32>,
-    /// The input channels kernels gather (ascending), as rows `0..` of their transposed
-    /// activations: every group of 16 channels (`16·j..16·j + 16`) that some entry reads; a
-    /// group no weight reads (pruned layers often leave input channels unread) is skipped.
-    /// Whole groups, not single channels: transposes are bound by loads and shuffles shared by
-    /// 4 channels, so skipping single channels does not pay for the branches it takes. `None`:
-    /// all K channels (nothing stored).
-    pub(crate) cols: Option<Vec<u32>>,
-    /// Input channel of each entry, as its position among the gathered ones.
+    /// Input channel of each entry.
     pub(crate) kidx: Vec<u32>,
     /// `layout.rows()` weights per entry (channels of the group; zero past `n`).
     pub(crate) vals: Vec<f32>,
     /// Bias, padded with zeros to whole groups.
     pub(crate) bias: Vec<f32>,
-    /// Gathered input channels (positions in `cols`) per chunk ([`chunking`]); all of them when the
-    /// weights are not split.
+    /// Input channels per chunk ([`chunking`]); K when the weights are not split.
     pub(crate) kc: usize,
-    /// With `nc = used_k().div_ceil(kc) > 1` chunks: `chunk_end[g·nc + c]` is the end of
-    /// group `g`'s entries of chunk `c` (gathered channels `c·kc..(c + 1)·kc`; entries are sorted by
-    /// column within a group, chunk `c` starts where chunk `c − 1` ends). Empty when `nc = 1`.
+    /// With `nc = K.div_ceil(kc) > 1` chunks: `chunk_end[g·nc + c]` is the end of group `g`'s
+    /// entries of chunk `c` (input channels `c·kc..(c + 1)·kc`; entries are sorted by column
+    /// within a group, chunk `c` starts where chunk `c − 1` ends). Empty when `nc = 1`.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) chunk_end: Vec<u32>,
     kernel: &'static SpmmF32Kernel,
@@ -379,29 +371,13 @@ impl PackedF32 {
             }
             group_ptr.push(u32::try_from(kidx.len()).map_err(|_| SpmmError::TooLarge)?);
         }
-        // Gathered columns: the groups of 16 holding a read one; the entries' columns become
-        // positions among them (order kept).
-        let mut groups: Vec<u32> = kidx.iter().map(|&c| c / 16).collect();
-        groups.sort_unstable();
-        groups.dedup();
-        let mut cols = Vec::with_capacity(groups.len() * 16);
-        for g in groups {
-            let c0 = 16 * g as usize;
-            cols.extend((c0..(c0 + 16).min(k)).map(|c| c as u32));
-        }
-        for c in kidx.iter_mut() {
-            *c = cols.partition_point(|&u| u < *c) as u32;
-        }
-        let ku = cols.len();
-        let cols = (ku < k).then_some(cols);
-        let kc = chunking(ku, kernel.kc, ngroups, kidx.len());
-        let chunk_end = chunk_ends(&group_ptr, &kidx, kc, ku);
+        let kc = chunking(k, kernel.kc, ngroups, kidx.len());
+        let chunk_end = chunk_ends(&group_ptr, &kidx, kc, k);
         Ok(PackedF32 {
             n,
             k,
             layout,
             group_ptr,
-            cols,
             kidx,
             vals,
             bias: bias_p,
@@ -411,13 +387,13 @@ impl PackedF32 {
         })
     }
 
-    /// Chunks of used input channels (at least 1).
+    /// Chunks of input channels (at least 1).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) fn chunks(&self) -> usize {
         if self.kc == 0 {
             1
         } else {
-            self.used_k().div_ceil(self.kc)
+            self.k.div_ceil(self.kc)
         }
     }
 
@@ -446,17 +422,6 @@ impl PackedF32 {
     /// Input channels.
     pub fn k(&self) -> usize {
         self.k
-    }
-    /// Input channels gathered: the groups of 16 holding one that a weight reads (the others
-    /// are never loaded).
-    pub fn used_k(&self) -> usize {
-        self.cols.as_ref().map_or(self.k, Vec::len)
-    }
-
-    /// The input channel of gathered position `i`.
-    #[inline(always)]
-    pub(crate) fn col(&self, i: usize) -> usize {
-        self.cols.as_ref().map_or(i, |c| c[i] as usize)
     }
     /// Stored entries (nonzero columns × group rows).
     pub fn stored(&self) -> usize {

@@ -57,7 +57,7 @@ pub(crate) fn spmm_f32(
             let acc = &mut acc[..g];
             acc.copy_from_slice(&p.bias[grp * g..][..g]);
             for e in p.group_ptr[grp] as usize..p.group_ptr[grp + 1] as usize {
-                let xv = x[p.col(p.kidx[e] as usize)];
+                let xv = x[p.kidx[e] as usize];
                 for (r, acc) in acc.iter_mut().enumerate() {
                     *acc += p.vals[e * g + r] * xv;
                 }

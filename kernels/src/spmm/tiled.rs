@@ -7,8 +7,8 @@
 use super::{PackedF32, PackedI8};
 use crate::requant::Requant;
 
-/// f32 CSR / 4×1 kernel with tiles of `P` pixels. `scratch` holds `[K'][P]` activations (the
-/// `K'` used input channels) and `[N'][P]` outputs (`PackedF32::scratch_len` with `tile = P`).
+/// f32 CSR / 4×1 kernel with tiles of `P` pixels. `scratch` holds `[K][P]` activations and
+/// `[N'][P]` outputs (`PackedF32::scratch_len` with `tile = P`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn f32_tiled<const P: usize>(
@@ -22,42 +22,22 @@ pub(crate) fn f32_tiled<const P: usize>(
     hi: f32,
     scratch: &mut [f32],
 ) {
-    let (k, n, ku) = (pk.k, pk.n, pk.used_k());
+    let (k, n) = (pk.k, pk.n);
     let g = pk.layout.rows();
-    let (ap, cb) = scratch.split_at_mut(P * ku);
+    let (ap, cb) = scratch.split_at_mut(P * k);
     let ngroups = pk.group_ptr.len() - 1;
     let mut m0 = 0;
     while m0 < m {
         let pt = (m - m0).min(P);
-        // The gathered input channels only (`kidx` indexes them).
         for r in 0..P {
             if r < pt {
                 let row = &a[(m0 + r) * a_stride..][..k];
-                match &pk.cols {
-                    None => {
-                        for (c, &v) in row.iter().enumerate() {
-                            ap[c * P + r] = v;
-                        }
-                    }
-                    Some(cols) => {
-                        // By runs of consecutive channels (whole groups of 16).
-                        let mut i = 0;
-                        while i < cols.len() {
-                            let c = cols[i] as usize;
-                            let mut j = i + 1;
-                            while j < cols.len() && cols[j] as usize == c + (j - i) {
-                                j += 1;
-                            }
-                            for (u, &v) in row[c..c + (j - i)].iter().enumerate() {
-                                ap[(i + u) * P + r] = v;
-                            }
-                            i = j;
-                        }
-                    }
+                for (c, &v) in row.iter().enumerate() {
+                    ap[c * P + r] = v;
                 }
             } else {
-                for u in 0..ku {
-                    ap[u * P + r] = 0.0;
+                for c in 0..k {
+                    ap[c * P + r] = 0.0;
                 }
             }
         }

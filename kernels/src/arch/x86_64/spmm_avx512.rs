@@ -415,45 +415,6 @@ unsafe fn spmm_f32_impl<const P: usize>(
     }
 }
 
-/// The gathered input channels `u` (positions in `p.cols`) of `rows` rows of `src` (row
-/// stride `ss`), transposed: `dst[(i − u.start)·ds + r] = src[r·ss + p.col(i)]`, one
-/// [`transpose32`] per run of consecutive channels (all of K when every channel is gathered;
-/// channels are gathered by whole groups of 16, so runs are long).
-///
-/// # Safety
-/// AVX-512F; `src` readable for `rows` rows of `p.k` elements, `dst` writable for
-/// `u.len()` rows of `rows` at stride `ds`; `u` within `0..p.used_k()`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-#[inline]
-unsafe fn transpose_used(
-    p: &PackedF32,
-    src: *const u32,
-    ss: usize,
-    rows: usize,
-    u: std::ops::Range<usize>,
-    dst: *mut u32,
-    ds: usize,
-) {
-    let Some(cols) = &p.cols else {
-        // SAFETY: every channel gathered: positions u are channels u (below K).
-        unsafe { transpose32::<false>(src.add(u.start), ss, rows, u.len(), dst, ds, 0) };
-        return;
-    };
-    let cols = &cols[u];
-    let mut i = 0;
-    while i < cols.len() {
-        let c = cols[i] as usize;
-        let mut j = i + 1;
-        while j < cols.len() && cols[j] as usize == c + (j - i) {
-            j += 1;
-        }
-        // SAFETY: channels c..c + (j − i) ≤ K of `src` (the packed columns are below K), rows
-        // i..j of `dst`.
-        unsafe { transpose32::<false>(src.add(c), ss, rows, j - i, dst.add(i * ds), ds, 0) };
-        i = j;
-    }
-}
-
 /// One tile of `pt ≤ 16·NV` pixels into `cb` (rows of `P`): activations transposed to rows of
 /// `16·NV` floats, as many chunks of input channels per pass as fit the `kc·P` floats of `ap`
 /// (a short tile takes a wider slice of K).
@@ -473,25 +434,25 @@ unsafe fn f32_tile<const P: usize, const NV: usize>(
     lo: f32,
     hi: f32,
 ) {
-    let (ku, kc, nc) = (p.used_k(), p.kc, p.chunks());
+    let (k, kc, nc) = (p.k, p.kc, p.chunks());
     let s = 16 * NV;
     let per = (P / s).max(1);
     let mut c0 = 0;
     while c0 < nc {
         let c1 = (c0 + per).min(nc);
         let k0 = c0 * kc;
-        let kw = (c1 * kc).min(ku) - k0;
-        // SAFETY: rows 0..pt of `a` hold the K input channels, among them the gathered ones
-        // k0..k0 + kw; kw·s ≤ per·kc·16·NV ≤ kc·P floats of `ap`.
+        let kw = (c1 * kc).min(k) - k0;
+        // SAFETY: rows 0..pt of `a` hold input channels k0..k0 + kw; kw·s ≤ per·kc·16·NV ≤ kc·P
+        // floats of `ap`.
         unsafe {
-            transpose_used(
-                p,
-                a as *const u32,
+            transpose32::<false>(
+                a.add(k0) as *const u32,
                 a_stride,
                 pt,
-                k0..k0 + kw,
+                kw,
                 ap as *mut u32,
                 s,
+                0,
             );
             if pt < s {
                 // Pixels pt..16·NV of the last vector: zeros (one masked store per row).
@@ -544,7 +505,7 @@ unsafe fn f32_groups<const P: usize, const NV: usize>(
     let (first, last) = (ch.c0 == 0, ch.c1 == ch.nc);
     let ngroups = p.group_ptr.len() - 1;
     let at = |i: usize| {
-        // SAFETY: entry i of these chunks: kidx − k0 (gathered channels) is a row of `ap`.
+        // SAFETY: entry i of these chunks: kidx − k0 is a row of `ap`.
         unsafe { ap.add((*p.kidx.get_unchecked(i) as usize - ch.k0) * 16 * NV) }
     };
     for grp in 0..ngroups {
