@@ -1148,24 +1148,8 @@ unsafe fn span_16x4<const G: usize, const FAST: bool, const FIX: bool>(
         px = PIPE_R * groups;
     }
     while px < pt {
-        let mut rows = [base; 8];
-        for (j, r) in rows.iter_mut().enumerate() {
-            // SAFETY: row min(px + j, pt − 1) < pt of the source (a row repeated past the tile
-            // is computed and dropped).
-            *r = unsafe { base.add((px + j).min(pt - 1) * stride) };
-        }
-        let cnt = (pt - px).min(8);
         // SAFETY: as the caller guarantees.
-        let acc = unsafe {
-            match (cnt, flip != 0) {
-                (1, true) => dot_span::<G, 1, true>(p, s, e, &w0, &rows, flip, &c),
-                (1, false) => dot_span::<G, 1, false>(p, s, e, &w0, &rows, 0, &c),
-                (2..=4, true) => dot_span::<G, 4, true>(p, s, e, &w0, &rows, flip, &c),
-                (2..=4, false) => dot_span::<G, 4, false>(p, s, e, &w0, &rows, 0, &c),
-                (_, true) => dot_span::<G, 8, true>(p, s, e, &w0, &rows, flip, &c),
-                (_, false) => dot_span::<G, 8, false>(p, s, e, &w0, &rows, 0, &c),
-            }
-        };
+        let (acc, cnt) = unsafe { dot_pass!(G, p, s, e, &w0, base, stride, px, pt, flip, &c) };
         for h in 0..G {
             let mut y = [_mm512_setzero_si512(); 8];
             if FAST {
@@ -1325,6 +1309,38 @@ unsafe fn span_pipelined<const G: usize, const FIX: bool, const FLIP: bool, cons
         prev = acc;
     }
 }
+
+/// One pass of `dot_span` over the 8 pixels from `px` of a tile of `pt` rows at `base` (rows
+/// `stride` bytes apart; a row repeated past the tile is computed and dropped), instantiated
+/// for 1, 4 or 8 rows and with or without `flip`: `(sums, rows that count)`. A macro because
+/// the compiler did not inline the same code as an `#[inline]` `target_feature` function
+/// (196×384×64 16×4 at 90 %: 3888 → 4570 ns).
+///
+/// Unsafe to expand: as `dot_span`, for rows `0..pt` at `base`.
+macro_rules! dot_pass {
+    ($g:ident, $p:expr, $s:expr, $e:expr, $w0:expr, $base:expr, $stride:expr, $px:expr,
+     $pt:expr, $flip:expr, $c:expr) => {{
+        let (base, stride, px, pt, flip): (*const u8, usize, usize, usize, u32) =
+            ($base, $stride, $px, $pt, $flip);
+        let mut rows = [base; 8];
+        for (j, r) in rows.iter_mut().enumerate() {
+            // Row min(px + j, pt − 1) < pt of the source.
+            *r = base.add((px + j).min(pt - 1) * stride);
+        }
+        let cnt = (pt - px).min(8);
+        let (p, s, e, w0, c) = ($p, $s, $e, $w0, $c);
+        let sums = match (cnt, flip != 0) {
+            (1, true) => dot_span::<$g, 1, true>(p, s, e, w0, &rows, flip, c),
+            (1, false) => dot_span::<$g, 1, false>(p, s, e, w0, &rows, 0, c),
+            (2..=4, true) => dot_span::<$g, 4, true>(p, s, e, w0, &rows, flip, c),
+            (2..=4, false) => dot_span::<$g, 4, false>(p, s, e, w0, &rows, 0, c),
+            (_, true) => dot_span::<$g, 8, true>(p, s, e, w0, &rows, flip, c),
+            (_, false) => dot_span::<$g, 8, false>(p, s, e, w0, &rows, 0, c),
+        };
+        (sums, cnt)
+    }};
+}
+pub(super) use dot_pass;
 
 /// `R` rows (pixels) × `G` block rows of 16 channels sharing blocks `s..e`'s `k4` (block row
 /// `h`'s weights start at block `w0[h]`): `init[h] + Σ_blocks dot4(row[k4] ^ flip, w)`.

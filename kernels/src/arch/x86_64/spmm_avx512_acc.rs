@@ -11,7 +11,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::acc::SpmmI8AccKernel;
-use super::avx512::{channel_sums_1x4, dot_span, pack_i8, I8_TILE};
+use super::avx512::{channel_sums_1x4, dot_pass, dot_span, pack_i8, I8_TILE};
 use super::PackedI8;
 
 pub(super) static SPMM_I8_1X4_ACC: SpmmI8AccKernel = SpmmI8AccKernel {
@@ -313,24 +313,8 @@ unsafe fn span_acc<const G: usize>(
     }
     let mut px = 0;
     while px < pt {
-        let mut rows = [base; 8];
-        for (j, r) in rows.iter_mut().enumerate() {
-            // SAFETY: row min(px + j, pt − 1) < pt of the source (a row repeated past the tile
-            // is computed and dropped).
-            *r = unsafe { base.add((px + j).min(pt - 1) * stride) };
-        }
-        let cnt = (pt - px).min(8);
         // SAFETY: as the caller guarantees.
-        let sums = unsafe {
-            match (cnt, flip != 0) {
-                (1, true) => dot_span::<G, 1, true>(p, s, e, &w0, &rows, flip, &c),
-                (1, false) => dot_span::<G, 1, false>(p, s, e, &w0, &rows, 0, &c),
-                (2..=4, true) => dot_span::<G, 4, true>(p, s, e, &w0, &rows, flip, &c),
-                (2..=4, false) => dot_span::<G, 4, false>(p, s, e, &w0, &rows, 0, &c),
-                (_, true) => dot_span::<G, 8, true>(p, s, e, &w0, &rows, flip, &c),
-                (_, false) => dot_span::<G, 8, false>(p, s, e, &w0, &rows, 0, &c),
-            }
-        };
+        let (sums, cnt) = unsafe { dot_pass!(G, p, s, e, &w0, base, stride, px, pt, flip, &c) };
         for h in 0..G {
             for (j, &v) in sums[h].iter().enumerate().take(cnt) {
                 // SAFETY: row px + j < pt; columns col..col + valid ≤ cols.len() (masked).
